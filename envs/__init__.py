@@ -16,3 +16,7 @@ __all__ = [
     "registered",
     "stack_tasks",
 ]
+
+import envs.maze  # noqa: E402,F401  (registers maze, maze-<Name>)
+import envs.bandit  # noqa: E402,F401  (registers bandit-bernoulli, bandit-gaussian)
+import envs.stumps  # noqa: E402,F401  (registers stumps)

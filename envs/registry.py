@@ -80,6 +80,10 @@ def make(name: str, **overrides: Any) -> tuple[Any, Any]:
         updates[key] = _as_field_value(getattr(params, key), value, key)
     if updates:
         params = params.replace(**updates)
+        # keep derived fields consistent (CartPole's total_mass); explicit overrides win
+        task_space = getattr(env, "task_space", None)
+        if task_space is not None:
+            params = task_space.derive(params).replace(**updates)
     return env, params
 
 

@@ -166,6 +166,10 @@ class TaskSpace:
         inner = ", ".join(f"{f.name}{list(f.shape) if f.shape else ''}" for f in self.fields)
         return f"TaskSpace({self.name}: {inner or 'no free fields'})"
 
+    def derive(self, params: Any) -> Any:
+        """Recompute the fields that depend on free ones (identity by default)."""
+        return self._derive(params)
+
     # --- sampling and membership ------------------------------------------
     def sample(self, key: jax.Array) -> Any:
         """One task (params pytree). ``vmap`` over keys for a batch."""

@@ -1,0 +1,106 @@
+"""Actor and critic MLPs as plain pytrees of arrays.
+
+Parameters are nested dicts (``{"actor": {"hidden_0": {"kernel", "bias"}, ...,
+"head": ...}, "critic": {...}, "log_std"?}``) so that a learned optimizer can
+walk them leaf by leaf, and the forward pass can also return the hidden
+activations needed for per-unit dormancy scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+Params = dict
+
+
+def _orthogonal(gaussian: jax.Array, n_in: int, n_out: int, gain: float) -> jax.Array:
+    """Orthogonal matrix from a Gaussian one (QR with sign fix, as in jax.nn.initializers)."""
+    q, r = jnp.linalg.qr(gaussian)
+    q = q * jnp.sign(jnp.diagonal(r))
+    return gain * (q.T if n_in < n_out else q)
+
+
+def _layer_shapes(n_in: int, hidden: Sequence[int], n_out: int) -> list[tuple[str, int, int]]:
+    widths = [n_in, *hidden, n_out]
+    names = [f"hidden_{i}" for i in range(len(hidden))] + ["head"]
+    return [(name, a, b) for name, a, b in zip(names, widths[:-1], widths[1:])]
+
+
+def init_mlp(key: jax.Array, n_in: int, hidden: Sequence[int], n_out: int, head_gain: float) -> Params:
+    """Orthogonal init, gain sqrt(2) on hidden layers (PPO's usual choice), zero biases.
+
+    All layers come from one Gaussian draw (one RNG call keeps compile time down).
+    """
+    shapes = _layer_shapes(n_in, hidden, n_out)
+    square = [(max(a, b), min(a, b)) for _, a, b in shapes]
+    flat = jax.random.normal(key, (sum(r * c for r, c in square),), jnp.float32)
+    layers, start = {}, 0
+    for (name, a, b), (rows, cols) in zip(shapes, square):
+        gaussian = flat[start : start + rows * cols].reshape(rows, cols)
+        start += rows * cols
+        gain = head_gain if name == "head" else float(np.sqrt(2.0))
+        layers[name] = {"kernel": _orthogonal(gaussian, a, b, gain), "bias": jnp.zeros((b,), jnp.float32)}
+    return layers
+
+
+def apply_mlp(layers: Params, x: jax.Array, activation: str) -> tuple[jax.Array, list[jax.Array]]:
+    """Forward pass; also returns each hidden layer's activations."""
+    act = ACTIVATIONS[activation]
+    hiddens = []
+    n_hidden = len(layers) - 1
+    for i in range(n_hidden):
+        layer = layers[f"hidden_{i}"]
+        x = act(x @ layer["kernel"] + layer["bias"])
+        hiddens.append(x)
+    return x @ layers["head"]["kernel"] + layers["head"]["bias"], hiddens
+
+
+def init_actor_critic(
+    key: jax.Array, obs_dim: int, action_dim: int, hidden: Sequence[int], continuous: bool
+) -> Params:
+    """Separate actor and critic MLPs (gains 0.01 / 1.0 on the heads).
+
+    ``key`` is a pair of keys (actor, critic), e.g. ``jax.random.split(k)``.
+    """
+    k_actor, k_critic = key[0], key[1]
+    params = {
+        "actor": init_mlp(k_actor, obs_dim, hidden, action_dim, 0.01),
+        "critic": init_mlp(k_critic, obs_dim, hidden, 1, 1.0),
+    }
+    if continuous:
+        params["log_std"] = jnp.zeros((action_dim,), jnp.float32)
+    return params
+
+
+def dormancy_scores(params: Params, actor_hiddens: list[jax.Array], critic_hiddens: list[jax.Array]) -> Params:
+    """ReDo scores mirroring ``params``: a ``(out,)`` vector per leaf.
+
+    For a hidden layer, unit i scores ``E|h_i| / mean_k E|h_k|`` over the
+    batch (0 = dormant, 1 = average); output layers and ``log_std`` get ones.
+    """
+
+    def layer_scores(layers: Params, hiddens: list[jax.Array]) -> Params:
+        out = {}
+        for name, layer in layers.items():
+            width = layer["bias"].shape[-1]
+            if name == "head":
+                score = jnp.ones((width,), jnp.float32)
+            else:
+                mean_abs = jnp.mean(jnp.abs(hiddens[int(name.split("_")[1])]), axis=0)
+                score = mean_abs / (jnp.mean(mean_abs) + 1e-8)
+            out[name] = {"kernel": score, "bias": score}
+        return out
+
+    scores = {
+        "actor": layer_scores(params["actor"], actor_hiddens),
+        "critic": layer_scores(params["critic"], critic_hiddens),
+    }
+    if "log_std" in params:
+        scores["log_std"] = jnp.ones_like(params["log_std"])
+    return scores

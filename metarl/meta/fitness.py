@@ -1,0 +1,107 @@
+"""Inner-loop fitness: train PPO with each candidate objective and score its returns.
+
+For one candidate: for every env, ``num_seeds`` PPO runs (vmapped) with the
+candidate's drift; each run is scored by its ``final`` return (mean episode
+return over the last ``final_fraction`` of updates) or its training-``mean``
+return; seeds are averaged; each env's score is divided by that env's
+reference return (PPO's, measured once); envs are averaged.  All candidates
+use the same key (common random numbers), so the ES compares objectives on
+the same seeds within a generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import envs
+from metarl.agents.ppo import PPOConfig, make_train
+from metarl.objectives.ppo_clip import PPOClip
+
+REDUCTIONS = ("final", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitnessConfig:
+    num_seeds: int = 2
+    reduce: str = "final"  # "final" | "mean" (training-averaged)
+    final_fraction: float = 0.1  # "final" = mean over this last fraction of updates (at least 1)
+    reference_seeds: int = 4  # seeds for the one-off PPO reference return
+
+    def __post_init__(self) -> None:
+        if self.reduce not in REDUCTIONS:
+            raise ValueError(f"fitness.reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
+        if self.num_seeds < 1 or self.reference_seeds < 1:
+            raise ValueError(f"fitness seeds must be >= 1, got {self.num_seeds}, {self.reference_seeds}")
+        if not 0.0 < self.final_fraction <= 1.0:
+            raise ValueError(f"fitness.final_fraction must lie in (0, 1], got {self.final_fraction}")
+
+
+def as_env_list(env: str | Sequence[str]) -> list[str]:
+    names = [env] if isinstance(env, str) else list(env)
+    if not names:
+        raise ValueError("env must name at least one environment")
+    return names
+
+
+def score_returns(episode_returns: jax.Array, reduce: str, final_fraction: float) -> jax.Array:
+    """``[..., updates]`` per-update returns -> ``[...]`` score (NaN where no episode ended)."""
+    num_updates = episode_returns.shape[-1]
+    if reduce == "final":
+        window = max(1, math.ceil(final_fraction * num_updates))
+        episode_returns = episode_returns[..., num_updates - window :]
+    return jnp.nanmean(episode_returns, axis=-1)
+
+
+def _seed_keys(key: jax.Array, env_index: int, num_seeds: int) -> jax.Array:
+    return jax.random.split(jax.random.fold_in(key, env_index), num_seeds)
+
+
+def make_inner_fitness(
+    objective: Any,
+    env_names: Sequence[str],
+    ppo_config: PPOConfig,
+    config: FitnessConfig,
+    reference_returns: dict[str, float],
+) -> Callable[[jax.Array, Any], jax.Array]:
+    """``fitness(key, meta_params_batch) -> [population]`` (maximise)."""
+    missing = [n for n in env_names if n not in reference_returns]
+    if missing:
+        raise ValueError(f"no reference return for env {missing[0]!r}")
+    for name in env_names:
+        if not abs(reference_returns[name]) > 1e-6:
+            raise ValueError(f"reference return of {name!r} is {reference_returns[name]}; cannot normalise by it")
+    trains = [make_train(ppo_config, *envs.make(name), drift=objective) for name in env_names]
+    scales = [abs(float(reference_returns[name])) for name in env_names]
+
+    def one_candidate(key: jax.Array, meta_params: Any) -> jax.Array:
+        per_env = []
+        for index, (train, scale) in enumerate(zip(trains, scales)):
+            keys = _seed_keys(key, index, config.num_seeds)
+            returns = jax.vmap(lambda k: train(k, meta_params)[1]["episode_return"])(keys)
+            per_seed = score_returns(returns, config.reduce, config.final_fraction)
+            per_env.append(jnp.mean(per_seed) / scale)
+        return jnp.mean(jnp.stack(per_env))
+
+    def fitness(key: jax.Array, meta_params_batch: Any) -> jax.Array:
+        return jax.vmap(one_candidate, in_axes=(None, 0))(key, meta_params_batch)
+
+    return fitness
+
+
+def measure_reference_returns(
+    env_names: Sequence[str], ppo_config: PPOConfig, config: FitnessConfig, key: jax.Array
+) -> dict[str, float]:
+    """PPO-clip's score per env, with the fitness's reduction, over ``reference_seeds`` seeds."""
+    out = {}
+    for index, name in enumerate(env_names):
+        train = make_train(ppo_config, *envs.make(name), drift=PPOClip(ppo_config.clip_eps))
+        keys = _seed_keys(key, index, config.reference_seeds)
+        returns = jax.jit(jax.vmap(lambda k: train(k)[1]["episode_return"]))(keys)
+        out[name] = float(jnp.mean(score_returns(returns, config.reduce, config.final_fraction)))
+    return out

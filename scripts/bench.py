@@ -1,0 +1,57 @@
+"""`make bench`: throughput figures, one ``<name>: <value> <unit>`` line each, also written to bench.json.
+
+Runs ``scripts/bench_envs.py`` and, when present, ``scripts/bench_ppo.py``
+(both expose ``run(quick: bool) -> list[(name, value, unit)]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import jax
+
+SCRIPTS = Path(__file__).resolve().parent
+SUITES = {"envs": "bench_envs", "ppo": "bench_ppo"}
+
+
+def device_description() -> str:
+    dev = jax.devices()[0]
+    return f"{dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s))"
+
+
+def format_figure(name: str, value: float, unit: str) -> str:
+    return f"{name}: {value:.6g} {unit}"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="metarl benchmarks")
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    parser.add_argument("--only", choices=sorted(SUITES), help="run one suite")
+    parser.add_argument("--out", default="bench.json", help="where to write the figures")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(SCRIPTS))
+    device = device_description()
+    print(f"device: {device}", flush=True)
+    figures = []
+    for suite, module_name in SUITES.items():
+        if args.only not in (None, suite):
+            continue
+        if not (SCRIPTS / f"{module_name}.py").exists():
+            print(f"# {module_name}.py not found, skipping {suite}", flush=True)
+            continue
+        module = importlib.import_module(module_name)
+        for name, value, unit in module.run(quick=args.quick):
+            print(format_figure(name, value, unit), flush=True)
+            figures.append({"name": name, "value": float(value), "unit": unit})
+    report = {"device": device, "quick": args.quick, "figures": figures}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""PPO: loss equivalence, pluggable drift/optimizer/teacher, validation, learning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import envs
+from curricula.base import Feedback
+from metarl.agents import networks
+from metarl.agents.ppo import METRIC_NAMES, PPO, PPOConfig, make_train
+
+TINY = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2, num_minibatches=2)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return envs.make("CartPole-v1")
+
+
+# --- the PPO-clip drift is exactly the clipped surrogate -------------------------------
+def _fixed_batch(agent: PPO, params, key):
+    k_obs, k_act, k_old, k_adv = jax.random.split(key, 4)
+    b = 64
+    obs = jax.random.normal(k_obs, (b, agent.obs_dim))
+    actions = jax.random.bernoulli(k_act, 0.5, (b,)).astype(jnp.float32)
+    logits, _ = networks.apply_mlp(params["actor"], obs, "tanh")
+    logp_now = jax.nn.log_softmax(logits)[jnp.arange(b), actions.astype(jnp.int32)]
+    # old log-probs off by up to +-0.5 so that many ratios fall outside [0.8, 1.2]
+    old_logp = logp_now + jax.random.uniform(k_old, (b,), minval=-0.5, maxval=0.5)
+    adv = jax.random.normal(k_adv, (b,))
+    zeros = jnp.zeros((b,))
+    batch = jnp.concatenate([obs, actions[:, None], jnp.stack([old_logp, zeros, adv, zeros], 1)], axis=1)
+    return batch, obs, actions.astype(jnp.int32), old_logp, adv
+
+
+def test_ppo_clip_drift_matches_hand_written_clipped_surrogate(cartpole):
+    env, env_params = cartpole
+    config = dataclasses.replace(TINY, ent_coef=0.0, vf_coef=0.0, clip_eps=0.2)
+    agent = PPO(config, env, env_params)
+    params = agent.init(jax.random.key(0)).params
+    # Make the policy non-trivial so ratios differ per sample.
+    params = jax.tree.map(lambda p: p * 30.0, params)
+    batch, obs, actions, old_logp, adv = _fixed_batch(agent, params, jax.random.key(1))
+
+    def clipped_surrogate(params):
+        logits, _ = networks.apply_mlp(params["actor"], obs, "tanh")
+        logp = jax.nn.log_softmax(logits)[jnp.arange(obs.shape[0]), actions]
+        ratio = jnp.exp(logp - old_logp)
+        a = (adv - adv.mean()) / (adv.std() + 1e-8)
+        return -jnp.mean(jnp.minimum(ratio * a, jnp.clip(ratio, 0.8, 1.2) * a))
+
+    def ppo_loss(params):
+        total, (aux, _) = agent._loss(params, batch, {}, jnp.float32(0.3))
+        return total, aux
+
+    (loss, aux), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params)
+    ref_loss, ref_grads = jax.value_and_grad(clipped_surrogate)(params)
+    assert 0.1 < float(aux["clip_frac"]) < 0.9  # both branches of the clip are exercised
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    np.testing.assert_allclose(aux["actor_loss"], ref_loss, rtol=1e-6)
+    flat, ref_flat = jax.tree.leaves(grads["actor"]), jax.tree.leaves(ref_grads["actor"])
+    assert any(float(jnp.abs(g).max()) > 1e-4 for g in flat)
+    for g, r in zip(flat, ref_flat):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-7)
+
+
+# --- outputs and composition ------------------------------------------------------------
+def test_metrics_shapes_and_float32(cartpole):
+    env, env_params = cartpole
+    train = make_train(TINY, env, env_params)
+    state, metrics = jax.vmap(train)(jax.random.split(jax.random.key(0), 2))
+    assert set(metrics) == set(METRIC_NAMES)
+    for name, value in metrics.items():
+        assert value.shape == (2, TINY.num_updates), name
+        assert value.dtype in (jnp.float32, jnp.int32), name
+    np.testing.assert_array_equal(metrics["timesteps"][0], [64, 128, 192])
+    assert all(x.dtype != jnp.float64 for x in jax.tree.leaves(state) if hasattr(x, "dtype"))
+    # CartPole with a random-ish policy ends episodes in every 16-step rollout of 4 envs.
+    assert np.all(np.isfinite(metrics["episode_return"][:, -1]))
+
+
+def test_run_in_segments_equals_one_run(cartpole):
+    env, env_params = cartpole
+    agent = PPO(TINY, env, env_params)
+    state = agent.init(jax.random.key(3))
+    run = jax.jit(agent.run, static_argnums=1)
+    full_state, full = run(state, 3)
+    mid, first = run(state, 1)
+    end_state, rest = run(mid, 2)
+    np.testing.assert_allclose(rest["actor_loss"], full["actor_loss"][1:], rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), end_state.params, full_state.params)
+
+
+def test_per_env_task_batch_and_swap(cartpole):
+    env, env_params = cartpole
+    tasks = env.task_space.sample_batch(jax.random.key(0), TINY.num_envs)
+    agent = PPO(TINY, env, tasks)
+    state = agent.init(jax.random.key(1))
+    np.testing.assert_allclose(state.env_params.gravity, tasks.gravity)
+    swapped = state.replace(env_params=env.task_space.sample_batch(jax.random.key(2), TINY.num_envs))
+    new_state, _ = jax.jit(agent.update)(swapped)
+    np.testing.assert_allclose(new_state.env_params.gravity, swapped.env_params.gravity)
+
+
+@dataclasses.dataclass(frozen=True)
+class SquaredDrift:
+    """A drift with a meta-parameter: scale * (r - 1)^2 (a population = leading axis)."""
+
+    name: str = "squared"
+
+    def init(self, key):
+        return {"scale": jnp.float32(1.0)}
+
+    def __call__(self, meta_params, ratio, advantage, progress):
+        return meta_params["scale"] * jnp.square(ratio - 1.0) * (1.0 + progress)
+
+
+def test_population_of_objective_params_vmaps(cartpole):
+    env, env_params = cartpole
+    train = make_train(TINY, env, env_params, drift=SquaredDrift())
+    population = {"scale": jnp.array([0.0, 1.0, 100.0], jnp.float32)}
+    keys = jnp.stack([jax.random.key(0)] * 3)
+    _, metrics = jax.vmap(train)(keys, population)
+    assert metrics["actor_loss"].shape == (3, TINY.num_updates)
+    # Same seed, different drift scale: the learning differs.
+    assert not np.allclose(metrics["approx_kl"][0], metrics["approx_kl"][2])
+
+
+class ScaledSignSGD:
+    """A stand-in learned optimizer: meta-parameter = log learning rate.
+
+    It checks the extra arguments PPO must pass (at trace time).
+    """
+
+    def init(self, key):
+        return {"log_lr": jnp.log(jnp.float32(1e-3))}
+
+    def transform(self, meta_params):
+        def init_fn(params):
+            return {"steps": jnp.zeros((), jnp.int32)}
+
+        def update_fn(updates, state, params=None, *, progress, epoch_progress, key, dormancy):
+            assert progress.shape == () and epoch_progress.shape == ()
+            assert jax.tree.structure(dormancy) == jax.tree.structure(params)
+            for leaf, score in zip(jax.tree.leaves(params), jax.tree.leaves(dormancy)):
+                assert score.shape == leaf.shape[-1:]
+            lr = jnp.exp(meta_params["log_lr"])
+            step = jax.tree.map(lambda g: -lr * jnp.sign(g) * (1.0 - 0.5 * epoch_progress), updates)
+            return step, {"steps": state["steps"] + 1}
+
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def test_learned_optimizer_population_vmaps(cartpole):
+    env, env_params = cartpole
+    train = make_train(TINY, env, env_params, optimizer=ScaledSignSGD())
+    population = {"log_lr": jnp.log(jnp.array([1e-4, 1e-2], jnp.float32))}
+    keys = jnp.stack([jax.random.key(0)] * 2)
+    state, metrics = jax.vmap(train)(keys, None, population)
+    steps = TINY.num_updates * TINY.update_epochs * TINY.num_minibatches
+    np.testing.assert_array_equal(state.opt_state["steps"], [steps, steps])
+    assert not np.allclose(metrics["approx_kl"][0], metrics["approx_kl"][1])
+
+
+def test_plain_optax_optimizer_is_accepted(cartpole):
+    env, env_params = cartpole
+    train = make_train(TINY, env, env_params, optimizer=optax.sgd(1e-2, momentum=0.9))
+    _, metrics = train(jax.random.key(0))
+    assert np.all(np.isfinite(metrics["value_loss"]))
+
+
+def test_dormancy_scores_average_one():
+    params = networks.init_actor_critic(jax.random.split(jax.random.key(0)), 3, 2, (8, 8), continuous=True)
+    obs = jax.random.normal(jax.random.key(1), (32, 3))
+    _, a_h = networks.apply_mlp(params["actor"], obs, "relu")
+    _, c_h = networks.apply_mlp(params["critic"], obs, "relu")
+    scores = networks.dormancy_scores(params, a_h, c_h)
+    np.testing.assert_allclose(jnp.mean(scores["actor"]["hidden_0"]["kernel"]), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(scores["critic"]["head"]["bias"], jnp.ones(1))
+    np.testing.assert_array_equal(scores["log_std"], jnp.ones(2))
+    manual = jnp.mean(jnp.abs(a_h[1]), 0)
+    np.testing.assert_allclose(scores["actor"]["hidden_1"]["bias"], manual / manual.mean(), rtol=1e-5)
+
+
+# --- teachers -----------------------------------------------------------------------------
+class RecordingTeacher:
+    """Uniform tasks; its state records what PPO fed back (to check the protocol)."""
+
+    def init(self, key, task_space):
+        self.task_space = task_space
+        return {"updates": jnp.zeros((), jnp.int32), "masked_mean": jnp.float32(jnp.nan), "entries": jnp.int32(0),
+                "scores_positive": jnp.bool_(True)}
+
+    def sample(self, state, key, n):
+        return state, self.task_space.sample_batch(key, n)
+
+    def update(self, state, tasks, feedback: Feedback):
+        m = feedback.mask.astype(jnp.float32)
+        assert jax.tree.leaves(tasks)[0].shape[0] == feedback.returns.shape[0]
+        mean = jnp.sum(feedback.returns * m) / jnp.maximum(m.sum(), 1.0)
+        return {
+            "updates": state["updates"] + 1,
+            "masked_mean": mean,
+            "entries": jnp.int32(feedback.returns.shape[0]),
+            "scores_positive": state["scores_positive"] & jnp.all(feedback.scores >= 0),
+        }
+
+
+def test_teacher_episode_mode_feedback_per_finished_episode(cartpole):
+    env, env_params = cartpole
+    config = dataclasses.replace(TINY, task_resample="episode")
+    train = make_train(config, env, env_params, teacher=RecordingTeacher())
+    state, metrics = train(jax.random.key(0))
+    ts = state.teacher_state
+    assert int(ts["updates"]) == config.num_updates
+    assert int(ts["entries"]) == config.num_steps * config.num_envs
+    assert bool(ts["scores_positive"])
+    # The teacher's masked mean of the last update is the reported episode return.
+    np.testing.assert_allclose(ts["masked_mean"], metrics["episode_return"][-1], rtol=1e-6)
+
+
+def test_teacher_rollout_mode_resets_to_sampled_tasks(cartpole):
+    env, env_params = cartpole
+    train = make_train(TINY, env, env_params, teacher=RecordingTeacher())
+    state, _ = train(jax.random.key(0))
+    assert int(state.teacher_state["entries"]) == TINY.num_envs
+    assert env.task_space.contains(jax.tree.map(lambda x: x[0], state.env_params))
+    assert float(jnp.std(state.env_params.gravity)) > 0  # one task per env
+
+
+# --- validation -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"num_minibatches": 3}, "does not divide"),
+        ({"total_timesteps": -5}, "total_timesteps must be positive"),
+        ({"num_steps": 12.5}, "num_steps must be an integer"),
+        ({"action_dist": "gaussian"}, "needs a continuous action space"),
+        ({"activation": "gelu"}, "activation"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"task_resample": "never"}, "task_resample"),
+    ],
+)
+def test_bad_config_raises_one_line(cartpole, changes, message):
+    env, env_params = cartpole
+    with pytest.raises(ValueError, match=message) as info:
+        PPO(dataclasses.replace(TINY, **changes), env, env_params)
+    assert "\n" not in str(info.value)
+
+
+def test_integral_float_step_counts_are_accepted():
+    assert PPOConfig(total_timesteps=1e6).total_timesteps == 1_000_000
+
+
+def test_task_batch_of_wrong_size_raises(cartpole):
+    env, _ = cartpole
+    tasks = env.task_space.sample_batch(jax.random.key(0), TINY.num_envs + 1)
+    with pytest.raises(ValueError, match="num_envs"):
+        PPO(TINY, env, tasks)
