@@ -20,3 +20,4 @@ __all__ = [
 import envs.maze  # noqa: E402,F401  (registers maze, maze-<Name>)
 import envs.bandit  # noqa: E402,F401  (registers bandit-bernoulli, bandit-gaussian)
 import envs.stumps  # noqa: E402,F401  (registers stumps)
+import envs.brax_adapter  # noqa: E402,F401  (registers brax-* only when brax is installed)

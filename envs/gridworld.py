@@ -176,10 +176,7 @@ class GridWorld(Environment):
         dist = DISTRIBUTIONS.get(self.level)
         sampler = None
         if dist is not None:
-            sampler = functools.partial(
-                sample_distribution, dist=dist, max_grid_size=self.max_grid_size, max_n_objs=self.max_n_objs,
-                max_n_obj_types=self.max_n_obj_types,
-            )
+            sampler = self._sampler(dist)
         fields = task_fields(self.max_grid_size, self.max_n_objs, self.max_n_obj_types, dist)
         return TaskSpace(self._default, fields, sampler=sampler, derive=canonicalize, name=self.name)
 
@@ -252,7 +249,19 @@ class GridWorld(Environment):
         if self.level in LEVELS:
             return level_params(self.level, *sizes)
         # a procedural name's default is one fixed sample of its distribution
-        return sample_distribution(jax.random.key(0), DISTRIBUTIONS[self.level], *sizes)
+        return self._sampler(DISTRIBUTIONS[self.level])(jax.random.key(0))
+
+    def _sampler(self, dist: Distribution):
+        return _jitted_sampler(dist, self.max_grid_size, self.max_n_objs, self.max_n_obj_types)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_sampler(dist: Distribution, max_grid_size: int, max_n_objs: int, max_n_obj_types: int):
+    # jitted (and shared between envs) so that eager sampling is not dispatched op by op
+    return jax.jit(functools.partial(
+        sample_distribution, dist=dist, max_grid_size=max_grid_size, max_n_objs=max_n_objs,
+        max_n_obj_types=max_n_obj_types,
+    ))
 
 
 def level_tabular(name: str) -> bool:

@@ -198,8 +198,9 @@ def generate_level(
     inside = _inside_mask(level)
     free = inside & ~wall_map
     agent_pos, _ = _pick_cell(k_agent, jnp.where(jnp.any(free), free, inside))
-    free_for_goal = free & ~_at(wall_map.shape, agent_pos)
-    goal_pos, _ = _pick_cell(k_goal, jnp.where(jnp.any(free_for_goal), free_for_goal, inside & ~_at(wall_map.shape, agent_pos)))
+    not_agent = ~_at(wall_map.shape, agent_pos)
+    free_for_goal = free & not_agent
+    goal_pos, _ = _pick_cell(k_goal, jnp.where(jnp.any(free_for_goal), free_for_goal, inside & not_agent))
     return clear_start_and_goal(level.replace(agent_pos=agent_pos, goal_pos=goal_pos))
 
 

@@ -66,7 +66,7 @@ def tasks(xs):
 
 
 def test_alp_against_hand_computation():
-    teacher = ALPGMM(fit_rate=20, history_size=20, return_range=(0.0, 10.0))
+    teacher = ALPGMM(fit_rate=20, history_size=20, ks=(2,), em_iters=5, return_range=(0.0, 10.0))
     state = teacher.init(jax.random.PRNGKey(0), line_space())
     update = jax.jit(teacher.update)
     state = update(state, tasks([0, 2, 4, 6, 8, 10]), Feedback.from_returns([0, 1, 2, 3, 4, 5]))

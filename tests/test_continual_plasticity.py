@@ -9,7 +9,11 @@ from metarl.agents import networks
 from metarl.continual import plasticity as P
 
 # eager orthogonal init is slow on a loaded CPU; one compile per shape
-_init_net = jax.jit(networks.init_actor_critic, static_argnums=(1, 2, 3), static_argnames="continuous")
+_init_jit = jax.jit(networks.init_actor_critic, static_argnums=(1, 2, 3), static_argnames="continuous")
+
+
+def _init_net(key, *args, **kwargs):
+    return _init_jit(jax.random.split(key), *args, **kwargs)  # (actor, critic) key pair
 
 
 def _constructed():

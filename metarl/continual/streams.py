@@ -142,7 +142,9 @@ class TaskStream:
         segments: the training schedule, in env steps.
         observe_task_id: task-incremental (True) or task-agnostic (False).
         env_kwargs: static constructor settings of ``env``.
-        spec: the data the stream was built from (for the run record).
+        spec: the data the stream was built from (for the run record); its
+            optional ``score`` maps returns to [0, 1] scores (see
+            :func:`metarl.continual.runner.score_bounds`).
     """
 
     name: str
@@ -396,6 +398,7 @@ STREAMS: dict[str, dict[str, Any]] = {
         "tasks": {"overrides": [{"obj_rewards": m} for m in _CGW_REWARD_MAPS]},
         "schedule": {"kind": "sequential", "steps_per_task": 500_000},
         "observe_task_id": True,
+        "score": {"kind": "gridworld_dp"},
     },
     "CGW10x2-v1": {  # CGW10 twice: every task revisited (as CW20 repeats CW10)
         "name": "CGW10x2",
@@ -404,6 +407,7 @@ STREAMS: dict[str, dict[str, Any]] = {
         "tasks": {"overrides": [{"obj_rewards": m} for m in _CGW_REWARD_MAPS]},
         "schedule": {"kind": "cyclic", "steps_per_task": 500_000, "cycles": 2},
         "observe_task_id": True,
+        "score": {"kind": "gridworld_dp"},
     },
     "CCartPole5-v1": {
         "name": "CCartPole5",
@@ -420,6 +424,7 @@ STREAMS: dict[str, dict[str, Any]] = {
         },
         "schedule": {"kind": "sequential", "steps_per_task": 200_000},
         "observe_task_id": True,
+        "score": {"kind": "range", "low": 0.0, "high": 500.0},
     },
     "CCartPole5Agnostic-v1": {
         "name": "CCartPole5Agnostic",
@@ -428,6 +433,7 @@ STREAMS: dict[str, dict[str, Any]] = {
         "tasks": {"sample": {"seed": 5, "n": 5}},
         "schedule": {"kind": "random", "steps_per_task": 100_000, "n_segments": 20, "seed": 0},
         "observe_task_id": False,
+        "score": {"kind": "range", "low": 0.0, "high": 500.0},
     },
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # OPEN's epsilons: inside log|x| and in the second-moment normaliser.
 LOG_EPS = 1e-13
@@ -69,10 +70,15 @@ def noise_mask(tree: Any, noise_on: tuple[str, ...]) -> list[bool]:
     return [any(part in noise_on for part in path) for path in leaf_paths(tree)]
 
 
-def second_moment_normalize(x: jax.Array, tensor_ndim: int) -> jax.Array:
-    """Divide each feature (last axis) by its RMS over the tensor's own axes."""
-    axes = tuple(range(tensor_ndim))
-    return x * jax.lax.rsqrt(NORM_EPS + jnp.mean(jnp.square(x), axis=axes, keepdims=True))
+def second_moment_normalize(x: jax.Array, segment_ids: np.ndarray, num_segments: int) -> jax.Array:
+    """Divide each feature (column of ``x: [N, F]``) by its RMS within each tensor.
+
+    ``segment_ids[n]`` names the tensor of row n (static), so every tensor of
+    a parameter tree is normalised in one vectorised pass.
+    """
+    counts = np.bincount(segment_ids, minlength=num_segments).astype(np.float32)[:, None]
+    mean_square = jax.ops.segment_sum(jnp.square(x), segment_ids, num_segments) / counts
+    return x * jax.lax.rsqrt(NORM_EPS + mean_square[segment_ids])
 
 
 def update_momenta(momenta: jax.Array, grad: jax.Array, betas: jax.Array) -> jax.Array:
@@ -90,44 +96,61 @@ def broadcast_dormancy(dormancy: jax.Array, shape: tuple[int, ...]) -> jax.Array
     return jnp.broadcast_to(dormancy, shape)
 
 
-def tensor_features(
+def parameter_features(
     param: jax.Array,
     grad: jax.Array,
     momenta: jax.Array,
     *,
+    segment_ids: np.ndarray,
+    num_segments: int,
     progress: jax.Array,
     epoch_progress: jax.Array,
-    layer_proportion: float,
+    layer_proportion: np.ndarray,
     dormancy: jax.Array,
 ) -> jax.Array:
-    """Inputs ``param.shape + (7 + 2 * n_betas,)`` for one tensor.
+    """Inputs ``[N, 7 + 2 * n_betas]`` for N flattened parameters.
 
-    Order: ``[p, sign m_b..., log|m_b|..., sign g, log|g|]`` normalised by
-    their second moment over the tensor (as OPEN), then the un-normalised
+    ``param``, ``grad``, ``dormancy``: ``[N]``; ``momenta``: ``[N, n_betas]``;
+    ``segment_ids``/``layer_proportion``: static ``[N]`` arrays. Order:
+    ``[p, sign m_b..., log|m_b|..., sign g, log|g|]`` normalised by their
+    second moment over each tensor (as OPEN), then the un-normalised
     ``[progress, epoch_progress, layer_proportion, dormancy]``.
     """
-    shape = param.shape
     per_element = jnp.concatenate(
         [
-            param[..., None],
+            param[:, None],
             jnp.sign(momenta),
             jnp.log(jnp.abs(momenta) + LOG_EPS),
-            jnp.sign(grad)[..., None],
-            jnp.log(jnp.abs(grad) + LOG_EPS)[..., None],
+            jnp.sign(grad)[:, None],
+            jnp.log(jnp.abs(grad) + LOG_EPS)[:, None],
         ],
         axis=-1,
     )
-    per_element = second_moment_normalize(per_element, len(shape))
+    per_element = second_moment_normalize(per_element, segment_ids, num_segments)
+    n = param.shape[0]
     constants = jnp.stack(
         [
-            jnp.broadcast_to(jnp.asarray(progress, jnp.float32), shape),
-            jnp.broadcast_to(jnp.asarray(epoch_progress, jnp.float32), shape),
-            jnp.full(shape, layer_proportion, jnp.float32),
-            broadcast_dormancy(dormancy, shape),
+            jnp.broadcast_to(jnp.asarray(progress, jnp.float32), (n,)),
+            jnp.broadcast_to(jnp.asarray(epoch_progress, jnp.float32), (n,)),
+            jnp.asarray(layer_proportion, jnp.float32),
+            dormancy,
         ],
         axis=-1,
     )
     return jnp.concatenate([per_element, constants], axis=-1)
+
+
+def tensor_features(param, grad, momenta, *, progress, epoch_progress, layer_proportion: float, dormancy) -> jax.Array:
+    """:func:`parameter_features` for a single tensor, shaped ``param.shape + (F,)``."""
+    shape, n = param.shape, param.size
+    flat = parameter_features(
+        param.reshape(n), grad.reshape(n), momenta.reshape(n, -1),
+        segment_ids=np.zeros(n, np.int32), num_segments=1,
+        progress=progress, epoch_progress=epoch_progress,
+        layer_proportion=np.full(n, layer_proportion, np.float32),
+        dormancy=broadcast_dormancy(dormancy, shape).reshape(n),
+    )
+    return flat.reshape(shape + (flat.shape[-1],))
 
 
 def num_features(num_betas: int) -> int:

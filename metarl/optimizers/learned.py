@@ -81,6 +81,26 @@ def _as_f32(x: Any) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def _flat(leaves: list[jax.Array]) -> jax.Array:
+    """Concatenate leaves into one vector."""
+    return jnp.concatenate([x.reshape(-1) for x in leaves])
+
+
+def _rows(leaves: list[jax.Array]) -> jax.Array:
+    """Concatenate ``param.shape + (k,)`` leaves into ``[N, k]`` rows."""
+    return jnp.concatenate([x.reshape(-1, x.shape[-1]) for x in leaves])
+
+
+def _split(flat: jax.Array, like: list[jax.Array]) -> list[jax.Array]:
+    """Inverse of :func:`_flat` / :func:`_rows`: cut ``flat`` into the shapes of ``like``."""
+    out, offset = [], 0
+    for x in like:
+        rows = x.size // (x.shape[-1] if flat.ndim == 2 else 1)
+        out.append(flat[offset : offset + rows].reshape(x.shape))
+        offset += rows
+    return out
+
+
 class LearnedOptimizer:
     """OPEN-style learned optimizer; ``transform(meta_params)`` is the optax object."""
 
@@ -125,13 +145,33 @@ class LearnedOptimizer:
             net = jax.jit(self._network_init)(key)
         return {"network": net, "grad_scale": _as_f32(opts.init_grad_scale)}
 
-    def _network_init(self, key: jax.Array) -> dict:
+    def _network_shapes(self) -> dict:
         carry = jnp.zeros((self.options.gru_features,), jnp.float32)
-        return self.network.init(key, carry, jnp.zeros((self.num_features,), jnp.float32))["params"]
+        inputs = jnp.zeros((self.num_features,), jnp.float32)
+        return jax.eval_shape(self.network.init, jax.random.PRNGKey(0), carry, inputs)["params"]
+
+    def _network_init(self, key: jax.Array) -> dict:
+        """Fan-in variance-scaling kernels, zero biases, unit LayerNorm scales.
+
+        Cheaper to compile than flax's own initialisers (orthogonal GRU
+        kernels need a QR decomposition), which matters inside ES loops.
+        """
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(self._network_shapes())
+        # one normal draw sliced into kernels: a draw per kernel compiles far slower
+        noise = jax.random.normal(key, (sum(int(np.prod(s.shape)) for _, s in leaves),), jnp.float32)
+        values, offset = [], 0
+        for path, s in leaves:
+            kind = path[-1].key
+            if kind == "kernel":
+                size = int(np.prod(s.shape))
+                values.append(noise[offset : offset + size].reshape(s.shape) / np.sqrt(s.shape[0]))
+                offset += size
+            else:  # LayerNorm scales start at 1, biases at 0
+                values.append(jnp.full(s.shape, 1.0 if kind == "scale" else 0.0, jnp.float32))
+        return jax.tree_util.tree_unflatten(treedef, values)
 
     def _zero_network(self) -> dict:
-        shapes = jax.eval_shape(self._network_init, jax.random.PRNGKey(0))
-        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), self._network_shapes())
 
     def sgd_meta_params(self, learning_rate: float) -> dict:
         """Meta-parameters for which the update is exactly ``optax.sgd(learning_rate)``.
@@ -192,33 +232,31 @@ class LearnedOptimizer:
             if key is None:
                 key = jax.random.fold_in(jax.random.PRNGKey(opts.seed), state.count)
 
-            inputs, carries, new_momenta = [], [], []
-            for i, (p, g, m, c, d) in enumerate(zip(p_leaves, g_leaves, m_leaves, c_leaves, d_leaves)):
-                m = F.update_momenta(m, g, betas)
-                x = F.tensor_features(
-                    p, g, m, progress=progress, epoch_progress=epoch_progress,
-                    layer_proportion=layer_props[i], dormancy=d,
-                )
-                inputs.append(x.reshape(-1, x.shape[-1]))
-                carries.append(c.reshape(-1, c.shape[-1]))
-                new_momenta.append(m)
-
-            # One network call on all parameters at once (rows = parameters):
-            # per-leaf calls would multiply compile time by the number of leaves.
-            carry, out = network.apply(net_params, jnp.concatenate(carries), jnp.concatenate(inputs))
-            step = out[:, 0] * opts.step_mult * jnp.exp(out[:, 1] * opts.exp_mult)
+            # Everything below works on all parameters flattened into rows, so
+            # the compiled size does not grow with the number of leaves.
             sizes = [p.size for p in p_leaves]
+            segment_ids = np.repeat(np.arange(len(sizes)), sizes)
+            g_flat = _flat(g_leaves)
+            momenta = F.update_momenta(_rows(m_leaves), g_flat, betas)
+            inputs = F.parameter_features(
+                _flat(p_leaves), g_flat, momenta,
+                segment_ids=segment_ids, num_segments=len(sizes),
+                progress=progress, epoch_progress=epoch_progress,
+                layer_proportion=np.repeat(np.asarray(layer_props, np.float32), sizes),
+                dormancy=_flat([F.broadcast_dormancy(d, p.shape) for d, p in zip(d_leaves, p_leaves)]),
+            )
+            carry, out = network.apply(net_params, _rows(c_leaves), inputs)
+            step = out[:, 0] * opts.step_mult * jnp.exp(out[:, 1] * opts.exp_mult)
             if any(noisy):
                 mask = np.repeat(np.asarray(noisy, np.float32), sizes)
                 step = step + out[:, 2] * opts.step_mult * jax.random.normal(key, step.shape) * mask
             if opts.subtract_mean:
                 step = step - jnp.mean(step)
-            step = step + jnp.concatenate([g.reshape(-1) for g in g_leaves]) * direct_step
+            step = step + g_flat * direct_step
 
-            offsets = np.cumsum([0] + sizes)
-            split = lambda flat, i, shape: flat[offsets[i] : offsets[i + 1]].reshape(shape)  # noqa: E731
-            updates = [-split(step, i, p.shape) for i, p in enumerate(p_leaves)]
-            new_carry = [split(carry, i, c.shape) for i, c in enumerate(c_leaves)]
+            updates = [-u for u in _split(step, p_leaves)]
+            new_carry = _split(carry, c_leaves)
+            new_momenta = _split(momenta, m_leaves)
             new_state = LearnedOptimizerState(
                 state.count + 1, treedef.unflatten(new_momenta), treedef.unflatten(new_carry)
             )

@@ -1,0 +1,284 @@
+"""Brax locomotion and reaching as gymnax-style envs whose task is ``params`` (optional extra).
+
+Registers ``brax-ant``, ``brax-halfcheetah``, ``brax-hopper``, ``brax-walker2d``
+and ``brax-reacher`` when ``brax`` is importable (``pip install metarl[brax]``).
+
+Brax itself is used only for the physical system (``sys``), its physics
+pipeline and the observation function. Reset and step are ours, so that
+
+* every ``reset`` builds the state from the params it is given: brax's own
+  ``AutoResetWrapper`` restores a state cached at the first reset, which would
+  keep the old task after a teacher switches it;
+* physics vary per task under ``vmap``: the system is rebuilt from the task's
+  ``mass_scale`` (link masses and inertias) and ``friction_scale`` (geom
+  friction) inside the jitted step, so a batch of envs can all differ.
+
+Task fields:
+    locomotion (ant, halfcheetah, hopper, walker2d), ``goal="direction"`` (default):
+        ``direction`` - ant: heading angle in radians, reward for velocity along
+        it (0 = brax's +x task); planar runners: signed weight of the forward
+        velocity (1 = brax's task, -1 = run backwards as in HalfCheetah-Dir).
+    locomotion, ``goal="velocity"`` (a constructor keyword):
+        ``target_velocity`` in [0, 3] m/s; the velocity term becomes
+        ``-|v - target_velocity|`` (HalfCheetah-Vel).
+    reacher: ``target`` (x, y) of the goal, inside a disc of radius 0.2.
+    all: ``mass_scale``, ``friction_scale`` in [0.5, 2].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.util
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import spaces
+
+from envs.core import Environment
+from envs.registry import register
+from envs.task_space import Field, TaskSpace
+
+BRAX_NAMES = {
+    "brax-ant": "ant",
+    "brax-halfcheetah": "halfcheetah",
+    "brax-hopper": "hopper",
+    "brax-walker2d": "walker2d",
+    "brax-reacher": "reacher",
+}
+PLANAR = ("halfcheetah", "hopper", "walker2d")
+GOALS = ("direction", "velocity")
+REACHER_RADIUS = 0.2
+
+
+@struct.dataclass
+class BraxParams:
+    max_steps_in_episode: int = 1000
+    mass_scale: float = 1.0
+    friction_scale: float = 1.0
+    direction: float = 0.0
+    target_velocity: float = 1.0
+    target: jax.Array = dataclasses.field(default_factory=lambda: jnp.array([0.1, 0.0], jnp.float32))
+
+
+@struct.dataclass
+class BraxState:
+    pipeline_state: Any
+    time: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardSpec:
+    """Reward and termination constants, read from the brax env of the same name."""
+
+    forward_weight: float = 1.0
+    ctrl_weight: float = 0.0
+    healthy_reward: float = 0.0
+    terminate_when_unhealthy: bool = False
+    healthy_z: tuple[float, float] | None = None
+    healthy_angle: tuple[float, float] | None = None
+    healthy_state: tuple[float, float] | None = None
+    reset_noise: float = 0.1
+    normal_qd_noise: bool = True  # ant and halfcheetah draw qd from N(0, noise); others U(-noise, noise)
+
+
+def _spec_from(brax_env: Any, kind: str) -> RewardSpec:
+    get = functools.partial(getattr, brax_env)
+    if kind == "reacher":
+        return RewardSpec(ctrl_weight=1.0)
+    return RewardSpec(
+        forward_weight=float(get("_forward_reward_weight", 1.0)),
+        ctrl_weight=float(get("_ctrl_cost_weight")),
+        healthy_reward=float(get("_healthy_reward", 0.0)),
+        terminate_when_unhealthy=bool(get("_terminate_when_unhealthy", False)),
+        healthy_z=tuple(get("_healthy_z_range", ())) or None,
+        healthy_angle=tuple(get("_healthy_angle_range", ())) or None,
+        healthy_state=tuple(get("_healthy_state_range", ())) or None,
+        reset_noise=float(get("_reset_noise_scale")),
+        normal_qd_noise=kind in ("ant", "halfcheetah"),
+    )
+
+
+def velocity_reward(velocity_xy: jax.Array, params: BraxParams, kind: str, goal: str) -> jax.Array:
+    """The task-dependent velocity term (before ``forward_weight``)."""
+    if kind in PLANAR:
+        along = velocity_xy[0]
+        if goal == "direction":
+            return params.direction * along
+    else:
+        heading = jnp.stack([jnp.cos(params.direction), jnp.sin(params.direction)])
+        along = jnp.dot(velocity_xy, heading)
+        if goal == "direction":
+            return along
+    return -jnp.abs(along - params.target_velocity)
+
+
+def is_healthy(spec: RewardSpec, pipeline_state: Any, kind: str) -> jax.Array:
+    ok = jnp.array(True)
+    z = pipeline_state.x.pos[0, 2]
+    if spec.healthy_z is not None:
+        ok &= (z > spec.healthy_z[0]) & (z < spec.healthy_z[1])
+    if spec.healthy_angle is not None:
+        angle = pipeline_state.q[2]
+        ok &= (angle > spec.healthy_angle[0]) & (angle < spec.healthy_angle[1])
+    if spec.healthy_state is not None:
+        state_vec = jnp.concatenate([pipeline_state.q[2:], pipeline_state.qd])
+        ok &= jnp.all((state_vec > spec.healthy_state[0]) & (state_vec < spec.healthy_state[1]))
+    return ok
+
+
+class BraxEnv(Environment):
+    """One brax system as a metarl ``Environment`` (see module docstring).
+
+    Args:
+        kind: ``ant``, ``halfcheetah``, ``hopper``, ``walker2d`` or ``reacher``.
+        backend: brax physics pipeline (``generalized``, ``positional``, ``spring``).
+        goal: ``direction`` or ``velocity`` (locomotion only).
+    """
+
+    def __init__(self, kind: str, backend: str = "generalized", goal: str = "direction"):
+        super().__init__()
+        from brax import envs as brax_envs  # deferred: brax is optional
+
+        if goal not in GOALS:
+            raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
+        self.kind, self.backend, self.goal = kind, backend, goal
+        self._brax = brax_envs.get_environment(kind, backend=backend)
+        self._pipeline = importlib.import_module(f"brax.{backend}.pipeline")
+        self._sys = self._brax.sys
+        self._n_frames = int(self._brax._n_frames)
+        self._dt = float(self._sys.opt.timestep) * self._n_frames
+        self.spec = _spec_from(self._brax, kind)
+        self._obs_size = int(self._brax.observation_size)
+        self._act_size = int(self._brax.action_size)
+
+    # --- description -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"brax-{self.kind}"
+
+    @property
+    def default_params(self) -> BraxParams:
+        if self.kind in PLANAR and self.goal == "direction":
+            return BraxParams(direction=1.0)  # brax's run-forward task
+        return BraxParams()
+
+    @property
+    def task_space(self) -> TaskSpace:
+        fields = [Field("mass_scale", 0.5, 2.0), Field("friction_scale", 0.5, 2.0)]
+        sampler = None
+        if self.kind == "reacher":
+            fields.append(Field("target", -REACHER_RADIUS, REACHER_RADIUS, shape=(2,)))
+            sampler = self._sample_reacher_task
+        elif self.goal == "velocity":
+            fields.append(Field("target_velocity", 0.0, 3.0))
+        elif self.kind in PLANAR:
+            fields.append(Field("direction", -1.0, 1.0))
+        else:
+            fields.append(Field("direction", -math.pi, math.pi))
+        return TaskSpace(self.default_params, fields, sampler=sampler, name=self.name)
+
+    def _sample_reacher_task(self, key: jax.Array) -> BraxParams:
+        k_mass, k_fric, k_dist, k_ang = jax.random.split(key, 4)
+        # uniform over the disc (sqrt of a uniform radius)
+        radius = REACHER_RADIUS * jnp.sqrt(jax.random.uniform(k_dist))
+        angle = 2 * jnp.pi * jax.random.uniform(k_ang)
+        return self.default_params.replace(
+            mass_scale=jax.random.uniform(k_mass, minval=0.5, maxval=2.0),
+            friction_scale=jax.random.uniform(k_fric, minval=0.5, maxval=2.0),
+            target=jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)]).astype(jnp.float32),
+        )
+
+    @property
+    def num_actions(self) -> int:
+        return self._act_size
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (self._act_size,), jnp.float32)
+
+    def observation_space(self, params=None):
+        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
+
+    # --- physics -------------------------------------------------------------
+    def system(self, params: BraxParams):
+        """The brax system of one task: masses/inertias and friction scaled."""
+        sys = self._sys
+        inertia = sys.link.inertia
+        inertia = inertia.replace(mass=inertia.mass * params.mass_scale, i=inertia.i * params.mass_scale)
+        return sys.replace(
+            link=sys.link.replace(inertia=inertia),
+            body_mass=sys.body_mass * params.mass_scale,
+            body_inertia=sys.body_inertia * params.mass_scale,
+            geom_friction=sys.geom_friction * params.friction_scale,
+        )
+
+    def reset_env(self, key: jax.Array, params: BraxParams):
+        sys = self.system(params)
+        k_q, k_qd = jax.random.split(key)
+        noise = self.spec.reset_noise
+        q = sys.init_q + jax.random.uniform(k_q, (sys.q_size(),), minval=-noise, maxval=noise)
+        if self.spec.normal_qd_noise:
+            qd = noise * jax.random.normal(k_qd, (sys.qd_size(),))
+        else:
+            qd = jax.random.uniform(k_qd, (sys.qd_size(),), minval=-noise, maxval=noise)
+        if self.kind == "reacher":
+            # the last two q are the target's slide joints: the task's goal, at rest
+            qd = jax.random.uniform(k_qd, (sys.qd_size(),), minval=-0.005, maxval=0.005)
+            q = q.at[2:].set(params.target)
+            qd = qd.at[2:].set(0.0)
+        pipeline_state = self._pipeline.init(sys, q, qd)
+        state = BraxState(pipeline_state=pipeline_state, time=jnp.int32(0))
+        return self._obs(pipeline_state), state
+
+    def step_env(self, key: jax.Array, state: BraxState, action: jax.Array, params: BraxParams):
+        sys = self.system(params)
+        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        before = state.pipeline_state
+
+        def frame(ps, _):
+            return self._pipeline.step(sys, ps, action), None
+
+        after, _ = jax.lax.scan(frame, before, (), self._n_frames)
+        ctrl_cost = self.spec.ctrl_weight * jnp.sum(jnp.square(action))
+        obs = self._obs(after)
+        if self.kind == "reacher":
+            reward = -jnp.linalg.norm(obs[-3:]) - ctrl_cost
+            terminated = jnp.array(False)
+        else:
+            velocity = (after.x.pos[0, :2] - before.x.pos[0, :2]) / self._dt
+            healthy = is_healthy(self.spec, after, self.kind)
+            reward = (
+                self.spec.forward_weight * velocity_reward(velocity, params, self.kind, self.goal)
+                + self.spec.healthy_reward
+                - ctrl_cost
+            )
+            terminated = jnp.logical_and(self.spec.terminate_when_unhealthy, ~healthy)
+        new_state = BraxState(pipeline_state=after, time=state.time + 1)
+        info = {"x_position": after.x.pos[0, 0]}
+        return obs, new_state, reward.astype(jnp.float32), terminated, info
+
+    def _obs(self, pipeline_state) -> jax.Array:
+        # brax's observation functions read only the pipeline state
+        return self._brax._get_obs(pipeline_state).astype(jnp.float32)
+
+
+def _factory(kind: str, backend: str = "generalized", goal: str = "direction"):
+    env = BraxEnv(kind, backend=backend, goal=goal)
+    return env, env.default_params
+
+
+def register_brax() -> bool:
+    """Register the brax envs if brax imports; returns whether it did."""
+    # find_spec rather than import: importing brax takes seconds; BraxEnv imports it on use
+    if importlib.util.find_spec("brax") is None:
+        return False
+    for name, kind in BRAX_NAMES.items():
+        register(name, functools.partial(_factory, kind), overwrite=True)
+    return True
+
+
+register_brax()
