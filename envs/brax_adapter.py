@@ -153,8 +153,10 @@ class BraxEnv(Environment):
         self._n_frames = int(self._brax._n_frames)
         self._dt = float(self._sys.opt.timestep) * self._n_frames
         self.spec = _spec_from(self._brax, kind)
-        self._obs_size = int(self._brax.observation_size)
         self._act_size = int(self._brax.action_size)
+        # brax's ``observation_size`` runs an eager reset (a minute on CPU); tracing is enough
+        obs_shape = jax.eval_shape(self.reset_env, jax.random.key(0), self.default_params)[0].shape
+        self._obs_size = int(obs_shape[0])
 
     # --- description -------------------------------------------------------
     @property

@@ -133,6 +133,10 @@ class GridWorld(Environment):
     def __eq__(self, other) -> bool:
         return isinstance(other, GridWorld) and self._static() == other._static()
 
+    def __repr__(self) -> str:
+        return (f"GridWorld(max_grid_size={self.max_grid_size}, max_n_objs={self.max_n_objs}, "
+                f"max_n_obj_types={self.max_n_obj_types}, tabular={self.tabular}, level={self.level!r})")
+
     # --- gymnax API ----------------------------------------------------------
     @property
     def name(self) -> str:
@@ -168,7 +172,8 @@ class GridWorld(Environment):
 
     def observation_space(self, params: GridWorldParams | None = None) -> spaces.Box:
         params = self._default if params is None else params
-        high = jnp.ones(self.obs_size, jnp.float32).at[-1].set(params.max_steps_in_episode * 0.001)
+        # the time entry reaches max_steps * 0.001 (in final observations); max() admits a task batch
+        high = jnp.ones(self.obs_size, jnp.float32).at[-1].set(jnp.max(params.max_steps_in_episode) * 0.001)
         return spaces.Box(0.0, high, (self.obs_size,), jnp.float32)
 
     @functools.cached_property

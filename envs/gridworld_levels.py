@@ -293,31 +293,44 @@ def sample_distribution(
     _check_sizes("distribution", dist.grid_sizes[1], dist.n_objs[1], dist.n_types, max_grid_size, max_n_objs,
                  max_n_obj_types)
     if dist.wall_side > max_grid_size:
-        raise ValueError(f"distribution draws walls on a {dist.wall_side}-side grid but max_grid_size is {max_grid_size}")
-    k_side, k_n, k_steps, k_rew, k_term, k_resp, k_walls, k_cells = jax.random.split(key, 8)
-    side = jax.random.randint(k_side, (), dist.grid_sizes[0], dist.grid_sizes[1] + 1, jnp.int32)
-    n_objs = jax.random.randint(k_n, (), dist.n_objs[0], dist.n_objs[1] + 1, jnp.int32)
-    steps = Field("steps", dist.steps[0], dist.steps[1], kind="int", log=True).sample(k_steps)
+        raise ValueError(
+            f"distribution draws walls on a {dist.wall_side}-side grid but max_grid_size is {max_grid_size}"
+        )
+    # one draw, sliced, keeps this cheap to compile: [side, n, steps, 3 x per type, walls, cells]
+    n_types, n_wall_cells, n_cells_max = dist.n_types, dist.wall_side**2, max_grid_size**2
+    u = jax.random.uniform(key, (3 + 3 * n_types + n_wall_cells + n_cells_max,))
+    u_types = u[3 : 3 + 3 * n_types].reshape(3, n_types)
+    u_walls, u_cells = u[3 + 3 * n_types : 3 + 3 * n_types + n_wall_cells], u[3 + 3 * n_types + n_wall_cells :]
 
-    n_types = dist.n_types
+    def uniform_int(x: jax.Array, lo: int, hi: int) -> jax.Array:
+        return jnp.minimum(lo + jnp.floor(x * (hi - lo + 1)), hi).astype(jnp.int32)
+
+    def log_uniform(x: jax.Array, lo: float, hi: float) -> jax.Array:
+        return jnp.exp(np.log(lo) + x * (np.log(hi) - np.log(lo))).astype(jnp.float32)
+
+    side = uniform_int(u[0], *dist.grid_sizes)
+    n_objs = uniform_int(u[1], *dist.n_objs)
+    # log-uniform integer: floor over [lo, hi + 1) gives each integer its share (as envs.Field)
+    steps = jnp.minimum(jnp.floor(log_uniform(u[2], dist.steps[0], dist.steps[1] + 1)), dist.steps[1])
+    steps = steps.astype(jnp.int32)
+
     low = jnp.where(jnp.arange(n_types) == 0, 0.0, -1.0)  # first type is rewarding
-    rewards = jax.random.uniform(k_rew, (n_types,), minval=low, maxval=1.0)
-    p_term = Field("p", 1e-2, 1.0, shape=(n_types,), log=True).sample(k_term)
-    p_resp = Field("p", 1e-3, 1e-1, shape=(n_types,), log=True).sample(k_resp)
-    pad = max_n_obj_types - n_types
+    rewards = low + u_types[0] * (1.0 - low)
+    p_term = log_uniform(u_types[1], 1e-2, 1.0)
+    p_resp = log_uniform(u_types[2], 1e-3, 1e-1)
 
     def padded(x: jax.Array) -> jax.Array:
-        return jnp.concatenate([x, jnp.zeros((pad,), jnp.float32)])
+        return jnp.concatenate([x, jnp.zeros((max_n_obj_types - n_types,), jnp.float32)])
 
     n_cells = side * side
-    candidates = jax.random.permutation(k_walls, dist.wall_side**2)[: dist.n_walls]
+    # n_walls distinct candidates in random order (top-k of random priorities)
+    candidates = jax.lax.top_k(u_walls, dist.n_walls)[1]
     inside = candidates < n_cells
     keep = inside & (jnp.cumsum(inside) <= n_cells - n_objs - 1)
-    walls = jnp.zeros(max_grid_size**2, bool).at[candidates].set(keep)
+    walls = jnp.zeros(n_cells_max, bool).at[candidates].set(keep)
 
-    cells = jnp.arange(max_grid_size**2)
-    free = (cells < n_cells) & ~walls
-    chosen = distinct_cells(k_cells, free, max_n_objs + 1)
+    free = (jnp.arange(n_cells_max) < n_cells) & ~walls
+    chosen = jax.lax.top_k(u_cells + free.astype(jnp.float32), max_n_objs + 1)[1].astype(jnp.int32)
     slots = jnp.arange(max_n_objs)
     used = slots < n_objs
     return GridWorldParams(
@@ -332,14 +345,6 @@ def sample_distribution(
         obj_p_terminate=padded(p_term),
         obj_p_respawn=padded(p_resp),
     )
-
-
-def distinct_cells(key: jax.Array, free: jax.Array, k: int) -> jax.Array:
-    """``k`` distinct cells, uniformly among ``free`` ones (Gumbel-top-k style; random
-    priorities, free cells always ranked first). Falls back to non-free cells only when
-    fewer than ``k`` are free. Used where quality beats speed (level sampling)."""
-    priority = jax.random.uniform(key, free.shape) + free.astype(jnp.float32)
-    return jax.lax.top_k(priority, k)[1].astype(jnp.int32)
 
 
 def place_sequentially(uniforms: jax.Array, free: jax.Array, place: jax.Array) -> jax.Array:

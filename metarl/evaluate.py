@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -108,31 +109,60 @@ def evaluate_objectives(
     return EvalResults(returns, final, list(env_names), timesteps)
 
 
+def stratified_bootstrap_iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """IQM of ``scores[runs, tasks]`` with a 95% percentile CI, resampling runs within each task.
+
+    The same estimator as rliable's ``StratifiedBootstrap`` + ``aggregate_iqm``,
+    used when rliable's bootstrap cannot be imported (rliable 1.2 needs
+    ``arch`` 7.x, which breaks on pandas 3).
+    """
+    from scipy import stats
+
+    scores = np.asarray(scores, np.float64)
+    runs, tasks = scores.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, runs, size=(reps, runs, tasks))
+    resampled = scores[rows, np.arange(tasks)]
+    estimates = stats.trim_mean(resampled.reshape(reps, -1), 0.25, axis=1)
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return float(stats.trim_mean(scores.ravel(), 0.25)), float(low), float(high)
+
+
+@functools.cache
+def _rliable() -> tuple[Any, Any] | None:
+    try:
+        from rliable import library, metrics
+    except Exception:  # noqa: BLE001 - any failure in its arch/pandas import chain
+        return None
+    return library, metrics
+
+
+def _rliable_iqm(scores: np.ndarray, reps: int, seed: int) -> tuple[float, float, float] | None:
+    if _rliable() is None:
+        return None
+    rly, metrics = _rliable()
+    np.random.seed(seed)  # rliable's bootstrap draws from NumPy's global generator
+    point, interval = rly.get_interval_estimates(
+        {"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
+    )
+    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+
+
 def aggregate_rows(results: EvalResults, reps: int = 2000, seed: int = 0) -> list[dict]:
     """IQM and 95% stratified-bootstrap CI of the final return, per env and objective."""
-    from rliable import library as rly
-    from rliable import metrics
-
     rows = []
     for env_index, env_name in enumerate(results.env_names):
-        scores = {label: final[:, env_index : env_index + 1] for label, final in results.final.items()}
-        finite = {k: v for k, v in scores.items() if np.isfinite(v).all()}
-        point, interval = (
-            rly.get_interval_estimates(
-                finite,
-                lambda x: np.array([metrics.aggregate_iqm(x)]),
-                reps=reps,
-                random_state=np.random.RandomState(seed),
-            )
-            if finite
-            else ({}, {})
-        )
-        for label, score in scores.items():
+        for label, final in results.final.items():
+            score = final[:, env_index : env_index + 1]
             row = {"env": env_name, "objective": label, "seeds": int(score.shape[0]), "mean": float(np.nanmean(score))}
-            if label in point:
-                row |= {"iqm": float(point[label][0]), "ci_low": float(interval[label][0, 0]), "ci_high": float(interval[label][1, 0])}
+            if np.isfinite(score).all():
+                estimate = _rliable_iqm(score, reps, seed)
+                method = "rliable"
+                if estimate is None:
+                    estimate, method = stratified_bootstrap_iqm(score, reps, seed), "stratified_bootstrap"
+                row |= {"iqm": estimate[0], "ci_low": estimate[1], "ci_high": estimate[2], "ci_method": method}
             else:  # a seed never finished an episode: no bootstrap
-                row |= {"iqm": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+                row |= {"iqm": math.nan, "ci_low": math.nan, "ci_high": math.nan, "ci_method": "none"}
             rows.append(row)
     return rows
 

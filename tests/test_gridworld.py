@@ -1,5 +1,7 @@
 """GridWorld (LPG / GROOVE): dynamics, observations, task spaces, procedural levels, exact DP values."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,6 +43,9 @@ def corridor(types, objects, start, steps, length=4):
     return Level(length, steps, tuple(types), tuple(objects), start=start, walls=walls)
 
 
+STEPS = 40  # every rollout has this length, so compiled rollouts are shared between tests
+
+
 def rollout(env, params, key, actions):
     """Scan ``env.step`` over fixed actions; returns per-step (obs, reward, terminated, truncated, info, state)."""
     obs0, state = env.reset(key, params)
@@ -50,9 +55,22 @@ def rollout(env, params, key, actions):
         obs, state, r, te, tr, info = env.step(k, state, a, params)
         return state, (obs, r, te, tr, info, state)
 
-    keys = jax.random.split(jax.random.fold_in(key, 1), len(actions))
-    _, out = jax.lax.scan(body, state, (keys, jnp.asarray(actions, jnp.int32)))
+    keys = jax.random.split(jax.random.fold_in(key, 1), actions.shape[0])
+    _, out = jax.lax.scan(body, state, (keys, actions))
     return obs0, state, out
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_rollout(env, batched=False):
+    """One jitted rollout per static env configuration (envs of different levels compare equal)."""
+    fn = lambda key, params, actions: rollout(env, params, key, actions)  # noqa: E731
+    return jax.jit(jax.vmap(fn) if batched else fn)
+
+
+def run(env, params, key, actions):
+    """Unbatched rollout of ``actions`` padded with no-ops to ``STEPS``."""
+    actions = jnp.concatenate([jnp.asarray(actions, jnp.int32), jnp.full(STEPS - len(actions), 4, jnp.int32)])
+    return compiled_rollout(env)(key, params, actions)
 
 
 # --- registry and the one-program design -------------------------------------
@@ -76,46 +94,42 @@ def test_all_names_registered_and_tabular_envs_share_identity():
 
 def test_one_compiled_program_runs_every_level_and_procedural_samples():
     env, _ = envs.make("gridworld-dense")
-
-    @jax.jit
-    def episode_return(key, params):
-        _, _, (_, r, _, _, _, _) = rollout(env, params, key, jnp.arange(30) % 5)
-        return r.sum()
-
+    actions = jnp.arange(STEPS) % 5
+    rollout_fn = compiled_rollout(env)
     tasks = [level_params(n) for n in TABULAR_LEVELS]
     for dist in ["small", "medium", "large", "all"]:
         tasks.append(envs.make(f"gridworld-{dist}")[0].task_space.sample(jax.random.key(3)))
-    for i, task in enumerate(tasks):
-        assert np.isfinite(float(episode_return(jax.random.key(i), task)))
-    assert episode_return._cache_size() == 1
-
     renv, _ = envs.make("gridworld-rand_dense")
-    run = jax.jit(lambda k, p: rollout(renv, p, k, jnp.arange(30) % 5)[2][1].sum())
     rtasks = [level_params(n) for n in RANDOM_LEVELS]
     rtasks.append(envs.make("gridworld-rand_all")[0].task_space.sample(jax.random.key(4)))
-    for i, task in enumerate(rtasks):
-        assert np.isfinite(float(run(jax.random.key(i), task)))
-    assert run._cache_size() == 1
+    for e, task_list in [(env, tasks), (renv, rtasks)]:
+        fn = compiled_rollout(e)
+        fn(jax.random.key(0), task_list[0], actions)
+        compiled = fn._cache_size()
+        for i, task in enumerate(task_list):
+            assert np.isfinite(float(fn(jax.random.key(i), task, actions)[2][1].sum()))
+        assert fn._cache_size() == compiled  # no recompilation for any level
+    assert compiled_rollout(envs.make("gridworld-sparse")[0]) is rollout_fn
 
 
 # --- jit / vmap, determinism, observation space ------------------------------
 @pytest.mark.parametrize("name", ["gridworld-all", "gridworld-rand_all"])
 def test_vmap_over_keys_and_task_batches_and_obs_in_space(name):
     env, params = envs.make(name)
-    n, steps = 12, 40
+    n, steps = 12, STEPS
     tasks = env.task_space.sample_batch(jax.random.key(0), n)
     # frequent respawns and few terminations, so that many objects get (re)placed
     tasks = tasks.replace(obj_p_respawn=jnp.full_like(tasks.obj_p_respawn, 0.5),
                           obj_p_terminate=jnp.full_like(tasks.obj_p_terminate, 0.05))
     keys = jax.random.split(jax.random.key(1), n)
     actions = jax.random.randint(jax.random.key(2), (n, steps), 0, 5)
-    batched = jax.jit(jax.vmap(lambda k, p, a: rollout(env, p, k, a)))
-    obs0, _, (obs, r, te, tr, info, states) = batched(keys, tasks, actions)
+    obs0, _, (obs, r, te, tr, info, states) = compiled_rollout(env, batched=True)(keys, tasks, actions)
     assert obs0.shape == (n, env.obs_size) and obs.shape == (n, steps, env.obs_size)
     assert obs.dtype == jnp.float32 and r.dtype == jnp.float32
-    # the same key batch with one shared task (vmap over keys only)
-    shared = jax.jit(jax.vmap(lambda k, a: rollout(env, params, k, a)))(keys, actions)[2][0]
-    assert shared.shape == obs.shape
+    # one shared task for the whole batch: only the keys (and actions) differ
+    same = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), params)
+    shared = compiled_rollout(env, batched=True)(keys, same, actions)[2][0]
+    assert shared.shape == obs.shape and not np.array_equal(np.asarray(shared[0]), np.asarray(shared[1]))
 
     contains = jax.vmap(jax.vmap(lambda o, p: env.observation_space(p).contains(o), (0, None)))
     assert bool(jnp.all(contains(obs, tasks))) and bool(jnp.all(contains(info["final_observation"], tasks)))
@@ -150,9 +164,8 @@ def test_vmap_over_keys_and_task_batches_and_obs_in_space(name):
 @pytest.mark.parametrize("name", ["gridworld-dense", "gridworld-rand_small"])
 def test_same_key_same_trajectory(name):
     env, params = envs.make(name)
-    actions = jax.random.randint(jax.random.key(5), (60,), 0, 5)
-    run = jax.jit(lambda k: rollout(env, params, k, actions))
-    a, b, c = run(jax.random.key(7)), run(jax.random.key(7)), run(jax.random.key(8))
+    actions = jax.random.randint(jax.random.key(5), (STEPS,), 0, 5)
+    a, b, c = [run(env, params, jax.random.key(k), actions) for k in (7, 7, 8)]
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     if not env.tabular:  # random placement depends on the key
@@ -165,39 +178,39 @@ UP, DOWN, LEFT, RIGHT, NOOP = range(5)
 
 def test_walls_and_edges_block_moves():
     # 3x3, wall in the centre (1,1); start (1,0) = cell 3
-    lvl = Level(3, 10, (ObjType(1.0, 0.0, 0.0),), ((0, (2, 2)),), start=(1, 0), walls=((1, 1),))
+    lvl = Level(3, 100, (ObjType(1.0, 0.0, 0.0),), ((0, (2, 2)),), start=(1, 0), walls=((1, 1),))
     env = small_env()
     params = small_params(lvl)
-    _, _, (_, _, _, _, _, states) = rollout(env, params, jax.random.key(0), [RIGHT, LEFT, UP, UP, LEFT, RIGHT, DOWN])
+    _, _, (_, _, _, _, _, states) = run(env, params, jax.random.key(0), [RIGHT, LEFT, UP, UP, LEFT, RIGHT, DOWN])
     # right: wall -> stay 3; left: edge -> 3; up -> 0; up: edge -> 0; left: edge -> 0; right -> 1; down: wall -> 1
-    assert np.asarray(states.pos).tolist() == [3, 3, 0, 0, 0, 1, 1]
+    assert np.asarray(states.pos)[:7].tolist() == [3, 3, 0, 0, 0, 1, 1]
 
 
 def test_collect_reward_removal_termination_and_truncation():
     env = small_env()
     # start (0,1); object type 0 at (0,2) (reward 0.7, never ends, never respawns)
     keep = small_params(corridor([ObjType(0.7, 0.0, 0.0)], [(0, (0, 2))], (0, 1), steps=5))
-    _, _, (obs, r, te, tr, info, st) = rollout(env, keep, jax.random.key(0), [RIGHT, LEFT, RIGHT, NOOP, NOOP])
-    np.testing.assert_allclose(np.asarray(r), [0.7, 0, 0, 0, 0])
+    _, _, (obs, r, te, tr, info, st) = run(env, keep, jax.random.key(0), [RIGHT, LEFT, RIGHT, NOOP, NOOP])
+    np.testing.assert_allclose(np.asarray(r)[:5], [0.7, 0, 0, 0, 0])
     assert np.asarray(st.obj_exists)[:3, 0].tolist() == [False, False, False]
     assert not np.any(np.asarray(te))
     # the time limit (5 steps) is truncation, not termination; the env then auto-resets
-    assert np.asarray(tr).tolist() == [False, False, False, False, True]
-    assert int(st.time[-1]) == 0 and bool(st.obj_exists[-1, 0]) and int(st.pos[-1]) == 1
-    assert float(info["final_observation"][-1, -1]) == pytest.approx(0.005)
+    assert np.asarray(tr)[:10].tolist() == [False] * 4 + [True] + [False] * 4 + [True]
+    assert int(st.time[4]) == 0 and bool(st.obj_exists[4, 0]) and int(st.pos[4]) == 1
+    assert float(info["final_observation"][4, -1]) == pytest.approx(0.005)
 
     # termination probability 1: the collecting step ends the episode, reward still paid
     end = keep.replace(obj_p_terminate=keep.obj_p_terminate.at[0].set(1.0))
-    obs0, _, (obs, r, te, tr, info, st) = rollout(env, end, jax.random.key(0), [RIGHT, NOOP])
+    obs0, _, (obs, r, te, tr, info, st) = run(env, end, jax.random.key(0), [RIGHT, NOOP])
     assert float(r[0]) == pytest.approx(0.7) and bool(te[0]) and not bool(tr[0])
     np.testing.assert_array_equal(np.asarray(obs[0]), np.asarray(obs0))  # auto-reset obs
     assert not np.array_equal(np.asarray(info["final_observation"][0]), np.asarray(obs0))
 
     # respawn probability 1 (tabular): back at its own cell one step after collection
     back = keep.replace(obj_p_respawn=keep.obj_p_respawn.at[0].set(1.0))
-    _, _, (_, r, _, _, _, st) = rollout(env, back, jax.random.key(0), [RIGHT, NOOP, NOOP, NOOP])
-    assert np.asarray(st.obj_exists)[:, 0].tolist() == [False, True, False, True]
-    np.testing.assert_allclose(np.asarray(r), [0.7, 0.0, 0.7, 0.0])  # staying put collects it again
+    _, _, (_, r, _, _, _, st) = run(env, back, jax.random.key(0), [RIGHT])
+    assert np.asarray(st.obj_exists)[:4, 0].tolist() == [False, True, False, True]
+    np.testing.assert_allclose(np.asarray(r)[:4], [0.7, 0.0, 0.7, 0.0])  # staying put collects it again
     assert np.all(np.asarray(st.obj_poss)[:, 0] == 2)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +49,26 @@ def member(population, i):
     return jax.tree_util.tree_map(lambda x: x[i], population)
 
 
+@functools.cache
+def _jitted_update(options):
+    opt = LearnedOptimizer(options)
+
+    def run(meta, grads, state, params, extra):
+        return opt.transform(meta).update(grads, state, params, **extra)
+
+    return jax.jit(run)
+
+
+def learned_update(opt, meta, grads, params, state=None, **extra):
+    """One jitted update; compiled once per optimizer options and extra-arg set."""
+    if state is None:
+        state = opt.transform(meta).init(params)
+    return _jitted_update(opt.options)(meta, grads, state, params, extra)
+
+
+STEP_ARGS = {"progress": 0.3, "epoch_progress": 0.5, "key": jax.random.PRNGKey(0)}
+
+
 def with_head_bias(opt: LearnedOptimizer, bias) -> dict:
     """Zero network except the output bias: the outputs (m, e, s) are constants."""
     meta = opt.sgd_meta_params(0.0)
@@ -67,26 +90,25 @@ def assert_trees_close(a, b, **kw):
 @pytest.mark.parametrize("lr", [1e-3, 2.5e-4, 3e-2, 0.7])
 def test_sgd_meta_params_match_optax_sgd_exactly(lr):
     opt = LearnedOptimizer()
-    tx = opt.transform(opt.sgd_meta_params(lr))
+    meta = opt.sgd_meta_params(lr)
     sgd = optax.sgd(lr)
     params = ppo_like_params()
-    state, sgd_state = tx.init(params), sgd.init(params)
-    update, sgd_update = jax.jit(tx.update), jax.jit(sgd.update)
+    state, sgd_state = opt.transform(meta).init(params), sgd.init(params)
     for step in range(3):
         grads = random_like(params, 10 + step)
         # extra args must not matter when the network is off
-        ours, state = update(grads, state, params, progress=step / 3, epoch_progress=0.5, key=jax.random.PRNGKey(step))
-        ref, sgd_state = sgd_update(grads, sgd_state, params)
+        extra = {"progress": step / 3, "epoch_progress": 0.5, "key": jax.random.PRNGKey(step)}
+        ours, state = learned_update(opt, meta, grads, params, state, **extra)
+        ref, sgd_state = sgd.update(grads, sgd_state, params)
         assert_trees_equal(ours, ref)
         params = optax.apply_updates(params, ours)
 
 
 def test_sgd_meta_params_with_mean_subtraction_off_and_noise_everywhere():
     opt = LearnedOptimizer(subtract_mean=False, noise_on=("actor", "critic", "log_std"))
-    tx = opt.transform(opt.sgd_meta_params(0.01))
     params = ppo_like_params()
     grads = random_like(params, 1)
-    ours, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    ours, _ = learned_update(opt, opt.sgd_meta_params(0.01), grads, params, **STEP_ARGS)
     ref, _ = optax.sgd(0.01).update(grads, optax.sgd(0.01).init(params), params)
     assert_trees_equal(ours, ref)
 
@@ -127,14 +149,12 @@ def test_vmap_over_a_population_of_meta_params(network_meta):
     population = network_meta
     params = ppo_like_params()
     grads = random_like(params, 1)
-    key = jax.random.PRNGKey(2)
 
     def one_update(meta):
-        tx = opt.transform(meta)
-        return tx.update(grads, tx.init(params), params, progress=0.3, key=key)[0]
+        return learned_update(opt, meta, grads, params, **STEP_ARGS)[0]
 
     batched = jax.jit(jax.vmap(one_update))(population)
-    singles = [jax.jit(one_update)(member(population, i)) for i in range(3)]
+    singles = [one_update(member(population, i)) for i in range(3)]
     for i, single in enumerate(singles):
         assert_trees_close(member(batched, i), single, rtol=1e-5, atol=1e-9)
     # different members really give different updates
@@ -159,15 +179,13 @@ def test_constant_outputs_give_the_open_step():
     expected = -LAMBDA * b_m * np.exp(LAMBDA * b_e)
 
     opt = LearnedOptimizer(subtract_mean=False)
-    tx = opt.transform(with_head_bias(opt, [b_m, b_e, 0.0]))
-    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    updates, _ = learned_update(opt, with_head_bias(opt, [b_m, b_e, 0.0]), grads, params, **STEP_ARGS)
     for leaf in jax.tree_util.tree_leaves(updates):
         np.testing.assert_allclose(leaf, np.full(leaf.shape, expected), rtol=1e-6)
 
     # a constant step is removed entirely by OPEN's mean subtraction
     opt = LearnedOptimizer(subtract_mean=True)
-    tx = opt.transform(with_head_bias(opt, [b_m, b_e, 0.0]))
-    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    updates, _ = learned_update(opt, with_head_bias(opt, [b_m, b_e, 0.0]), grads, params, **STEP_ARGS)
     for leaf in jax.tree_util.tree_leaves(updates):
         np.testing.assert_allclose(leaf, 0.0, atol=1e-9)
 
@@ -176,7 +194,7 @@ def test_learned_noise_only_on_actor_leaves():
     b_s = 3.0
     params = ppo_like_params()
     grads = random_like(params, 1)
-    key = jax.random.PRNGKey(7)
+    key = STEP_ARGS["key"]
     paths = F.leaf_paths(params)
     leaves = jax.tree_util.tree_leaves(params)
     # one N(0, 1) draw over all parameters, in leaf order, masked to the actor
@@ -188,14 +206,12 @@ def test_learned_noise_only_on_actor_leaves():
     ]
 
     opt = LearnedOptimizer(subtract_mean=False)
-    tx = opt.transform(with_head_bias(opt, [0.0, 0.0, b_s]))
-    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params, key=key)
+    updates, _ = learned_update(opt, with_head_bias(opt, [0.0, 0.0, b_s]), grads, params, **STEP_ARGS)
     for u, n in zip(jax.tree_util.tree_leaves(updates), noise):
         np.testing.assert_allclose(u, -n, rtol=1e-5, atol=1e-9)
 
     opt = LearnedOptimizer(subtract_mean=True)
-    tx = opt.transform(with_head_bias(opt, [0.0, 0.0, b_s]))
-    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params, key=key)
+    updates, _ = learned_update(opt, with_head_bias(opt, [0.0, 0.0, b_s]), grads, params, **STEP_ARGS)
     mean = sum(n.sum() for n in noise) / sum(n.size for n in noise)
     for u, n in zip(jax.tree_util.tree_leaves(updates), noise):
         np.testing.assert_allclose(u, -(n - mean), rtol=1e-4, atol=1e-8)
@@ -248,16 +264,14 @@ def test_dormancy_shape_checked():
 def test_dormancy_reaches_only_its_units_weights(network_meta):
     """Zeroing unit 1's score changes exactly column 1 of that layer's kernel and bias[1]."""
     opt = LearnedOptimizer(subtract_mean=False)
-    tx = opt.transform(member(network_meta, 1))
+    meta = member(network_meta, 1)
     params = ppo_like_params()
     grads = random_like(params, 1)
     ones = jax.tree_util.tree_map(lambda p: jnp.ones(p.shape[-1:]), params)
     dead = jax.tree_util.tree_map(lambda x: x, ones)
     dead["actor"]["hidden_1"] = {"kernel": jnp.array([1.0, 0, 1, 1, 1, 1]), "bias": jnp.array([1.0, 0, 1, 1, 1, 1])}
-    update = jax.jit(tx.update)
-    key = jax.random.PRNGKey(0)
-    u_ones, _ = update(grads, tx.init(params), params, dormancy=ones, key=key)
-    u_dead, _ = update(grads, tx.init(params), params, dormancy=dead, key=key)
+    u_ones, _ = learned_update(opt, meta, grads, params, dormancy=ones, **STEP_ARGS)
+    u_dead, _ = learned_update(opt, meta, grads, params, dormancy=dead, **STEP_ARGS)
     changed = jax.tree_util.tree_map(lambda a, b: np.asarray(a != b), u_ones, u_dead)
     kernel, bias = changed["actor"]["hidden_1"]["kernel"], changed["actor"]["hidden_1"]["bias"]
     assert kernel[:, 1].all() and not np.delete(kernel, 1, axis=1).any()
@@ -265,7 +279,7 @@ def test_dormancy_reaches_only_its_units_weights(network_meta):
     changed["actor"]["hidden_1"] = {}
     assert not any(leaf.any() for leaf in jax.tree_util.tree_leaves(changed))
     # the default (no dormancy given) means every unit scores 1
-    u_default, _ = update(grads, tx.init(params), params, key=key)
+    u_default, _ = learned_update(opt, meta, grads, params, **STEP_ARGS)
     assert_trees_equal(u_default, u_ones)
 
 
@@ -286,17 +300,17 @@ def test_layer_proportions_follow_forward_order():
 
 def test_missing_progress_and_key_fall_back_to_the_step_count(network_meta):
     opt = LearnedOptimizer(horizon=10, seed=5)
-    tx = opt.transform(member(network_meta, 2))
+    meta = member(network_meta, 2)
     params = ppo_like_params()
     grads = random_like(params, 2)
-    update = jax.jit(tx.update)
-    state = tx.init(params)
+    state = opt.transform(meta).init(params)
     for _ in range(3):
-        _, state = update(grads, state, params)
-    explicit, _ = update(grads, state, params, progress=0.3, key=jax.random.fold_in(jax.random.PRNGKey(5), 3))
-    implicit, _ = update(grads, state, params)
+        _, state = learned_update(opt, meta, grads, params, state)
+    key = jax.random.fold_in(jax.random.PRNGKey(5), 3)
+    explicit, _ = learned_update(opt, meta, grads, params, state, progress=0.3, epoch_progress=0.0, key=key)
+    implicit, _ = learned_update(opt, meta, grads, params, state)
     assert_trees_close(implicit, explicit, rtol=1e-6, atol=1e-10)
-    other, _ = update(grads, state, params, progress=0.9, key=jax.random.fold_in(jax.random.PRNGKey(5), 3))
+    other, _ = learned_update(opt, meta, grads, params, state, progress=0.9, epoch_progress=0.0, key=key)
     assert not np.allclose(other["critic"]["head"]["kernel"], explicit["critic"]["head"]["kernel"])
 
 
@@ -305,7 +319,6 @@ def test_missing_progress_and_key_fall_back_to_the_step_count(network_meta):
 
 def test_config_round_trip_and_validation():
     opt = LearnedOptimizer(gru_features=4, betas=(0.5, 0.9), noise_on=("actor",))
-    import json
 
     again = LearnedOptimizer.from_config(json.loads(json.dumps(opt.config)))
     assert again.options == opt.options
@@ -320,24 +333,29 @@ def test_config_round_trip_and_validation():
 def test_save_and_load_round_trip(tmp_path, network_meta):
     opt = LearnedOptimizer(subtract_mean=False)
     meta = member(network_meta, 0)
-    path = save_learned_optimizer(tmp_path / "open_test", opt, meta, generation=2, fitness=1.5)
-    assert path.endswith(".npz")
+    path = save_learned_optimizer(tmp_path / "open_test.npz", opt, meta, extra={"generation": 2, "fitness": 1.5})
     with np.load(path, allow_pickle=False) as data:  # readable without pickle
         assert "network/gru/ir/kernel" in data.files
-    loaded, loaded_meta, metadata = load_learned_optimizer(path)
-    assert loaded.config == opt.config and metadata == {"generation": 2, "fitness": 1.5}
+    loaded, loaded_meta, header = load_learned_optimizer(path)
+    assert loaded.config == opt.config and header["extra"] == {"generation": 2, "fitness": 1.5}
     assert_trees_equal(loaded_meta, meta)
     params = ppo_like_params()
     grads = random_like(params, 1)
-    key = jax.random.PRNGKey(0)
+    a, _ = learned_update(opt, meta, grads, params, **STEP_ARGS)
+    b, _ = learned_update(loaded, loaded_meta, grads, params, **STEP_ARGS)
+    assert_trees_equal(a, b)
 
-    @jax.jit
-    def first_update(meta):
-        tx = loaded.transform(meta)
-        return tx.update(grads, tx.init(params), params, key=key)[0]
 
-    assert_trees_equal(first_update(loaded_meta), first_update(meta))
+def test_load_rejects_other_files(tmp_path):
+    from metarl.artifacts import save_artifact
 
-    np.savez(tmp_path / "other.npz", x=np.zeros(2))
-    with pytest.raises(ValueError, match="not a learned optimizer file"):
-        load_learned_optimizer(tmp_path / "other.npz")
+    save_artifact(tmp_path / "obj.npz", {"w": np.zeros(2)}, kind="objective", name="lpo")
+    with pytest.raises(ValueError, match="not an optimizer"):
+        load_learned_optimizer(tmp_path / "obj.npz")
+    opt = LearnedOptimizer(gru_features=4)
+    small = save_learned_optimizer(tmp_path / "small.npz", opt, opt.init_meta(jax.random.PRNGKey(0)))
+    np.savez(tmp_path / "plain.npz", x=np.zeros(2))
+    with pytest.raises(ValueError, match="not a metarl artifact"):
+        load_learned_optimizer(tmp_path / "plain.npz")
+    loaded, _, _ = load_learned_optimizer(small)
+    assert loaded.options.gru_features == 4

@@ -271,7 +271,7 @@ def test_rollout_matches_gymnax_step(cartpole, episode_tasks):
     from envs.wrappers import LogWrapper, TaskResetWrapper
 
     env, env_params = cartpole
-    config = dataclasses.replace(TINY, num_steps=64, task_resample="episode")
+    config = dataclasses.replace(TINY, num_steps=64, total_timesteps=256, task_resample="episode")
     teacher = RecordingTeacher() if episode_tasks else None
     agent = PPO(config, env, env.task_space.sample_batch(jax.random.key(5), config.num_envs), teacher=teacher)
     assert agent.preset_resets
@@ -283,12 +283,12 @@ def test_rollout_matches_gymnax_step(cartpole, episode_tasks):
     reference = LogWrapper(TaskResetWrapper(env) if episode_tasks else env)
     env_state, obs = state.env_state, state.obs
     for t in range(config.num_steps):
-        np.testing.assert_allclose(traj["obs"][t], obs, rtol=1e-6)
+        np.testing.assert_allclose(traj["obs"][t], obs, rtol=1e-5, atol=1e-5)  # XLA fusion rounding
         obs, env_state, reward, terminated, truncated, info = jax.vmap(reference.step)(
             draws["step"][t], env_state, traj["action"][t], state.env_params
         )
         np.testing.assert_array_equal(traj["reward"][t], reward)
         np.testing.assert_array_equal(traj["done"][t], terminated | truncated)
-        np.testing.assert_allclose(traj["final_obs"][t], info["final_observation"], rtol=1e-6)
+        np.testing.assert_allclose(traj["final_obs"][t], info["final_observation"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(traj["episode_return"][t], info["returned_episode_return"])
     assert int(traj["episode_end"].sum()) > 0  # the comparison covered resets

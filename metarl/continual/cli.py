@@ -21,7 +21,7 @@ from metarl.agents.ppo import PPOConfig
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
-from metarl.continual.streams import get_stream
+from metarl.continual.streams import from_spec, get_stream
 
 
 def _plain(x: Any) -> Any:
@@ -49,9 +49,12 @@ def _fields(cls, values: dict, where: str) -> dict:
 def build(cfg: dict) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
     """Config dict -> (stream, agent, method, run) with one-line errors."""
     bench = dict(cfg.get("benchmark") or {})
-    if "stream" not in bench:
-        raise ValueError("benchmark.stream is required (e.g. benchmark=ccartpole5)")
-    stream = get_stream(str(bench["stream"]), bench.get("steps_per_task"))
+    if bench.get("spec"):  # an inline stream spec (data), e.g. for a quick experiment
+        stream = from_spec(dict(bench["spec"]))
+    elif bench.get("stream"):
+        stream = get_stream(str(bench["stream"]), bench.get("steps_per_task"))
+    else:
+        raise ValueError("benchmark.stream (a registered name) or benchmark.spec is required (e.g. benchmark=ccartpole5)")
     agent_values = {**dict(bench.get("agent") or {}), **dict(cfg.get("agent") or {})}
     agent = PPOConfig(**_fields(PPOConfig, agent_values, "agent"))
     method = MethodConfig(**_fields(MethodConfig, dict(cfg.get("method") or {}), "method"))
@@ -78,7 +81,7 @@ def run(cfg: dict, run_dir: Path) -> dict[str, Any]:
     progress = bool(cfg.get("progress", False))
     runner = ContinualRunner(stream, agent, method, run_cfg)
     results = runner.run(progress=progress)
-    ref = reference_runs(stream, agent, run_cfg) if cfg.get("reference", True) else None
+    ref = reference_runs(stream, agent, run_cfg, runner) if cfg.get("reference", True) else None
     evaluation = evaluate_results(results, ref)
     arrays = {
         "eval_steps": results["eval_steps"],
@@ -98,7 +101,7 @@ def run(cfg: dict, run_dir: Path) -> dict[str, Any]:
         "metrics": evaluation["summary"],
         "per_seed": evaluation["per_seed"],
         "interventions": results["interventions"],
-        "compile_counts": results["compile_counts"],
+        "compile_counts": runner.compile_counts(),
         "wall_time_s": results["wall_time_s"],
     }
     (run_dir / "metrics.json").write_text(json.dumps(_plain(record), indent=1))

@@ -92,20 +92,24 @@ class ReplayState(NamedTuple):
     buffer: ReplayBuffer
     coef: jax.Array
     step: jax.Array
+    rng: jax.Array  # own key: minibatch i uses fold_in(rng, i), whatever key format the learner uses
 
 
 def replay_cloning(
     capacity: int, obs_dim: int, out_dim: int, batch_size: int, coef: float, activation: str,
-    continuous: bool, value_coef: float = 0.5,
+    continuous: bool, value_coef: float = 0.5, seed: int = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Adds the cloning gradient on ``batch_size`` buffer samples (none while empty)."""
 
     def init(params):
-        return ReplayState(buffer_init(capacity, obs_dim, out_dim), jnp.asarray(coef, jnp.float32), jnp.zeros((), jnp.int32))
+        return ReplayState(
+            buffer_init(capacity, obs_dim, out_dim), jnp.asarray(coef, jnp.float32), jnp.zeros((), jnp.int32),
+            jax.random.PRNGKey(seed),
+        )
 
-    def update(updates, state, params=None, key=None, **extra):
+    def update(updates, state, params=None, **extra):
         buf = state.buffer
-        key = jax.random.fold_in(jax.random.PRNGKey(0), state.step) if key is None else jax.random.fold_in(key, 7)
+        key = jax.random.fold_in(state.rng, state.step)
         idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))
         weight = (buf.size > 0).astype(jnp.float32) * jnp.ones((batch_size,), jnp.float32)
         grads = jax.grad(cloning_loss)(

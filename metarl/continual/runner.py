@@ -137,12 +137,7 @@ class ContinualRunner:
         batch = agent_cfg.batch_size
         self.chunk_updates = max(1, run_cfg.eval_every_steps // batch)
         chunk_steps = self.chunk_updates * batch
-        # segments in whole chunks (at least one each)
-        self.segment_chunks = [max(1, round(s.steps / chunk_steps)) for s in stream.segments]
-        self.effective_segments = tuple(
-            Segment(s.task, n * chunk_steps) for s, n in zip(stream.segments, self.segment_chunks)
-        )
-        self.chunk_steps = chunk_steps
+        self.chunk_steps = chunk_steps  # segments are run in whole chunks (at least one each)
         self.low, self.high = score_bounds(stream)
         self._chunk = jax.jit(jax.vmap(self._chunk_fn))
         self._switch = jax.jit(jax.vmap(self._switch_fn, in_axes=(0, 0, None, None)))
@@ -334,15 +329,19 @@ class ContinualRunner:
         return {name: fn._cache_size() for name, fn in
                 (("init", self._init), ("chunk", self._chunk), ("switch", self._switch), ("evaluate", self._evaluate))}
 
-    def run(self, progress: bool = False) -> dict[str, Any]:
+    def run(self, progress: bool = False, segments: tuple[Segment, ...] | None = None) -> dict[str, Any]:
+        """Train across the stream (or across ``segments`` of the same task
+        table — the compiled programs do not depend on the schedule)."""
         rc = self.run_cfg
+        segments = self.stream.segments if segments is None else tuple(segments)
+        seg_chunks = [max(1, round(s.steps / self.chunk_steps)) for s in segments]
         keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
         state, extras = self._init(keys)
         eval_steps, returns, scores, diags, log = [], [], [], [], []
         step, t0 = 0, time.time()
-        total_chunks = sum(self.segment_chunks)
+        total_chunks = sum(seg_chunks)
         done_chunks = 0
-        for index, (seg, n_chunks) in enumerate(zip(self.stream.segments, self.segment_chunks)):
+        for index, (seg, n_chunks) in enumerate(zip(segments, seg_chunks)):
             state, extras, fired = self._switch(state, extras, jnp.int32(seg.task), jnp.asarray(index > 0))
             if index > 0:
                 log.append({"step": step, "event": f"switch->{seg.task}", "method": self.method.name,
@@ -372,30 +371,30 @@ class ContinualRunner:
             "perf": perf,
             "diagnostics": {k: np.stack([d[k] for d in diags], axis=1) for k in diags[0]},
             "interventions": log,
-            "segments": [(s.task, s.steps) for s in self.effective_segments],
+            "segments": [(s.task, n * self.chunk_steps) for s, n in zip(segments, seg_chunks)],
             "compile_counts": self.compile_counts(),
             "wall_time_s": time.time() - t0,
         }
 
 
-def reference_runs(stream: TaskStream, agent_cfg: PPOConfig, run_cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+def reference_runs(
+    stream: TaskStream, agent_cfg: PPOConfig, run_cfg: RunConfig, runner: ContinualRunner | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """From-scratch single-task fine-tuning runs, one per task, with the budget
     of that task's first visit. Returns ``(ref_steps[E], ref_perf[seeds, E, T])``
-    (column t is task t's own run)."""
+    (column t is task t's own run; NaN after its budget). ``runner``: a
+    fine-tuning runner of the same stream to reuse (no new compilation)."""
+    if runner is None or runner.method.name != "finetune":
+        runner = ContinualRunner(stream, agent_cfg, MethodConfig("finetune"), run_cfg)
     first_len: dict[int, int] = {}
     for seg in stream.segments:
         first_len.setdefault(seg.task, seg.steps)
-    longest = max(first_len.values())
-    ref_perf, ref_steps = None, None
-    for task, steps in sorted(first_len.items()):
-        single = dataclasses.replace(stream, segments=(Segment(task, steps),), name=f"{stream.name}[ref{task}]")
-        out = ContinualRunner(single, agent_cfg, MethodConfig("finetune"), run_cfg).run()
-        if ref_perf is None:
-            n_evals = math.ceil(longest / out["eval_steps"][0]) if len(out["eval_steps"]) else 0
-            ref_steps = out["eval_steps"][0] * np.arange(1, n_evals + 1)
-            ref_perf = np.full((run_cfg.seeds, n_evals, stream.n_tasks), np.nan)
-        n = out["perf"].shape[1]
-        ref_perf[:, :n, task] = out["perf"][:, :, task]
+    outs = {task: runner.run(segments=(Segment(task, steps),)) for task, steps in sorted(first_len.items())}
+    longest = max(len(o["eval_steps"]) for o in outs.values())
+    ref_steps = runner.chunk_steps * np.arange(1, longest + 1)
+    ref_perf = np.full((run_cfg.seeds, longest, stream.n_tasks), np.nan)
+    for task, out in outs.items():
+        ref_perf[:, : out["perf"].shape[1], task] = out["perf"][:, :, task]
     return ref_steps, ref_perf
 
 

@@ -173,6 +173,10 @@ class LearnedOptimizer:
     def _zero_network(self) -> dict:
         return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), self._network_shapes())
 
+    def init(self, key: jax.Array) -> dict:
+        """Alias of :meth:`init_meta` (PPO and the ES code call ``init(key)``)."""
+        return self.init_meta(key)
+
     def sgd_meta_params(self, learning_rate: float) -> dict:
         """Meta-parameters for which the update is exactly ``optax.sgd(learning_rate)``.
 

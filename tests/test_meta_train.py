@@ -1,0 +1,145 @@
+"""Inner-loop fitness and the metarl-meta-train CLI (tiny PPO budgets, real runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metarl.agents.ppo import PPOConfig
+from metarl.artifacts import load_artifact, load_objective
+from metarl.meta import read_log
+from metarl.meta.fitness import FitnessConfig, make_inner_fitness, measure_reference_returns, score_returns
+from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
+from metarl.objectives import LPO
+
+# Two epochs x two minibatches: with a single gradient step per update r = 1 throughout,
+# where every drift has zero value and gradient, so objectives could not differ.
+TINY_PPO = dict(total_timesteps=512, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2, hidden_sizes=(16,))
+TINY_CLI = [
+    "meta.population_size=4",
+    "meta.checkpoint_every=1",
+    "inner.total_timesteps=512",
+    "inner.num_steps=32",
+    "inner.update_epochs=2",
+    "inner.num_minibatches=2",
+    "+inner.hidden_sizes=[16]",
+    "fitness.num_seeds=1",
+    "fitness.reference_seeds=1",
+    "objective.hidden_size=8",
+    "progress_bar=false",
+]
+
+
+def test_score_returns_final_and_mean_by_hand():
+    returns = jnp.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]])
+    # final_fraction 0.25 of 12 updates -> last 3: (10 + 11 + 12) / 3 = 11
+    np.testing.assert_allclose(score_returns(returns, "final", 0.25), [11.0])
+    np.testing.assert_allclose(score_returns(returns, "final", 0.01), [12.0])  # at least one update
+    np.testing.assert_allclose(score_returns(returns, "mean", 0.25), [6.5])
+    # NaN = no episode finished yet in that update; ignored.
+    np.testing.assert_allclose(score_returns(jnp.array([jnp.nan, 2.0, 4.0]), "mean", 1.0), 3.0)
+    with pytest.raises(ValueError, match="fitness.reduce"):
+        FitnessConfig(reduce="median")
+
+
+def test_ppo_initialised_candidate_scores_one_against_the_ppo_reference():
+    # The reference is PPO's return on the same seeds; LPO with PPO-init and a zero
+    # output layer *is* PPO, so its normalised fitness must be 1 -- and a candidate
+    # with a strong learned drift must score differently.
+    config = PPOConfig(**(TINY_PPO | {"total_timesteps": 1024, "lr": 0.01}))  # big steps: drifts matter
+    fitness_cfg = FitnessConfig(num_seeds=2, reference_seeds=2, reduce="mean")
+    key = jax.random.PRNGKey(5)
+    refs = measure_reference_returns(["CartPole-v1"], config, fitness_cfg, key)
+    assert refs["CartPole-v1"] > 5.0
+    objective = LPO(hidden_size=8)
+    ppo_like = objective.init(jax.random.PRNGKey(0))
+    wild = {"w1": 3.0 * ppo_like["w1"], "w2": jnp.full((8, 1), -40.0)}
+    population = jax.tree.map(lambda a, b: jnp.stack([a, b]), ppo_like, wild)
+    fitness = jax.jit(make_inner_fitness(objective, ["CartPole-v1"], config, fitness_cfg, refs))(key, population)
+    assert fitness.shape == (2,)
+    assert float(fitness[0]) == pytest.approx(1.0, abs=1e-4)
+    assert abs(float(fitness[1]) - 1.0) > 1e-3
+    with pytest.raises(ValueError, match="no reference return"):
+        make_inner_fitness(objective, ["Acrobot-v1"], config, fitness_cfg, refs)
+
+
+def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "JAX_PLATFORMS": "cpu",
+        # Share compiled programs between the CLI runs of this module.
+        "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    env.pop(ABORT_ENV_VAR, None)
+    if abort is not None:
+        env[ABORT_ENV_VAR] = str(abort)
+    command = [sys.executable, "-c", "from metarl.meta_train import main; main()", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cache_dir.parent)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("meta_cli") / "jax_cache"
+
+
+def test_cli_two_generations_end_to_end(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", "hydra.run.dir=" + str(tmp_path / "hydra")], cache_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"report: {run_dir / 'report.md'}" in out.stdout
+    log = read_log(run_dir / "meta_log.jsonl")
+    assert [r["generation"] for r in log] == [0, 1]
+    assert all(np.isfinite(r["fitness_mean"]) and r["seconds"] > 0 for r in log)
+    refs = json.loads((run_dir / "reference_returns.json").read_text())["returns"]
+    assert refs["CartPole-v1"] > 5.0
+    objective, params, header = load_objective(run_dir / "learned_objective.npz")
+    assert objective.name == "lpo" and objective.hidden_size == 8 and params["w1"].shape == (8, 8)
+    assert header["extra"]["generations"] == 2
+    final_copy, _ = load_artifact(run_dir / "checkpoints" / "final_objective.npz")
+    np.testing.assert_array_equal(final_copy["w2"], params["w2"])
+    assert {"1", "2"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    for name in ("meta_curve.png", "drift_heatmap.png", "learning_curves.png", "per_seed_returns.csv"):
+        assert (run_dir / name).stat().st_size > 0, name
+    report = (run_dir / "report.md").read_text()
+    for label in ("LPO (learned)", "| CartPole-v1 | PPO |", "| CartPole-v1 | DPO |", "95% CI"):
+        assert label in report
+    rows = json.loads((run_dir / "aggregate.json").read_text())
+    assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
+
+
+def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir):
+    common = [*TINY_CLI, "meta.generations=3", "evaluate.enabled=false", "hydra.run.dir=" + str(tmp_path / "hydra")]
+    straight = _cli([*common, f"run_dir={tmp_path / 'straight'}"], cache_dir)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed_dir = tmp_path / "killed"
+    killed = _cli([*common, f"run_dir={killed_dir}"], cache_dir, abort=1)
+    assert killed.returncode == ABORT_EXIT_CODE, killed.stderr[-3000:]
+    assert not (killed_dir / "learned_objective.npz").exists()
+    assert len(read_log(killed_dir / "meta_log.jsonl")) == 1
+
+    resumed = _cli([*common, f"run_dir={killed_dir}", "resume=true"], cache_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, _ = load_artifact(tmp_path / "straight" / "learned_objective.npz")
+    b, _ = load_artifact(killed_dir / "learned_objective.npz")
+    for leaf in ("w1", "w2"):
+        np.testing.assert_array_equal(a[leaf], b[leaf])  # bit-for-bit
+    assert float(np.abs(b["w2"]).sum()) > 0  # the ES really moved
+    log_a = read_log(tmp_path / "straight" / "meta_log.jsonl")
+    log_b = read_log(killed_dir / "meta_log.jsonl")
+    assert [r["fitness_mean"] for r in log_a] == [r["fitness_mean"] for r in log_b]
+
+
+def test_cli_rejects_bad_options_with_one_clear_line(tmp_path, cache_dir):
+    out = _cli(["meta.strategy=NoSuchES", f"run_dir={tmp_path / 'bad'}", "hydra.run.dir=" + str(tmp_path / "hydra")], cache_dir, timeout=120)
+    assert out.returncode != 0
+    assert "unknown ES strategy 'NoSuchES'" in out.stderr
