@@ -352,11 +352,12 @@ def place_sequentially(uniforms: jax.Array, free: jax.Array, place: jax.Array) -
 
     Slot i takes the ``floor(u_i * n_left)``-th free cell among those not taken by earlier
     slots. The rank is mapped past earlier ranks by the fixed point ``r = r0 + #{earlier <= r}``
-    (at most i iterations), so only one cumulative count over the grid is needed: far
-    cheaper per step than one random number per cell. Slots with ``place[i] = False`` get
-    an arbitrary cell and take nothing; if no free cell is left the chosen cell is 0.
+    (at most i iterations), so only one prefix count over the grid is needed: cheaper per
+    step than a random number per cell (and 2x cheaper on CPU than hashed priorities with
+    a max per slot). Slots with ``place[i] = False`` get an arbitrary cell and take
+    nothing; if no free cell is left the chosen cell is 0.
     """
-    count = jnp.cumsum(free.astype(jnp.int32))
+    count = _prefix_count(free)
     n_free = count[-1]
     never = jnp.int32(free.shape[0])  # rank no cell reaches: a slot that takes nothing
     ranks: list[jax.Array] = []
@@ -372,3 +373,19 @@ def place_sequentially(uniforms: jax.Array, free: jax.Array, place: jax.Array) -
     # count is non-decreasing: the first cell with count > rank is #{cells with count <= rank}
     chosen = jnp.sum(count[None, :] <= jnp.stack(ranks)[:, None], axis=1, dtype=jnp.int32)
     return jnp.where(chosen < free.shape[0], chosen, 0)
+
+
+def _prefix_count(free: jax.Array) -> jax.Array:
+    """``cumsum(free)`` for a square number of cells, computed on the ``side x side`` view.
+
+    XLA on CPU lowers a cumsum to a windowed reduction that is quadratic in the length
+    (~28k adds for 169 cells); two cumsums of length ``side`` cost ~2k.
+    """
+    n = free.shape[0]
+    side = int(round(n**0.5))
+    if side * side != n:
+        return jnp.cumsum(free.astype(jnp.int32))
+    grid = free.reshape(side, side).astype(jnp.int32)
+    within = jnp.cumsum(grid, axis=1)
+    before_row = jnp.cumsum(within[:, -1]) - within[:, -1]
+    return (within + before_row[:, None]).reshape(n)

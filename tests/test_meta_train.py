@@ -88,12 +88,21 @@ def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: in
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("meta_cli") / "jax_cache"
+    # Session-wide, shared with tests/test_evaluate.py's CLI run (same programs).
+    return tmp_path_factory.getbasetemp() / "metarl_jax_cache"
 
 
-def test_cli_two_generations_end_to_end(tmp_path, cache_dir):
-    run_dir = tmp_path / "run"
-    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", "hydra.run.dir=" + str(tmp_path / "hydra")], cache_dir)
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, cache_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    """The uninterrupted 2-generation CLI run, with evaluation and report."""
+    base = tmp_path_factory.mktemp("straight")
+    run_dir = base / "run"
+    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", f"hydra.run.dir={base / 'hydra'}"], cache_dir)
+    return run_dir, out
+
+
+def test_cli_two_generations_end_to_end(straight_run):
+    run_dir, out = straight_run
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"report: {run_dir / 'report.md'}" in out.stdout
     log = read_log(run_dir / "meta_log.jsonl")
@@ -116,11 +125,11 @@ def test_cli_two_generations_end_to_end(tmp_path, cache_dir):
     assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
 
 
-def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir):
-    common = [*TINY_CLI, "meta.generations=3", "evaluate.enabled=false", "hydra.run.dir=" + str(tmp_path / "hydra")]
-    straight = _cli([*common, f"run_dir={tmp_path / 'straight'}"], cache_dir)
+def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir, straight_run):
+    straight_dir, straight = straight_run
     assert straight.returncode == 0, straight.stderr[-3000:]
-
+    # Same settings as the straight run; evaluation does not touch the ES, so skip it.
+    common = [*TINY_CLI, "meta.generations=2", "evaluate.enabled=false", f"hydra.run.dir={tmp_path / 'hydra'}"]
     killed_dir = tmp_path / "killed"
     killed = _cli([*common, f"run_dir={killed_dir}"], cache_dir, abort=1)
     assert killed.returncode == ABORT_EXIT_CODE, killed.stderr[-3000:]
@@ -129,12 +138,12 @@ def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir):
 
     resumed = _cli([*common, f"run_dir={killed_dir}", "resume=true"], cache_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, _ = load_artifact(tmp_path / "straight" / "learned_objective.npz")
+    a, _ = load_artifact(straight_dir / "learned_objective.npz")
     b, _ = load_artifact(killed_dir / "learned_objective.npz")
     for leaf in ("w1", "w2"):
         np.testing.assert_array_equal(a[leaf], b[leaf])  # bit-for-bit
-    assert float(np.abs(b["w2"]).sum()) > 0  # the ES really moved
-    log_a = read_log(tmp_path / "straight" / "meta_log.jsonl")
+    assert float(np.abs(b["w2"]).sum()) > 0  # the ES really moved (w2 starts at 0)
+    log_a = read_log(straight_dir / "meta_log.jsonl")
     log_b = read_log(killed_dir / "meta_log.jsonl")
     assert [r["fitness_mean"] for r in log_a] == [r["fitness_mean"] for r in log_b]
 

@@ -74,21 +74,29 @@ def test_learned_drift_is_a_valid_drift_for_random_weights(objective):
     ratios = jnp.exp(jnp.linspace(-1.5, 1.5, 41))
     advantages = jnp.linspace(-3.0, 3.0, 13)
     r, a = jnp.meshgrid(ratios, advantages)
+
+    @jax.jit
+    def check(weights, progress):
+        drift = objective(weights, r, a, progress)
+        at_one = objective(weights, jnp.ones_like(advantages), advantages, progress)
+        slope = jax.vmap(jax.grad(lambda rr, aa: objective(weights, rr, aa, progress)))(
+            jnp.ones_like(advantages), advantages
+        )
+        return drift, at_one, slope
+
     for seed in range(4):
         weights = _random_weights(objective, seed)
         for progress in (0.0, 0.37, 1.0):
-            drift = objective(weights, r, a, progress)
+            drift, at_one, slope = check(weights, jnp.float32(progress))
             assert bool(jnp.all(drift >= 0.0)), "drift must be non-negative"
             assert bool(jnp.all(jnp.isfinite(drift)))
-            at_one = objective(weights, jnp.ones_like(advantages), advantages, progress)
             np.testing.assert_allclose(at_one, 0.0, atol=1e-6)
-            grad = jax.vmap(jax.grad(lambda rr, aa: objective(weights, rr, aa, progress)))(
-                jnp.ones_like(advantages), advantages
-            )
-            np.testing.assert_allclose(grad, 0.0, atol=1e-5)
-    # The learned part really is non-trivial (not identically zero) away from r = 1.
+            np.testing.assert_allclose(slope, 0.0, atol=1e-5)
+    # The learned part really is non-trivial (not identically zero) away from r = 1,
+    # and the relu leaves some of it positive.
     weights = _random_weights(objective, 0)
     assert float(jnp.max(jnp.abs(objective.learned_part(weights, r, a, 0.5)))) > 1e-2
+    assert float(jnp.max(check(weights, jnp.float32(0.5))[0])) > 1e-3
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES[:2], ids=["lpo", "lpo-ppoinit"])

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.flatten_util import ravel_pytree
 from gymnax.environments import spaces
 
 from curricula.base import Feedback
@@ -302,6 +303,19 @@ class PPO:
             tx = self.optimizer
         return optax.with_extra_args_support(tx)
 
+    def _opt_view(self, params: Any) -> tuple[Any, Callable[[Any], Any]]:
+        """What the optimizer sees: the default Adam works on one flat vector.
+
+        Adam is elementwise, so flattening changes nothing numerically, but one
+        fused kernel over all parameters replaces a dozen per-leaf ones in every
+        minibatch step (the learn phase is launch-bound on CPU). User-supplied
+        optimizers see the parameter pytree, as the contract says.
+        """
+        if self.optimizer is None:
+            flat, unravel = ravel_pytree(params)
+            return flat, unravel
+        return params, lambda tree: tree
+
     # --- init ----------------------------------------------------------------
     def init(self, key: jax.Array, objective_params: Any = None, optimizer_params: Any = None) -> RunnerState:
         cfg = self.config
@@ -318,7 +332,7 @@ class PPO:
                 optimizer_params = self.optimizer.init(k_opt)
             else:
                 optimizer_params = {}
-        opt_state = self._transform(optimizer_params).init(params)
+        opt_state = self._transform(optimizer_params).init(self._opt_view(params)[0])
         env_params = self.env_params
         teacher_state = None
         if self.teacher is not None:
@@ -500,29 +514,33 @@ class PPO:
         cfg = self.config
         n_mb, epochs = cfg.num_minibatches, cfg.update_epochs
         tx = self._transform(state.optimizer_params)
-        grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         lr_scale = 1.0 - progress if cfg.anneal_lr else 1.0
 
+        view, to_tree = self._opt_view(state.params)
+
+        def loss_of_view(view, minibatch):
+            return self._loss(to_tree(view), minibatch, state.objective_params, progress)
+
+        grad_fn = jax.value_and_grad(loss_of_view, has_aux=True)
+
         def minibatch_step(carry, xs):
-            params, opt_state = carry
+            view, opt_state = carry
             step_index, minibatch, key = xs
-            (_, (aux, dormancy)), grads = grad_fn(params, minibatch, state.objective_params, progress)
+            (_, (aux, dormancy)), grads = grad_fn(view, minibatch)
             if cfg.max_grad_norm > 0:
                 norm = optax.global_norm(grads)
                 scale = jnp.minimum(1.0, cfg.max_grad_norm / (norm + 1e-12))
                 grads = jax.tree.map(lambda g: g * scale, grads)
-            updates, opt_state = tx.update(
-                grads,
-                opt_state,
-                params,
-                progress=progress,
-                epoch_progress=step_index.astype(jnp.float32) / (n_mb * epochs),
-                key=key,
-                dormancy=dormancy,
-            )
+            extra = {
+                "progress": progress,
+                "epoch_progress": step_index.astype(jnp.float32) / (n_mb * epochs),
+                "key": key,
+                "dormancy": dormancy,
+            }
+            updates, opt_state = tx.update(grads, opt_state, view, **extra)
             if cfg.anneal_lr:
                 updates = jax.tree.map(lambda u: u * lr_scale, updates)
-            return (optax.apply_updates(params, updates), opt_state), aux
+            return (optax.apply_updates(view, updates), opt_state), aux
 
         def epoch(carry, xs):
             epoch_index, bits, keys = xs
@@ -531,10 +549,8 @@ class PPO:
             steps = epoch_index * n_mb + jnp.arange(n_mb)
             return jax.lax.scan(minibatch_step, carry, (steps, minibatches, keys))
 
-        (params, opt_state), aux = jax.lax.scan(
-            epoch, (state.params, state.opt_state), (jnp.arange(epochs), perm_bits, opt_keys)
-        )
-        return params, opt_state, jax.tree.map(jnp.mean, aux)
+        (view, opt_state), aux = jax.lax.scan(epoch, (view, state.opt_state), (jnp.arange(epochs), perm_bits, opt_keys))
+        return to_tree(view), opt_state, jax.tree.map(jnp.mean, aux)
 
     def update(self, state: RunnerState) -> tuple[RunnerState, dict]:
         """One rollout of ``num_envs x num_steps`` steps, then the epochs."""

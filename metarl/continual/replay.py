@@ -116,7 +116,7 @@ def replay_cloning(
             params, buf.obs[idx], buf.policy_out[idx], buf.value[idx], weight, activation, continuous, value_coef
         )
         updates = jax.tree.map(lambda u, g: u + state.coef * g, updates, grads)
-        return updates, ReplayState(buf, state.coef, state.step + 1)
+        return updates, state._replace(step=state.step + 1)
 
     return optax.GradientTransformationExtraArgs(init, update)
 

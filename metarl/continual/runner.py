@@ -12,6 +12,12 @@ Three jitted programs, each compiled once per run, all vmapped over seeds:
 * ``evaluate`` — every task of the stream, ``eval_episodes`` episodes each,
   plus the plasticity diagnostics.
 
+Activations for ReDo, EWC's Fisher, replay and the diagnostics come from a
+ring buffer of the envs' observations over the last ``obs_buffer_updates``
+rollouts; continual backprop uses the current observations of each update
+(PPO does not expose its minibatch activations — a hook there would let CBP
+use them, as LoP does).
+
 The host loop walks the stream's segments chunk by chunk, so changing tasks
 never recompiles (``compile_counts()`` proves it via the jit caches).
 
