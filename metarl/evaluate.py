@@ -76,8 +76,10 @@ def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None
 def train_returns(spec: ObjectiveSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array) -> np.ndarray:
     """Per-update episode returns ``[seeds, updates]`` of PPO with this objective."""
     train = make_train(ppo_config, *envs.make(env_name), drift=spec.objective)
-    run = jax.jit(jax.vmap(lambda k: train(k, spec.meta_params)[1]["episode_return"]))
-    return np.asarray(run(keys))
+    # meta_params as an argument, not a baked-in constant: one program per objective
+    # *type*, so compiled programs are reused across weights (and the compile cache).
+    run = jax.jit(jax.vmap(lambda k, p: train(k, p)[1]["episode_return"], in_axes=(0, None)))
+    return np.asarray(run(keys, spec.meta_params))
 
 
 def evaluate_objectives(
@@ -274,31 +276,55 @@ def write_results(results: EvalResults, specs: Sequence[ObjectiveSpec], out_dir:
     return paths
 
 
-def main() -> None:
-    import hydra
-    from hydra.core.config_store import ConfigStore
-    from hydra.core.hydra_config import HydraConfig
+def load_config(overrides: Sequence[str]) -> Any:
+    """``configs/evaluate.yaml`` with ``key=value`` overrides (OmegaConf dot-list syntax).
+
+    Not Hydra: in ``configs/`` ``objective`` is a config group (of meta-train),
+    so Hydra would read ``objective=<path>`` as a group choice, not a value.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    config_file = Path(__file__).resolve().parent.parent / "configs" / "evaluate.yaml"
+    cfg = OmegaConf.load(config_file)
+    OmegaConf.set_struct(cfg, True)
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep:
+            raise ValueError(f"expected key=value, got {item!r}")
+        OmegaConf.set_struct(cfg, not key.startswith("+"))  # +key=value may add a key
+        try:
+            cfg.merge_with(OmegaConf.from_dotlist([item.lstrip("+")]))
+        except ConfigKeyError as error:
+            raise ValueError(f"unknown option {key!r} (use +{key}=... to add one)") from error
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import sys
+
+    try:
+        _evaluate_cli(load_config(sys.argv[1:] if argv is None else argv))
+    except ValueError as error:  # bad user input: one clear line, no traceback
+        print(f"metarl-evaluate: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _evaluate_cli(cfg: Any) -> None:
+    import time as _time
+
     from omegaconf import OmegaConf
 
-    # The YAML is registered in the ConfigStore rather than read from configs/:
-    # there `objective` is a config group (of meta-train), which would make
-    # `objective=<path>` a group override instead of a value.
-    config_file = Path(__file__).resolve().parent.parent / "configs" / "evaluate.yaml"
-    ConfigStore.instance().store(name="metarl_evaluate", node=OmegaConf.load(config_file))
-
-    @hydra.main(version_base=None, config_path=None, config_name="metarl_evaluate")
-    def run(cfg) -> None:
-        out_dir = Path(cfg.out_dir or HydraConfig.get().runtime.output_dir)
-        ppo_config = PPOConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
-        targets = [cfg.objective] + [c for c in (cfg.compare or []) if str(c) != str(cfg.objective)]
-        specs = [resolve_objective(str(t), ppo_config.clip_eps) for t in targets]
-        env_names = as_env_list(OmegaConf.to_container(cfg.env) if not isinstance(cfg.env, str) else cfg.env)
-        results = evaluate_objectives(specs, env_names, ppo_config, int(cfg.seeds), int(cfg.seed), float(cfg.final_fraction))
-        paths = write_results(results, specs, out_dir, int(cfg.seed))
-        print(paths["table"].read_text())
-        print(f"evaluation written to {out_dir}")
-
-    run()
+    out_dir = Path(cfg.out_dir or f"outputs/evaluate/{_time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    ppo_config = PPOConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+    targets = [str(cfg.objective)] + [str(c) for c in (cfg.compare or []) if str(c) != str(cfg.objective)]
+    specs = [resolve_objective(t, ppo_config.clip_eps) for t in targets]
+    env_names = as_env_list(cfg.env if isinstance(cfg.env, str) else OmegaConf.to_container(cfg.env))
+    results = evaluate_objectives(specs, env_names, ppo_config, int(cfg.seeds), int(cfg.seed), float(cfg.final_fraction))
+    paths = write_results(results, specs, out_dir, int(cfg.seed))
+    print(paths["table"].read_text())
+    print(f"evaluation written to {out_dir}")
 
 
 if __name__ == "__main__":

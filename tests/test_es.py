@@ -19,11 +19,9 @@ from metarl.meta import (
     EvolutionStrategy,
     TrainerConfig,
     make_population_evaluator,
-    read_log,
     replace_nonfinite,
     run_meta_training,
 )
-from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
 
 TARGET = jnp.linspace(-1.0, 1.0, 10)
 
@@ -227,47 +225,3 @@ def test_population_is_sharded_over_two_host_devices():
     assert "population" in result["spec"]  # really laid out over the mesh axis
     np.testing.assert_allclose(result["sharded"], result["plain"], rtol=1e-6)
     np.testing.assert_allclose(result["chunked"], result["plain"], rtol=1e-6)
-
-
-_TOY_RUN = textwrap.dedent(
-    """
-    import sys, json, jax, jax.numpy as jnp
-    from metarl.meta import ESConfig, EvolutionStrategy, TrainerConfig, run_meta_training
-    target = jnp.linspace(-1.0, 1.0, 10)
-    def fitness(key, population):
-        noise = 0.01 * jax.random.normal(key, (10,))
-        return -jnp.sum((population["x"] - target + noise) ** 2, axis=-1)
-    es = EvolutionStrategy(ESConfig(population_size=8, sigma=0.2, learning_rate=0.05), {"x": jnp.zeros(10)})
-    result = run_meta_training(es, fitness, {"x": jnp.zeros(10)}, jax.random.PRNGKey(3),
-                               TrainerConfig(generations=6, checkpoint_every=1, show_progress=False),
-                               sys.argv[1], resume=sys.argv[2] == "resume")
-    print(json.dumps({"mean": result.mean["x"].tolist(), "resumed_from": result.resumed_from}))
-    """
-)
-
-
-def test_killed_toy_run_resumes_to_the_identical_mean(tmp_path):
-    def launch(run_dir, mode, abort=None):
-        env = os.environ | {"JAX_PLATFORMS": "cpu"}
-        env.pop(ABORT_ENV_VAR, None)
-        if abort:
-            env[ABORT_ENV_VAR] = str(abort)
-        return subprocess.run(
-            [sys.executable, "-c", _TOY_RUN, str(run_dir), mode], env=env, capture_output=True, text=True, timeout=120
-        )
-
-    straight = launch(tmp_path / "straight", "fresh")
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    killed = launch(tmp_path / "killed", "fresh", abort=3)
-    assert killed.returncode == ABORT_EXIT_CODE, killed.stderr[-2000:]
-    assert len(read_log(tmp_path / "killed" / "meta_log.jsonl")) == 3
-    resumed = launch(tmp_path / "killed", "resume")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a = json.loads(straight.stdout.strip().splitlines()[-1])
-    b = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert b["resumed_from"] == 3
-    assert a["mean"] == b["mean"]  # bit-for-bit
-    log_a = read_log(tmp_path / "straight" / "meta_log.jsonl")
-    log_b = read_log(tmp_path / "killed" / "meta_log.jsonl")
-    assert [r["generation"] for r in log_b] == list(range(6))
-    assert [r["fitness_mean"] for r in log_a] == [r["fitness_mean"] for r in log_b]

@@ -3,7 +3,7 @@
 Per parameter, a GRU + MLP reads the features of :mod:`features` and emits
 ``(m, e, s)``; the step is (λ1 = ``step_mult``, λ2 = ``exp_mult``)
 
-    u = λ1·m·exp(λ2·e) + [actor leaves] λ1·s·ε,   ε ~ N(0, 1)
+    u = λ1·m·exp(λ2·e) + [``noise_on`` leaves] λ1·s·ε,   ε ~ N(0, 1)
     u ← u − mean(u)                 (over all parameters; ``subtract_mean``)
     u ← u + λ1·grad_scale·g         (direct gradient path, not in OPEN)
     p ← p − u                        (the optax update is −u)
@@ -15,6 +15,9 @@ mean subtraction would move it off SGD anyway. With the network zeroed and
 :meth:`LearnedOptimizer.sgd_meta_params`); with ``grad_scale = 0`` the rule is
 OPEN. Meta-parameters live outside the optax state, so ES can vmap over a
 population: ``jax.vmap(lambda mp: opt.transform(mp).update(...))``.
+``noise_on`` names path components (default ``actor`` and ``log_std``, PPO's
+actor leaves); the inputs are those of OPEN (19 with its six momenta), see
+:mod:`metarl.optimizers.features`.
 
 Extra args (all optional, so it also runs in a plain optax loop):
 ``progress`` (training proportion; default ``count / horizon`` when
