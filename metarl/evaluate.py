@@ -29,7 +29,7 @@ import numpy as np
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
 from metarl.artifacts import load_objective
-from metarl.meta.fitness import as_env_list, score_returns
+from metarl.meta.fitness import as_env_list, env_overrides, score_returns
 from metarl.objectives import TALPO, make_objective
 
 FIXED_OBJECTIVES = ("ppo", "dpo")
@@ -73,9 +73,11 @@ def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None
     return ObjectiveSpec(label or f"learned {header['name'].upper()}", objective, meta_params)
 
 
-def train_returns(spec: ObjectiveSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array) -> np.ndarray:
+def train_returns(
+    spec: ObjectiveSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None
+) -> np.ndarray:
     """Per-update episode returns ``[seeds, updates]`` of PPO with this objective."""
-    train = make_train(ppo_config, *envs.make(env_name), drift=spec.objective)
+    train = make_train(ppo_config, *envs.make(env_name, **(overrides or {})), drift=spec.objective)
     # meta_params as an argument, not a baked-in constant: one program per objective
     # *type*, so compiled programs are reused across weights (and the compile cache).
     run = jax.jit(jax.vmap(lambda k, p: train(k, p)[1]["episode_return"], in_axes=(0, None)))
@@ -89,6 +91,7 @@ def evaluate_objectives(
     num_seeds: int,
     seed: int = 0,
     final_fraction: float = 0.1,
+    overrides: dict | None = None,
 ) -> EvalResults:
     """Every objective on every env with the same ``num_seeds`` seeds."""
     if num_seeds < 1:
@@ -100,7 +103,7 @@ def evaluate_objectives(
     for env_index, env_name in enumerate(env_names):
         keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), env_index), num_seeds)
         for spec in specs:
-            returns[spec.label][env_name] = train_returns(spec, env_name, ppo_config, keys)
+            returns[spec.label][env_name] = train_returns(spec, env_name, ppo_config, keys, overrides)
     final = {
         label: np.stack(
             [np.asarray(score_returns(jnp.asarray(per_env[e]), "final", final_fraction)) for e in env_names], axis=1
@@ -320,8 +323,11 @@ def _evaluate_cli(cfg: Any) -> None:
     ppo_config = PPOConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
     targets = [str(cfg.objective)] + [str(c) for c in (cfg.compare or []) if str(c) != str(cfg.objective)]
     specs = [resolve_objective(t, ppo_config.clip_eps) for t in targets]
-    env_names = as_env_list(cfg.env if isinstance(cfg.env, str) else OmegaConf.to_container(cfg.env))
-    results = evaluate_objectives(specs, env_names, ppo_config, int(cfg.seeds), int(cfg.seed), float(cfg.final_fraction))
+    env_cfg = cfg.env if isinstance(cfg.env, str) else OmegaConf.to_container(cfg.env)
+    results = evaluate_objectives(
+        specs, as_env_list(env_cfg), ppo_config, int(cfg.seeds), int(cfg.seed), float(cfg.final_fraction),
+        env_overrides(env_cfg),
+    )
     paths = write_results(results, specs, out_dir, int(cfg.seed))
     print(paths["table"].read_text())
     print(f"evaluation written to {out_dir}")

@@ -24,7 +24,13 @@ import jax
 from metarl.agents.ppo import PPOConfig
 from metarl.artifacts import save_objective
 from metarl.meta.es import ESConfig, EvolutionStrategy
-from metarl.meta.fitness import FitnessConfig, as_env_list, make_inner_fitness, measure_reference_returns
+from metarl.meta.fitness import (
+    FitnessConfig,
+    as_env_list,
+    env_overrides,
+    make_inner_fitness,
+    measure_reference_returns,
+)
 from metarl.meta.trainer import MetaTrainResult, TrainerConfig, run_meta_training
 from metarl.objectives import make_objective, objective_config
 
@@ -65,7 +71,8 @@ def _write_json_atomic(path: Path, data: dict) -> None:
 
 
 def reference_returns(
-    run_dir: Path, env_names: list[str], ppo_config: PPOConfig, fitness_cfg: FitnessConfig, seed: int, resume: bool
+    run_dir: Path, env_names: list[str], ppo_config: PPOConfig, fitness_cfg: FitnessConfig, seed: int, resume: bool,
+    overrides: dict | None = None,
 ) -> dict[str, float]:
     """PPO's score per env: measured once per run and stored, reused on resume."""
     path = run_dir / "reference_returns.json"
@@ -74,7 +81,7 @@ def reference_returns(
         if sorted(stored["returns"]) != sorted(env_names):
             raise ValueError(f"resume: {path} has envs {sorted(stored['returns'])}, this run has {sorted(env_names)}")
         return stored["returns"]
-    returns = measure_reference_returns(env_names, ppo_config, fitness_cfg, jax.random.PRNGKey(seed + 1))
+    returns = measure_reference_returns(env_names, ppo_config, fitness_cfg, jax.random.PRNGKey(seed + 1), overrides)
     _write_json_atomic(path, {"returns": returns, "seeds": fitness_cfg.reference_seeds, "reduce": fitness_cfg.reduce})
     return returns
 
@@ -143,12 +150,13 @@ def run(cfg: Any, run_dir: Path) -> dict:
     trainer_config = TrainerConfig(show_progress=bool(cfg.progress_bar), **trainer_kwargs)
     fitness_cfg = FitnessConfig(**_plain(cfg.fitness))
     env_names = as_env_list(_plain(cfg.env))
+    overrides = env_overrides(_plain(cfg.env))
     objective = build_objective(_plain(cfg.objective), ppo_config)
     seed = int(cfg.seed)
     resume = bool(cfg.resume)
 
-    refs = reference_returns(run_dir, env_names, ppo_config, fitness_cfg, seed, resume)
-    fitness = make_inner_fitness(objective, env_names, ppo_config, fitness_cfg, refs)
+    refs = reference_returns(run_dir, env_names, ppo_config, fitness_cfg, seed, resume, overrides)
+    fitness = make_inner_fitness(objective, env_names, ppo_config, fitness_cfg, refs, overrides)
     key = jax.random.PRNGKey(seed)
     init_key, es_key = jax.random.split(key)
     init_mean = objective.init(init_key)
@@ -156,6 +164,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
     metadata = {
         "objective": {"name": objective.name, "config": objective_config(objective)},
         "envs": env_names,
+        "env_overrides": overrides,
         "reference_returns": refs,
         "seed": seed,
     }
@@ -202,7 +211,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
         learned = ObjectiveSpec(f"{objective.name.upper()} (learned)", objective, result.mean)
         specs = [learned] + [resolve_objective(str(b), ppo_config.clip_eps) for b in cfg.evaluate.baselines]
         results = evaluate_objectives(
-            specs, env_names, ppo_config, int(cfg.evaluate.seeds), seed, fitness_cfg.final_fraction
+            specs, env_names, ppo_config, int(cfg.evaluate.seeds), seed, fitness_cfg.final_fraction, overrides
         )
         paths = write_results(results, specs, run_dir, seed)
         summary["eval_seconds"] = time.perf_counter() - eval_started

@@ -16,7 +16,14 @@ import pytest
 from metarl.agents.ppo import PPOConfig
 from metarl.artifacts import load_artifact, load_objective
 from metarl.meta import read_log
-from metarl.meta.fitness import FitnessConfig, make_inner_fitness, measure_reference_returns, score_returns
+from metarl.meta.fitness import (
+    FitnessConfig,
+    as_env_list,
+    env_overrides,
+    make_inner_fitness,
+    measure_reference_returns,
+    score_returns,
+)
 from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
 from metarl.meta_train import build_objective, split_meta_config
 from metarl.objectives import LPO
@@ -147,6 +154,15 @@ def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir, st
     log_a = read_log(straight_dir / "meta_log.jsonl")
     log_b = read_log(killed_dir / "meta_log.jsonl")
     assert [r["fitness_mean"] for r in log_a] == [r["fitness_mean"] for r in log_b]
+
+
+def test_env_config_forms():
+    assert as_env_list("CartPole-v1") == ["CartPole-v1"]
+    assert as_env_list({"name": ["CartPole-v1", "Acrobot-v1"], "overrides": {}}) == ["CartPole-v1", "Acrobot-v1"]
+    assert env_overrides({"name": "CartPole-v1", "overrides": {"gravity": 12.0}}) == {"gravity": 12.0}
+    assert env_overrides("CartPole-v1") == {}
+    with pytest.raises(ValueError, match="at least one environment"):
+        as_env_list([])
 
 
 def test_meta_config_errors_name_the_problem():

@@ -19,10 +19,27 @@ ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 Params = dict
 
 
+def _orthonormal_columns(gaussian: jax.Array) -> jax.Array:
+    """Gram-Schmidt (twice, for float32 stability) on the columns of a tall matrix.
+
+    Equals the Q of a QR decomposition with R's diagonal made positive, i.e.
+    a Haar-random orthogonal matrix. Plain matmuls instead of LAPACK: jaxlib
+    0.10's batched CPU QR (used when init is vmapped over seeds and ES
+    candidates) can deadlock its 2-thread pool.
+    """
+
+    def add_column(k, q):
+        v = gaussian[:, k]
+        v = v - q @ (q.T @ v)  # columns not yet set are zero and project out nothing
+        v = v - q @ (q.T @ v)
+        return q.at[:, k].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, gaussian.shape[1], add_column, jnp.zeros_like(gaussian))
+
+
 def _orthogonal(gaussian: jax.Array, n_in: int, n_out: int, gain: float) -> jax.Array:
-    """Orthogonal matrix from a Gaussian one (QR with sign fix, as in jax.nn.initializers)."""
-    q, r = jnp.linalg.qr(gaussian)
-    q = q * jnp.sign(jnp.diagonal(r))
+    """Orthogonal ``(n_in, n_out)`` kernel from a tall Gaussian matrix, scaled by ``gain``."""
+    q = _orthonormal_columns(gaussian)
     return gain * (q.T if n_in < n_out else q)
 
 

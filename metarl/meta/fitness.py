@@ -42,11 +42,21 @@ class FitnessConfig:
             raise ValueError(f"fitness.final_fraction must lie in (0, 1], got {self.final_fraction}")
 
 
-def as_env_list(env: str | Sequence[str]) -> list[str]:
+def as_env_list(env: Any) -> list[str]:
+    """Env names from ``"Name"``, ``[names]`` or the ``env/`` group's ``{name: ..., overrides: ...}``."""
+    if isinstance(env, dict):
+        if "name" not in env:
+            raise ValueError(f"env config needs a 'name', got keys {sorted(env)}")
+        env = env["name"]
     names = [env] if isinstance(env, str) else list(env)
-    if not names:
-        raise ValueError("env must name at least one environment")
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"env must name at least one environment, got {env!r}")
     return names
+
+
+def env_overrides(env: Any) -> dict:
+    """Task overrides from the ``env/`` group form (applied to every env)."""
+    return dict(env.get("overrides") or {}) if isinstance(env, dict) else {}
 
 
 def score_returns(episode_returns: jax.Array, reduce: str, final_fraction: float) -> jax.Array:
@@ -68,6 +78,7 @@ def make_inner_fitness(
     ppo_config: PPOConfig,
     config: FitnessConfig,
     reference_returns: dict[str, float],
+    overrides: dict | None = None,
 ) -> Callable[[jax.Array, Any], jax.Array]:
     """``fitness(key, meta_params_batch) -> [population]`` (maximise)."""
     missing = [n for n in env_names if n not in reference_returns]
@@ -76,7 +87,7 @@ def make_inner_fitness(
     for name in env_names:
         if not abs(reference_returns[name]) > 1e-6:
             raise ValueError(f"reference return of {name!r} is {reference_returns[name]}; cannot normalise by it")
-    trains = [make_train(ppo_config, *envs.make(name), drift=objective) for name in env_names]
+    trains = [make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=objective) for name in env_names]
     scales = [abs(float(reference_returns[name])) for name in env_names]
 
     def one_candidate(key: jax.Array, meta_params: Any) -> jax.Array:
@@ -95,12 +106,12 @@ def make_inner_fitness(
 
 
 def measure_reference_returns(
-    env_names: Sequence[str], ppo_config: PPOConfig, config: FitnessConfig, key: jax.Array
+    env_names: Sequence[str], ppo_config: PPOConfig, config: FitnessConfig, key: jax.Array, overrides: dict | None = None
 ) -> dict[str, float]:
     """PPO-clip's score per env, with the fitness's reduction, over ``reference_seeds`` seeds."""
     out = {}
     for index, name in enumerate(env_names):
-        train = make_train(ppo_config, *envs.make(name), drift=PPOClip(ppo_config.clip_eps))
+        train = make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=PPOClip(ppo_config.clip_eps))
         keys = _seed_keys(key, index, config.reference_seeds)
         returns = jax.jit(jax.vmap(lambda k: train(k)[1]["episode_return"]))(keys)
         out[name] = float(jnp.mean(score_returns(returns, config.reduce, config.final_fraction)))
