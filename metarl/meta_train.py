@@ -23,6 +23,7 @@ import jax
 
 from metarl.agents.ppo import PPOConfig
 from metarl.artifacts import save_objective
+from metarl.config import cli_errors
 from metarl.meta.es import ESConfig, EvolutionStrategy
 from metarl.meta.fitness import (
     FitnessConfig,
@@ -143,6 +144,12 @@ def write_report(run_dir: Path, summary: dict, table_md: str) -> Path:
 
 def run(cfg: Any, run_dir: Path) -> dict:
     """The whole job for a resolved config; returns a summary dict."""
+    optimizer_cfg = cfg.get("optimizer")
+    if optimizer_cfg is not None and optimizer_cfg.get("name") == "learned":
+        # objective=ppo optimizer=learned: evolve the optimizer, not the drift
+        from metarl.optimizers.meta import run as run_learned_optimizer
+
+        return run_learned_optimizer(cfg, run_dir)
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     ppo_config = PPOConfig(**_plain(cfg.inner))
@@ -230,8 +237,9 @@ def main() -> None:
     @hydra.main(version_base=None, config_path=str(config_dir), config_name="meta_train")
     def _main(cfg) -> None:
         run_dir = Path(cfg.run_dir) if cfg.run_dir else Path(HydraConfig.get().runtime.output_dir)
-        summary = run(cfg, run_dir)
-        print(f"learned objective: {summary['artifact']}")
+        with cli_errors("metarl-meta-train"):
+            summary = run(cfg, run_dir)
+        print(f"learned {'optimizer' if 'objective' not in summary else 'objective'}: {summary.get('artifact', run_dir)}")
         if "report" in summary:
             print(Path(summary["report"]).read_text())
             print(f"report: {summary['report']}")

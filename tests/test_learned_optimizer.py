@@ -421,16 +421,7 @@ def test_plugs_into_ppo_in_one_line():
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-3  # the step really changed the agent
 
 
-def _cli_supports_learned_optimizer() -> bool:
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    source = (root / "metarl" / "meta_train.py").read_text()
-    return "metarl.optimizers.meta" in source and (root / "configs" / "objective" / "ppo.yaml").is_file()
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _cli_supports_learned_optimizer(), reason="metarl-meta-train does not dispatch optimizer=learned yet")
 def test_two_generation_meta_training_through_the_cli(tmp_path):
     import os
     import pathlib
