@@ -1,5 +1,6 @@
 """Pure-functional JAX environments with the gymnax API; the task is ``params``."""
 
+import envs._xla_defaults  # noqa: F401  (must run before JAX initialises its CPU backend)
 from envs.core import Environment, EnvParams, EnvState
 from envs.registry import make, register, registered
 from envs.task_space import Field, TaskSpace, index_tasks, stack_tasks
@@ -17,8 +18,9 @@ __all__ = [
     "stack_tasks",
 ]
 
-import envs.maze  # noqa: E402,F401  (registers maze, maze-<Name>)
-import envs.bandit  # noqa: E402,F401  (registers bandit-bernoulli, bandit-gaussian)
-import envs.stumps  # noqa: E402,F401  (registers stumps)
-import envs.brax_adapter  # noqa: E402,F401  (registers brax-* only when brax is installed)
-import envs.gridworld  # noqa: E402,F401  (registers gridworld-*)
+# Native families register their names on import.
+import envs.bandit  # noqa: E402,F401  (bandit-bernoulli, bandit-gaussian)
+import envs.brax_adapter  # noqa: E402,F401  (brax-*, only when brax is installed)
+import envs.gridworld  # noqa: E402,F401  (gridworld-*)
+import envs.maze  # noqa: E402,F401  (maze, maze-<Name>)
+import envs.stumps  # noqa: E402,F401  (stumps)

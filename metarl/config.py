@@ -88,9 +88,6 @@ def make_env(env_cfg: Any) -> tuple[Any, Any]:
     """``{name: <registry name>, overrides: {...}}`` -> ``(env, params)``."""
     import envs
 
-    with contextlib.suppress(ImportError):  # registers gridworld-* until envs/__init__ does
-        import envs.gridworld  # noqa: F401
-
     env_cfg = plain(env_cfg) or {}
     if "name" not in env_cfg or not env_cfg["name"]:
         raise ValueError("env.name is missing (choose a file under configs/env/ or set env.name=<registry name>)")

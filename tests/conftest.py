@@ -3,10 +3,6 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# jaxlib 0.10's multi-threaded Eigen pool can deadlock on batched LAPACK calls
-# (Cholesky in the GMM teacher, SVD in plasticity metrics) when vmapped on a
-# 2-core machine; single-threaded Eigen removes the hang. Subprocesses started
-# by CLI tests inherit it through the environment.
-_flag = "--xla_cpu_multi_thread_eigen=false"
-if _flag not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+# Same CPU defaults as the package (see envs/_xla_defaults.py), applied before
+# any test module imports JAX; CLI subprocesses inherit them.
+import envs._xla_defaults  # noqa: E402,F401

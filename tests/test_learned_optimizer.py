@@ -377,6 +377,7 @@ def _tiny_meta_train_config(run_dir):
     cfg["meta"] = {**yaml.safe_load((configs / "meta" / "openes.yaml").read_text()),
                    "population_size": 4, "generations": 2, "checkpoint_every": 1}
     cfg["objective"] = {"name": "ppo"}
+    cfg["env"] = yaml.safe_load((configs / "env" / "cartpole.yaml").read_text())["env"]
     cfg["optimizer"] = {**yaml.safe_load((configs / "optimizer" / "learned.yaml").read_text()), "init_grad_scale": 1.0}
     cfg["inner"].update(total_timesteps=512, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=2)
     cfg["fitness"].update(num_seeds=1, reference_seeds=1)
