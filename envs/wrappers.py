@@ -166,3 +166,40 @@ class RunningMeanStd:
 
     def normalize(self, x: jax.Array, clip: float = 10.0) -> jax.Array:
         return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
+
+
+@struct.dataclass
+class NormalizeState:
+    env_state: Any
+    rms: RunningMeanStd
+
+
+class NormalizeObservation(Wrapper):
+    """Running mean/std normalisation of observations, statistics kept in the state.
+
+    Each (vmapped) env keeps its own running moments, updated with every
+    observation it emits (the reset one included), as gymnasium's
+    ``NormalizeObservation`` does per env. ``info["final_observation"]`` is
+    normalised with the same statistics. For statistics shared across a batch,
+    use :class:`RunningMeanStd` on the batch directly (PPO's ``normalize_obs``).
+    """
+
+    def __init__(self, env, clip: float = 10.0):
+        super().__init__(env)
+        self.clip = clip
+
+    def _observe(self, rms: RunningMeanStd, obs: jax.Array) -> tuple[RunningMeanStd, jax.Array]:
+        rms = rms.update(obs.astype(jnp.float32)[None])
+        return rms, rms.normalize(obs.astype(jnp.float32), self.clip)
+
+    def reset(self, key, params=None):
+        obs, state = self._env.reset(key, params)
+        rms, obs = self._observe(RunningMeanStd.create(jnp.shape(obs)), obs)
+        return obs, NormalizeState(state, rms)
+
+    def step(self, key, state: NormalizeState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
+        rms, obs = self._observe(state.rms, obs)
+        if "final_observation" in info:
+            info = {**info, "final_observation": rms.normalize(info["final_observation"].astype(jnp.float32), self.clip)}
+        return obs, NormalizeState(env_state, rms), reward, terminated, truncated, info

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import envs  # noqa: F401  (applies the package's CPU XLA defaults before JAX starts)
 import jax
 
 SCRIPTS = Path(__file__).resolve().parent

@@ -190,3 +190,30 @@ def test_running_mean_std_matches_numpy():
     np.testing.assert_allclose(np.asarray(z).mean(0), 0.0, atol=1e-3)
     np.testing.assert_allclose(np.asarray(z).std(0), 1.0, atol=1e-3)
     assert float(jnp.max(rms.normalize(jnp.full((4,), 1e6)))) == pytest.approx(10.0)
+
+
+def test_normalize_observation_tracks_running_moments():
+    from envs.wrappers import NormalizeObservation
+
+    env, params = envs.make("CartPole-v1")
+    wrapped = NormalizeObservation(env)
+    key = jax.random.PRNGKey(3)
+    obs, state = wrapped.reset(key, params)
+    raw = [env.reset(key, params)[0]]
+    inner_state = env.reset(key, params)[1]
+    step = jax.jit(wrapped.step)
+    for i in range(30):
+        k = jax.random.PRNGKey(100 + i)
+        obs, state, *_ = step(k, state, jnp.int32(i % 2), params)
+        raw_obs, inner_state, *_ = env.step(k, inner_state, jnp.int32(i % 2), params)
+        raw.append(raw_obs)
+    raw = np.stack([np.asarray(r) for r in raw]).astype(np.float64)
+    # running moments of every observation seen so far, merged with the prior
+    # (mean 0, var 1, count 1e-4) that RunningMeanStd starts from
+    c0, n = 1e-4, len(raw)
+    mean = raw.sum(0) / (n + c0)
+    var = (c0 * 1.0 + ((raw - mean) ** 2).sum(0) + c0 * mean**2) / (n + c0)
+    np.testing.assert_allclose(state.rms.mean, mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(state.rms.var, var, rtol=1e-3, atol=1e-8)
+    expected = (raw[-1] - mean) / np.sqrt(var + 1e-8)
+    np.testing.assert_allclose(obs, np.clip(expected, -10, 10), rtol=2e-3, atol=1e-4)
