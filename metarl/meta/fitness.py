@@ -68,33 +68,37 @@ def score_returns(episode_returns: jax.Array, reduce: str, final_fraction: float
     return jnp.nanmean(episode_returns, axis=-1)
 
 
-def _seed_keys(key: jax.Array, env_index: int, num_seeds: int) -> jax.Array:
+def seed_keys(key: jax.Array, env_index: int, num_seeds: int) -> jax.Array:
     return jax.random.split(jax.random.fold_in(key, env_index), num_seeds)
 
 
-def make_inner_fitness(
-    objective: Any,
+def make_normalised_fitness(
+    trains: Sequence[Callable],
     env_names: Sequence[str],
-    ppo_config: PPOConfig,
     config: FitnessConfig,
     reference_returns: dict[str, float],
-    overrides: dict | None = None,
+    train_args: Callable[[Any], tuple],
 ) -> Callable[[jax.Array, Any], jax.Array]:
-    """``fitness(key, meta_params_batch) -> [population]`` (maximise)."""
+    """``fitness(key, meta_params_batch) -> [population]`` (maximise).
+
+    Each candidate's score is its reduced return per env divided by that env's
+    reference return, averaged over envs; ``train_args(meta_params)`` gives the
+    ``(objective_params, optimizer_params)`` passed to every ``train``. All
+    candidates share the seeds (common random numbers).
+    """
     missing = [n for n in env_names if n not in reference_returns]
     if missing:
         raise ValueError(f"no reference return for env {missing[0]!r}")
     for name in env_names:
         if not abs(reference_returns[name]) > 1e-6:
             raise ValueError(f"reference return of {name!r} is {reference_returns[name]}; cannot normalise by it")
-    trains = [make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=objective) for name in env_names]
     scales = [abs(float(reference_returns[name])) for name in env_names]
 
     def one_candidate(key: jax.Array, meta_params: Any) -> jax.Array:
         per_env = []
         for index, (train, scale) in enumerate(zip(trains, scales)):
-            keys = _seed_keys(key, index, config.num_seeds)
-            returns = jax.vmap(lambda k: train(k, meta_params)[1]["episode_return"])(keys)
+            keys = seed_keys(key, index, config.num_seeds)
+            returns = jax.vmap(lambda k: train(k, *train_args(meta_params))[1]["episode_return"])(keys)
             per_seed = score_returns(returns, config.reduce, config.final_fraction)
             per_env.append(jnp.mean(per_seed) / scale)
         return jnp.mean(jnp.stack(per_env))
@@ -105,6 +109,19 @@ def make_inner_fitness(
     return fitness
 
 
+def make_inner_fitness(
+    objective: Any,
+    env_names: Sequence[str],
+    ppo_config: PPOConfig,
+    config: FitnessConfig,
+    reference_returns: dict[str, float],
+    overrides: dict | None = None,
+) -> Callable[[jax.Array, Any], jax.Array]:
+    """Fitness of a population of drift meta-parameters (see :func:`make_normalised_fitness`)."""
+    trains = [make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=objective) for name in env_names]
+    return make_normalised_fitness(trains, env_names, config, reference_returns, lambda mp: (mp,))
+
+
 def measure_reference_returns(
     env_names: Sequence[str], ppo_config: PPOConfig, config: FitnessConfig, key: jax.Array, overrides: dict | None = None
 ) -> dict[str, float]:
@@ -112,7 +129,7 @@ def measure_reference_returns(
     out = {}
     for index, name in enumerate(env_names):
         train = make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=PPOClip(ppo_config.clip_eps))
-        keys = _seed_keys(key, index, config.reference_seeds)
+        keys = seed_keys(key, index, config.reference_seeds)
         returns = jax.jit(jax.vmap(lambda k: train(k)[1]["episode_return"]))(keys)
         out[name] = float(jnp.mean(score_returns(returns, config.reduce, config.final_fraction)))
     return out

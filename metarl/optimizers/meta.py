@@ -17,19 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
-from metarl.meta.fitness import FitnessConfig, as_env_list, score_returns
+from metarl.meta.fitness import FitnessConfig, as_env_list, make_normalised_fitness, score_returns, seed_keys
 from metarl.optimizers.io import load_learned_optimizer, save_learned_optimizer
 from metarl.optimizers.learned import LearnedOptimizer
 
 ARTIFACT = "learned_optimizer.npz"
-
-
-def _seed_keys(key: jax.Array, env_index: int, num_seeds: int) -> jax.Array:
-    return jax.random.split(jax.random.fold_in(key, env_index), num_seeds)
 
 
 def make_fitness(
@@ -40,28 +35,9 @@ def make_fitness(
     reference_returns: dict[str, float],
     drift: Any = None,
 ) -> Callable[[jax.Array, Any], jax.Array]:
-    """``fitness(key, meta_params_batch) -> [population]`` (maximise), common random numbers."""
-    missing = [n for n in env_names if n not in reference_returns]
-    if missing:
-        raise ValueError(f"no reference return for env {missing[0]!r}")
-    if any(not abs(reference_returns[n]) > 1e-6 for n in env_names):
-        raise ValueError(f"a reference return is ~0, cannot normalise by it: {reference_returns}")
+    """``fitness(key, meta_params_batch) -> [population]`` of learned-optimizer candidates (maximise)."""
     trains = [make_train(ppo_config, *envs.make(name), drift=drift, optimizer=optimizer) for name in env_names]
-    scales = [abs(float(reference_returns[name])) for name in env_names]
-
-    def one_candidate(key: jax.Array, meta_params: Any) -> jax.Array:
-        per_env = []
-        for index, (train, scale) in enumerate(zip(trains, scales)):
-            keys = _seed_keys(key, index, config.num_seeds)
-            returns = jax.vmap(lambda k: train(k, None, meta_params)[1]["episode_return"])(keys)
-            per_seed = score_returns(returns, config.reduce, config.final_fraction)
-            per_env.append(jnp.mean(per_seed) / scale)
-        return jnp.mean(jnp.stack(per_env))
-
-    def fitness(key: jax.Array, meta_params_batch: Any) -> jax.Array:
-        return jax.vmap(one_candidate, in_axes=(None, 0))(key, meta_params_batch)
-
-    return fitness
+    return make_normalised_fitness(trains, env_names, config, reference_returns, lambda mp: (None, mp))
 
 
 def evaluate_returns(
@@ -72,7 +48,7 @@ def evaluate_returns(
     out = {}
     for index, name in enumerate(env_names):
         train = make_train(ppo_config, *envs.make(name), drift=drift, optimizer=optimizer)
-        keys = _seed_keys(key, index, seeds)
+        keys = seed_keys(key, index, seeds)
         returns = jax.jit(jax.vmap(lambda k: train(k, None, meta_params)[1]["episode_return"]))(keys)
         out[name] = [float(x) for x in score_returns(returns, "final", final_fraction)]
     return out
