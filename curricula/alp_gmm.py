@@ -120,7 +120,7 @@ class ALPGMM(TaskSpaceTeacher):
     def _sample_gmm(self, gmm: gmm_lib.GMM, key: jax.Array, base: Any) -> Any:
         key_c, key_z = jax.random.split(key)
         c = jax.random.choice(key_c, gmm.means.shape[0], p=self.component_probabilities(gmm))
-        chol = jnp.linalg.cholesky(gmm.covs[c])
+        chol = gmm_lib.cholesky_unrolled(gmm.covs[c])
         z = gmm.means[c] + chol @ jax.random.normal(key_z, (gmm.means.shape[1],))
         unit = jnp.clip(z[:-1], 0.0, 1.0)
         return self.task_space.from_vector(self.task_space.denormalize(unit), base)

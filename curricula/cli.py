@@ -5,8 +5,9 @@
 
 Teachers come from the Hydra group ``configs/teacher/``. After training, the
 greedy policy plays one episode on each task of a fixed held-out set
-(``envs.stumps.test_tasks`` for ``stumps``; otherwise 100 tasks drawn from the
-TaskSpace with seed 31, TeachMyAgent's test-set seed) and the run reports the
+(``envs.stumps.test_tasks`` for ``stumps``; ``eval.set=named``: the named
+held-out mazes; otherwise 100 tasks drawn from the TaskSpace with seed 31,
+TeachMyAgent's test-set seed) and the run reports the
 share of tasks **mastered** (stumps: return > ``MASTERED_RETURN``; other envs:
 ``info["success"]``) and the mean return. Writes ``summary.json`` and
 ``metrics.npz`` (per-update training metrics) to the run directory.
@@ -47,13 +48,25 @@ DEFAULTS: dict[str, Any] = {
         "task_resample": "rollout",
         "teacher_score": "pvl",
     },
-    "eval": {"num_tasks": 100, "max_steps": 64},
+    "eval": {"num_tasks": 100, "max_steps": 64, "set": "default"},
 }
 
 
-def held_out_tasks(env: Any, n: int) -> Any:
+HELD_OUT_SETS = ("default", "named")
+
+
+def held_out_tasks(env: Any, n: int, which: str = "default") -> Any:
+    """The fixed evaluation set: ``"named"`` = the held-out named mazes (maze only, ``n`` ignored)."""
+    from envs.maze import NAMED_MAZES, Maze, named_maze_params
     from envs.stumps import StumpTrack, test_tasks
 
+    if which not in HELD_OUT_SETS:
+        raise ValueError(f"eval.set must be one of {HELD_OUT_SETS}, got {which!r}")
+    if which == "named":
+        if not isinstance(env, Maze):
+            raise ValueError("eval.set=named needs env=maze (the named held-out mazes)")
+        levels = [named_maze_params(name, env.max_height, env.max_width) for name in NAMED_MAZES]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *levels)
     if isinstance(env, StumpTrack):
         return test_tasks(env, n)
     return env.task_space.sample_batch(jax.random.PRNGKey(TEST_SET_SEED), n)
@@ -95,21 +108,31 @@ def mastered(env: Any, result: Mapping[str, jax.Array]) -> jax.Array:
     return result["finished"] & (result["success"] > 0.5)
 
 
-def run(cfg: Any, run_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train and evaluate; ``cfg`` is a mapping shaped like ``DEFAULTS`` plus ``teacher``."""
-    from metarl.agents.ppo import PPO, PPOConfig
-
+def resolve_config(cfg: Any) -> dict[str, Any]:
+    """``cfg`` (a mapping shaped like ``DEFAULTS`` plus ``teacher``) merged over ``DEFAULTS``."""
     cfg = _plain(cfg)
     merged = {**DEFAULTS, **{k: v for k, v in cfg.items() if k not in ("agent", "eval")}}
     merged["agent"] = {**DEFAULTS["agent"], **(cfg.get("agent") or {})}
     merged["eval"] = {**DEFAULTS["eval"], **(cfg.get("eval") or {})}
     if "teacher" not in merged:
         raise ValueError("config needs a teacher (e.g. teacher=domain_randomization)")
+    return merged
+
+
+def build(merged: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """``(env, agent, ppo_config)`` for a resolved config (see :func:`resolve_config`)."""
+    from metarl.agents.ppo import PPO, PPOConfig
 
     env, params = envs.make(merged["env"], **(merged["env_kwargs"] or {}))
     ppo_config = PPOConfig(**merged["agent"])
     teacher = make_teacher(merged["teacher"], env.task_space, num_envs=ppo_config.num_envs)
-    agent = PPO(ppo_config, env, params, teacher=teacher)
+    return env, PPO(ppo_config, env, params, teacher=teacher), ppo_config
+
+
+def run(cfg: Any, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train and evaluate; ``cfg`` is a mapping shaped like ``DEFAULTS`` plus ``teacher``."""
+    merged = resolve_config(cfg)
+    env, agent, ppo_config = build(merged)
 
     started = time.perf_counter()
     key_train, key_eval = jax.random.split(jax.random.PRNGKey(int(merged["seed"])))
@@ -118,7 +141,7 @@ def run(cfg: Any, run_dir: str | Path | None = None) -> dict[str, Any]:
     jax.block_until_ready(state)
     train_seconds = time.perf_counter() - started
 
-    tasks = held_out_tasks(env, int(merged["eval"]["num_tasks"]))
+    tasks = held_out_tasks(env, int(merged["eval"]["num_tasks"]), merged["eval"]["set"])
     result = jax.jit(evaluate_greedy, static_argnums=(0, 3))(agent, state, tasks, int(merged["eval"]["max_steps"]), key_eval)
     summary = {
         "env": merged["env"],

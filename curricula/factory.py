@@ -2,6 +2,8 @@
 
 Keys by ``name``:
 
+An optional ``label`` key is a display name and is ignored here.
+
 * ``domain_randomization`` | ``fixed`` (optional ``task``: field overrides)
 * ``bandit``: ``algorithm: {name, **kwargs}`` (``curricula.bandits.ALGORITHMS``),
   ``signal: {name, **kwargs}`` (``curricula.progress.SIGNALS``),
@@ -91,6 +93,7 @@ def make_teacher(cfg: Any, task_space: Any, num_envs: int | None = None) -> Any:
     """Teacher from a config mapping; ``task_space`` is the env's TaskSpace."""
     cfg = _plain(cfg)
     name = cfg.pop("name", None)
+    cfg.pop("label", None)  # display name only (benchmarks tell apart configs of one teacher)
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose one of {list(TEACHERS)}")
     if name == "domain_randomization":

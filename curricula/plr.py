@@ -53,10 +53,16 @@ class PLRState:
     buffer: lb.LevelBuffer
     branch: jax.Array  # [] int32: NEW / REPLAY / MUTATE of the last sample
     parent_slots: jax.Array  # [batch_size] int32: last replayed slots (ACCEL), else shape [0]
+    branch_counts: jax.Array  # [3] int32: NEW / REPLAY / MUTATE batches sampled so far (for plots)
 
     @property
     def last_was_replay(self) -> jax.Array:
         return self.branch == REPLAY
+
+
+def _branch(state: PLRState, buffer: lb.LevelBuffer, branch: int, parent_slots: jax.Array) -> PLRState:
+    """The state after sampling a batch from ``branch``."""
+    return PLRState(buffer, jnp.array(branch, jnp.int32), parent_slots, state.branch_counts.at[branch].add(1))
 
 
 class PLR(TaskSpaceTeacher):
@@ -104,7 +110,9 @@ class PLR(TaskSpaceTeacher):
         self._set_task_space(task_space)
         template = self._generate(key, 1)
         template = jax.tree.map(lambda x: x[0], template)
-        return PLRState(lb.create(template, self.capacity), jnp.array(NEW, jnp.int32), self._empty_parents())
+        return PLRState(
+            lb.create(template, self.capacity), jnp.array(NEW, jnp.int32), self._empty_parents(), jnp.zeros(3, jnp.int32)
+        )
 
     def sample(self, state: PLRState, key: jax.Array, n: int) -> tuple[PLRState, Any]:
         key_new, key_replay, key_decide = jax.random.split(key, 3)
@@ -113,8 +121,8 @@ class PLR(TaskSpaceTeacher):
         replay = self._decide_replay(state.buffer, key_decide)
         return self._choose(
             replay,
-            (PLRState(replay_buffer, jnp.array(REPLAY, jnp.int32), self._parents(state, slots)), replay_levels),
-            (PLRState(lb.advance(state.buffer, n), jnp.array(NEW, jnp.int32), state.parent_slots), new_levels),
+            (_branch(state, replay_buffer, REPLAY, self._parents(state, slots)), replay_levels),
+            (_branch(state, lb.advance(state.buffer, n), NEW, state.parent_slots), new_levels),
         )
 
     def update(self, state: PLRState, tasks: Any, feedback: Feedback) -> PLRState:
@@ -196,7 +204,7 @@ class ACCEL(PLR):
         plr_state, plr_tasks = super().sample(state, key_plr, n)
         parents = jax.tree.map(lambda x: x[state.parent_slots], state.buffer.levels)
         children = jax.vmap(self.mutate_fn)(jax.random.split(key_mutate, n), parents)
-        mutate_state = PLRState(lb.advance(state.buffer, n), jnp.array(MUTATE, jnp.int32), state.parent_slots)
+        mutate_state = _branch(state, lb.advance(state.buffer, n), MUTATE, state.parent_slots)
         return self._choose(state.branch == REPLAY, (mutate_state, children), (plr_state, plr_tasks))
 
     def _empty_parents(self) -> jax.Array:

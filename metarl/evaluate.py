@@ -1,6 +1,8 @@
 """Plug any drift objective into PPO on any env and report how well it trains.
 
     metarl-evaluate objective=<artifact .npz | meta-train run dir | ppo | dpo> env=CartPole-v1 seeds=8
+    metarl-evaluate optimizer=<learned_optimizer.npz | run dir | adam | adam@1e-3 | any zoo name> \
+        compare_optimizers=[adam] env=[CartPole-v1,Acrobot-v1] seeds=8
 
 Writes to the run directory: ``per_seed_returns.csv`` (final and
 training-mean return of every seed), ``aggregate.md`` / ``aggregate.json``
@@ -8,6 +10,16 @@ training-mean return of every seed), ``aggregate.md`` / ``aggregate.json``
 ``learning_curves.png`` and ``drift_heatmap.png`` (the drift over (r, A) as
 in the LPO paper; TA-LPO at several training-progress values).
 ``compare=[ppo,dpo]`` adds baselines to the same table and plots.
+
+Objectives and optimizers are two axes: every objective (``objective`` +
+``compare``) is run with every optimizer (``optimizer`` +
+``compare_optimizers``; default Adam at ``agent.lr`` with PPO's epsilon).
+Runs with an explicit optimizer record the mean |Δθ| per step of the actor
+and critic inside the jitted run (:mod:`metarl.optimizers.instrument`);
+with a learned optimizer the run directory also gets
+``update_magnitude.csv`` and ``update_magnitude.png`` (its step size, and
+its ratio to Adam's when Adam is in the comparison, against training
+proportion).
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import functools
 import json
 import math
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,15 +38,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
 from metarl.artifacts import load_objective
 from metarl.meta.fitness import as_env_list, env_overrides, score_returns
 from metarl.objectives import TALPO, make_objective
+from metarl.optimizers.instrument import GROUPS, make_instrumented_train
 
 FIXED_OBJECTIVES = ("ppo", "dpo")
 ARTIFACT_NAMES = ("learned_objective.npz", "checkpoints/final_objective.npz")
+OPTIMIZER_ARTIFACT_NAMES = ("learned_optimizer.npz",)
+DEFAULT_OPTIMIZER = "adam"
+ADAM_EPS = 1e-5  # PPO's built-in Adam
 HEATMAP_RATIOS = (0.5, 1.5)
 HEATMAP_ADVANTAGES = (-2.0, 2.0)
 TA_PROGRESS_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -48,11 +66,34 @@ class ObjectiveSpec:
 
 
 @dataclasses.dataclass
+class OptimizerSpec:
+    label: str
+    optimizer: Any  # optax transformation, or a learned optimizer (``.transform(meta_params)``)
+    meta_params: Any  # {} for hand-designed optimizers
+
+    @property
+    def learned(self) -> bool:
+        return hasattr(self.optimizer, "transform")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """One row of the comparison: an objective trained with an optimizer."""
+
+    label: str
+    objective: ObjectiveSpec
+    optimizer: OptimizerSpec | None  # None: PPO's built-in Adam (not instrumented)
+
+
+@dataclasses.dataclass
 class EvalResults:
     returns: dict[str, dict[str, np.ndarray]]  # label -> env -> [seeds, updates]
     final: dict[str, np.ndarray]  # label -> [seeds, envs] final return
     env_names: list[str]
     timesteps: np.ndarray  # [updates]
+    # label -> env -> group (actor/critic) -> [seeds, updates] mean |Δθ| per optimizer step
+    magnitudes: dict[str, dict[str, dict[str, np.ndarray]]] = dataclasses.field(default_factory=dict)
+    learned_optimizer_labels: list[str] = dataclasses.field(default_factory=list)
 
 
 def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None) -> ObjectiveSpec:
@@ -73,19 +114,114 @@ def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None
     return ObjectiveSpec(label or f"learned {header['name'].upper()}", objective, meta_params)
 
 
+def _zoo_config(name: str, learning_rate: float) -> dict:
+    """``configs/optimizer/<name>.yaml`` with ``${agent.lr}`` resolved to ``learning_rate``."""
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "optimizer" / f"{name}.yaml"
+    root = OmegaConf.create({"agent": {"lr": float(learning_rate)}, "optimizer": OmegaConf.load(path)})
+    return OmegaConf.to_container(root, resolve=True)["optimizer"]
+
+
+def _zoo_names() -> list[str]:
+    return sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "configs" / "optimizer").glob("*.yaml"))
+
+
+def _load_optimizer_file(path: Path, label: str | None) -> OptimizerSpec:
+    from metarl.optimizers import load_learned_optimizer
+
+    try:
+        optimizer, meta_params, header = load_learned_optimizer(path)
+    except (OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable learned-optimizer file ({type(error).__name__})") from None
+    return OptimizerSpec(label or f"learned {header['name'].upper()}", optimizer, meta_params)
+
+
+def resolve_optimizer(spec: str, learning_rate: float, label: str | None = None) -> OptimizerSpec:
+    """A zoo name (``adam``, ``lion``, ...; ``adam@1e-3`` sets the lr), a ``.npz`` or a run directory.
+
+    ``adam`` is PPO's Adam (``learning_rate`` = ``agent.lr``, eps 1e-5) as an
+    explicit optax transformation, so its steps can be recorded.
+    """
+    from metarl.optimizers import LearnedOptimizer, build_optimizer
+
+    text = str(spec)
+    name, at, lr_text = text.partition("@")
+    if name.lower() in _zoo_names():
+        name = name.lower()
+        cfg = _zoo_config(name, learning_rate)
+        if at:
+            try:
+                cfg["learning_rate"] = float(lr_text)
+            except ValueError:
+                raise ValueError(f"bad learning rate in optimizer {text!r}; write e.g. adam@1e-3") from None
+        load = cfg.get("load")
+        if name == "learned" and load:
+            return _load_optimizer_file(Path(load), label)
+        optimizer = build_optimizer(cfg)
+        if isinstance(optimizer, LearnedOptimizer):
+            return OptimizerSpec(label or "learned OPEN (init)", optimizer, optimizer.init_meta(jax.random.PRNGKey(0)))
+        lr = cfg.get("learning_rate")
+        pretty = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "lion": "Lion"}.get(name, name)
+        return OptimizerSpec(label or (f"{pretty}(lr={lr:g})" if lr is not None else pretty), optimizer, {})
+    path = Path(text)
+    if path.is_dir():
+        found = [path / n for n in OPTIMIZER_ARTIFACT_NAMES if (path / n).is_file()]
+        if not found:
+            raise ValueError(f"no {' or '.join(OPTIMIZER_ARTIFACT_NAMES)} in {path}")
+        path = found[0]
+    if not path.is_file():
+        raise ValueError(
+            f"optimizer must be one of {', '.join(_zoo_names())} (name@lr to set the lr), "
+            f"a learned-optimizer .npz or a run directory; {text!r} is none of these"
+        )
+    return _load_optimizer_file(path, label)
+
+
+def combine_runs(objectives: Sequence[ObjectiveSpec], optimizers: Sequence[OptimizerSpec]) -> list[RunSpec]:
+    """Every objective with every optimizer; labels name only the axes that vary."""
+    show_objective = len(objectives) > 1 or len(optimizers) == 1
+    show_optimizer = len(optimizers) > 1
+    runs = []
+    for objective in objectives:
+        for optimizer in optimizers:
+            parts = ([objective.label] if show_objective else []) + ([optimizer.label] if show_optimizer else [])
+            runs.append(RunSpec(" + ".join(parts), objective, optimizer))
+    return runs
+
+
+def _as_run(spec: ObjectiveSpec | RunSpec) -> RunSpec:
+    return spec if isinstance(spec, RunSpec) else RunSpec(spec.label, spec, None)
+
+
 def train_returns(
-    spec: ObjectiveSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None
+    spec: ObjectiveSpec | RunSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None
 ) -> np.ndarray:
-    """Per-update episode returns ``[seeds, updates]`` of PPO with this objective."""
-    train = make_train(ppo_config, *envs.make(env_name, **(overrides or {})), drift=spec.objective)
-    # meta_params as an argument, not a baked-in constant: one program per objective
-    # *type*, so compiled programs are reused across weights (and the compile cache).
-    run = jax.jit(jax.vmap(lambda k, p: train(k, p)[1]["episode_return"], in_axes=(0, None)))
-    return np.asarray(run(keys, spec.meta_params))
+    """Per-update episode returns ``[seeds, updates]`` of PPO with this objective (and optimizer)."""
+    return train_with_magnitudes(spec, env_name, ppo_config, keys, overrides)[0]
+
+
+def train_with_magnitudes(
+    spec: ObjectiveSpec | RunSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """Returns ``[seeds, updates]`` and, with an explicit optimizer, ``{group: [seeds, updates]}`` mean |Δθ|."""
+    run_spec = _as_run(spec)
+    objective, optimizer = run_spec.objective, run_spec.optimizer
+    env, env_params = envs.make(env_name, **(overrides or {}))
+    # meta_params as arguments, not baked-in constants: one program per objective
+    # and optimizer *type*, so compiled programs are reused across weights.
+    if optimizer is None:
+        train = make_train(ppo_config, env, env_params, drift=objective.objective)
+        run = jax.jit(jax.vmap(lambda k, p: train(k, p)[1]["episode_return"], in_axes=(0, None)))
+        return np.asarray(run(keys, objective.meta_params)), None
+    train = make_instrumented_train(ppo_config, env, env_params, drift=objective.objective, optimizer=optimizer.optimizer)
+    run = jax.jit(jax.vmap(lambda k, p, q: train(k, p, q if optimizer.learned else None), in_axes=(0, None, None)))
+    returns, magnitudes = run(keys, objective.meta_params, optimizer.meta_params if optimizer.learned else None)
+    return np.asarray(returns), {g: np.asarray(m) for g, m in magnitudes.items()}
 
 
 def evaluate_objectives(
-    specs: Sequence[ObjectiveSpec],
+    specs: Sequence[ObjectiveSpec | RunSpec],
     env_names: Sequence[str],
     ppo_config: PPOConfig,
     num_seeds: int,
@@ -93,17 +229,22 @@ def evaluate_objectives(
     final_fraction: float = 0.1,
     overrides: dict | None = None,
 ) -> EvalResults:
-    """Every objective on every env with the same ``num_seeds`` seeds."""
+    """Every objective (or objective + optimizer run) on every env with the same ``num_seeds`` seeds."""
     if num_seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {num_seeds}")
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"objective labels must be distinct, got {labels}")
-    returns: dict[str, dict[str, np.ndarray]] = {s.label: {} for s in specs}
+    runs = [_as_run(s) for s in specs]
+    returns: dict[str, dict[str, np.ndarray]] = {s.label: {} for s in runs}
+    magnitudes: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for env_index, env_name in enumerate(env_names):
         keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), env_index), num_seeds)
-        for spec in specs:
-            returns[spec.label][env_name] = train_returns(spec, env_name, ppo_config, keys, overrides)
+        for spec in runs:
+            curves, steps = train_with_magnitudes(spec, env_name, ppo_config, keys, overrides)
+            returns[spec.label][env_name] = curves
+            if steps is not None:
+                magnitudes.setdefault(spec.label, {})[env_name] = steps
     final = {
         label: np.stack(
             [np.asarray(score_returns(jnp.asarray(per_env[e]), "final", final_fraction)) for e in env_names], axis=1
@@ -111,7 +252,8 @@ def evaluate_objectives(
         for label, per_env in returns.items()
     }
     timesteps = (np.arange(ppo_config.num_updates) + 1) * ppo_config.batch_size
-    return EvalResults(returns, final, list(env_names), timesteps)
+    learned = [s.label for s in runs if s.optimizer is not None and s.optimizer.learned]
+    return EvalResults(returns, final, list(env_names), timesteps, magnitudes, learned)
 
 
 def stratified_bootstrap_iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -174,7 +316,7 @@ def aggregate_rows(results: EvalResults, reps: int = 2000, seed: int = 0) -> lis
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| env | objective | IQM final return | 95% CI | mean | seeds |",
+        "| env | method | IQM final return | 95% CI | mean | seeds |",
         "|---|---|---:|---|---:|---:|",
     ]
     for r in rows:
@@ -252,7 +394,71 @@ def plot_drift_heatmaps(specs: Sequence[ObjectiveSpec], path: str | os.PathLike)
     return Path(path)
 
 
-def write_results(results: EvalResults, specs: Sequence[ObjectiveSpec], out_dir: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
+def _reference_label(results: EvalResults) -> str | None:
+    """The Adam run that learned optimizers are compared with (the first recorded Adam run)."""
+    return next((label for label in results.magnitudes if "Adam(" in label and label not in results.learned_optimizer_labels), None)
+
+
+def magnitude_rows(results: EvalResults, reps: int = 1000, seed: int = 0) -> list[dict]:
+    """Per run, env, group and update: mean |Δθ| over seeds, and its ratio to Adam's with a 95% bootstrap CI."""
+    from metarl.outputs import bootstrap_ci
+
+    reference = _reference_label(results)
+    proportion = np.arange(1, len(results.timesteps) + 1) / len(results.timesteps)
+    rows = []
+    for label, per_env in results.magnitudes.items():
+        for env_name, groups in per_env.items():
+            for group, values in groups.items():
+                mean = np.mean(values, axis=0)
+                ratio = low = high = np.full_like(mean, np.nan)
+                if reference is not None and label != reference:
+                    # seed i of both runs shares its key: ratio per seed, then bootstrap over seeds
+                    per_seed = values / np.maximum(results.magnitudes[reference][env_name][group], 1e-30)
+                    ratio, low, high = bootstrap_ci(per_seed, n_boot=reps, seed=seed)
+                for u in range(len(mean)):
+                    rows.append({
+                        "run": label, "env": env_name, "group": group, "update": u + 1,
+                        "training_proportion": float(proportion[u]), "mean_abs_update": float(mean[u]),
+                        "ratio_to_adam": float(ratio[u]), "ratio_ci_low": float(low[u]), "ratio_ci_high": float(high[u]),
+                    })
+    return rows
+
+
+def plot_update_magnitudes(results: EvalResults, path: str | os.PathLike) -> Path:
+    """Rows = envs; columns = actor, critic (mean |Δθ| per step) and, with Adam, their ratio to Adam's."""
+    plt = _pyplot()
+    reference = _reference_label(results)
+    shown = [label for label in results.magnitudes if label in results.learned_optimizer_labels or label == reference]
+    columns = [(g, False) for g in GROUPS] + ([(g, True) for g in GROUPS] if reference else [])
+    n = len(results.env_names)
+    fig, axes = plt.subplots(n, len(columns), figsize=(4.2 * len(columns), 3.4 * n), squeeze=False)
+    proportion = np.arange(1, len(results.timesteps) + 1) / len(results.timesteps)
+    from metarl.outputs import bootstrap_ci
+
+    for row, env_name in enumerate(results.env_names):
+        for ax, (group, as_ratio) in zip(axes[row], columns):
+            for label in shown:
+                if as_ratio and label == reference:
+                    continue
+                values = results.magnitudes[label][env_name][group]
+                if as_ratio:
+                    values = values / np.maximum(results.magnitudes[reference][env_name][group], 1e-30)
+                mean, low, high = bootstrap_ci(values, n_boot=500)
+                ax.plot(proportion, mean, label=label)
+                ax.fill_between(proportion, low, high, alpha=0.25)
+            if as_ratio:
+                ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+            ax.set_yscale("log")
+            what = f"{group} mean |Δθ| / Adam's" if as_ratio else f"{group} mean |Δθ| per step"
+            ax.set(title=f"{env_name}: {what}", xlabel="training proportion")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_results(results: EvalResults, specs: Sequence[ObjectiveSpec | RunSpec], out_dir: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
     """All evaluation files; returns their paths by kind."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +481,17 @@ def write_results(results: EvalResults, specs: Sequence[ObjectiveSpec], out_dir:
     paths["table"].write_text(markdown_table(rows) + "\n")
     paths["table_json"].write_text(json.dumps(rows, indent=1))
     plot_learning_curves(results, paths["curves"])
-    plot_drift_heatmaps(specs, paths["heatmap"])
+    objectives = list({id(s.objective): s.objective for s in map(_as_run, specs)}.values())
+    unique = list({s.label: s for s in objectives}.values())
+    plot_drift_heatmaps(unique, paths["heatmap"])
+    if results.learned_optimizer_labels:
+        rows = magnitude_rows(results, seed=seed)
+        paths["magnitude_table"] = out_dir / "update_magnitude.csv"
+        with paths["magnitude_table"].open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        paths["magnitude"] = plot_update_magnitudes(results, out_dir / "update_magnitude.png")
     return paths
 
 
@@ -322,7 +538,18 @@ def _evaluate_cli(cfg: Any) -> None:
     out_dir = Path(cfg.out_dir or f"outputs/evaluate/{_time.strftime('%Y-%m-%d_%H-%M-%S')}")
     ppo_config = PPOConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
     targets = [str(cfg.objective)] + [str(c) for c in (cfg.compare or []) if str(c) != str(cfg.objective)]
-    specs = [resolve_objective(t, ppo_config.clip_eps) for t in targets]
+    objectives = [resolve_objective(t, ppo_config.clip_eps) for t in targets]
+    first = str(cfg.optimizer)
+    optimizer_names = [first] + [str(c) for c in (cfg.compare_optimizers or []) if str(c) != first]
+    optimizers = [resolve_optimizer(name, ppo_config.lr) for name in optimizer_names]
+    labels = [o.label for o in optimizers]
+    for optimizer, name in zip(optimizers, optimizer_names):
+        if labels.count(optimizer.label) > 1:  # two learned optimizers: name each by its file or run dir
+            optimizer.label = f"{optimizer.label} ({Path(name).stem if Path(name).is_file() else Path(name).name})"
+    labels = [o.label for o in optimizers]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"optimizers must be distinct, got {labels}")
+    specs = combine_runs(objectives, optimizers)
     env_cfg = cfg.env if isinstance(cfg.env, str) else OmegaConf.to_container(cfg.env)
     results = evaluate_objectives(
         specs, as_env_list(env_cfg), ppo_config, int(cfg.seeds), int(cfg.seed), float(cfg.final_fraction),

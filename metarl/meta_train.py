@@ -3,6 +3,7 @@
     metarl-meta-train                                  # main job: LPO on CartPole-v1, then report
     metarl-meta-train meta=snes objective=ta_lpo meta.generations=50 env=[CartPole-v1,Acrobot-v1]
     metarl-meta-train resume=true run_dir=outputs/meta_train/<run>
+    metarl-meta-train objective=lpg teacher=groove env=gridworld/all   # LPG rule (metarl.lpg.meta)
 
 The run directory gets ``reference_returns.json`` (PPO's return per env,
 measured once), ``meta_log.jsonl``, ``checkpoints/`` (orbax, every
@@ -37,6 +38,7 @@ from metarl.objectives import make_objective, objective_config
 
 TRAINER_KEYS = ("generations", "checkpoint_every", "chunk_size", "shard")
 LEARNED_OBJECTIVES = ("lpo", "ta_lpo")
+RULE_OBJECTIVES = ("lpg", "ta_lpg")  # metarl.lpg.meta
 
 
 def _plain(node: Any) -> Any:
@@ -150,6 +152,12 @@ def run(cfg: Any, run_dir: Path) -> dict:
         from metarl.optimizers.meta import run as run_learned_optimizer
 
         return run_learned_optimizer(cfg, run_dir)
+    objective_cfg = cfg.get("objective")
+    if objective_cfg is not None and objective_cfg.get("name") in RULE_OBJECTIVES:
+        # objective=lpg|ta_lpg: evolve a Learned Policy Gradient rule on levels from cfg.teacher
+        from metarl.lpg.meta import run as run_lpg
+
+        return run_lpg(cfg, run_dir)
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     ppo_config = PPOConfig(**_plain(cfg.inner))

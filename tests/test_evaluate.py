@@ -130,3 +130,119 @@ def test_evaluate_cli_bad_input_is_one_clear_line(capsys):
     with pytest.raises(SystemExit):
         main(["seedz=3"])
     assert "unknown option 'seedz'" in capsys.readouterr().err
+
+
+# --- the optimizer axis -------------------------------------------------------------
+from metarl.evaluate import OptimizerSpec, combine_runs, magnitude_rows, resolve_optimizer  # noqa: E402
+from metarl.optimizers import LearnedOptimizer, save_learned_optimizer  # noqa: E402
+
+
+def _learned_file(tmp_path, name="learned_optimizer.npz"):
+    opt = LearnedOptimizer(hidden_size=4, gru_features=2)
+    meta = opt.init_meta(jax.random.PRNGKey(0))
+    meta["grad_scale"] = np.float32(20.0)  # SGD-like backbone (lr 0.02) so the tiny run moves
+    return save_learned_optimizer(tmp_path / name, opt, meta), opt
+
+
+def test_resolve_optimizer_names_files_and_errors(tmp_path):
+    import optax
+
+    adam = resolve_optimizer("adam", 3e-2)
+    assert adam.label == "Adam(lr=0.03)" and not adam.learned and isinstance(adam.optimizer, optax.GradientTransformation)
+    assert resolve_optimizer("Adam@1e-3", 3e-2).label == "Adam(lr=0.001)"
+    assert resolve_optimizer("lion", 3e-2).label == "Lion(lr=5e-05)"  # the zoo file's lr, not agent.lr
+    path, opt = _learned_file(tmp_path)
+    from_file, from_dir = resolve_optimizer(str(path), 3e-2), resolve_optimizer(str(tmp_path), 3e-2)
+    assert from_file.learned and from_file.label == from_dir.label == "learned OPEN"
+    assert from_file.optimizer.options == opt.options and float(from_dir.meta_params["grad_scale"]) == 20.0
+    with pytest.raises(ValueError, match=r"optimizer must be one of adam, adamw.*'nadam' is none of these"):
+        resolve_optimizer("nadam", 3e-2)
+    with pytest.raises(ValueError, match="bad learning rate"):
+        resolve_optimizer("adam@fast", 3e-2)
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="corrupt.npz is not a readable learned-optimizer file"):
+        resolve_optimizer(str(tmp_path / "corrupt.npz"), 3e-2)
+    lpo = LPO(hidden_size=4)
+    save_objective(tmp_path / "objective.npz", lpo, lpo.init(jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match="holds a 'objective', not an optimizer"):
+        resolve_optimizer(str(tmp_path / "objective.npz"), 3e-2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no learned_optimizer.npz"):
+        resolve_optimizer(str(tmp_path / "empty"), 3e-2)
+
+
+def test_combine_runs_labels_name_the_varying_axes():
+    ppo, dpo = ObjectiveSpec("PPO", PPOClip(), {}), ObjectiveSpec("DPO", DPO(), {})
+    adam, lion = OptimizerSpec("Adam", None, {}), OptimizerSpec("Lion", None, {})
+    assert [r.label for r in combine_runs([ppo, dpo], [adam])] == ["PPO", "DPO"]
+    assert [r.label for r in combine_runs([ppo], [adam, lion])] == ["Adam", "Lion"]
+    runs = combine_runs([ppo, dpo], [adam, lion])
+    assert [r.label for r in runs] == ["PPO + Adam", "PPO + Lion", "DPO + Adam", "DPO + Lion"]
+    assert runs[3].objective is dpo and runs[3].optimizer is lion
+
+
+def test_magnitude_ratio_to_adam_by_hand():
+    adam = {"CartPole-v1": {"actor": np.full((4, 3), 0.01), "critic": np.array([[1.0, 2.0, 4.0]] * 4)}}
+    learned = {"CartPole-v1": {"actor": np.full((4, 3), 0.02), "critic": np.array([[0.5, 1.0, 1.0]] * 4)}}
+    results = EvalResults(returns={}, final={}, env_names=["CartPole-v1"], timesteps=np.arange(3),
+                          magnitudes={"learned OPEN": learned, "Adam(lr=0.03)": adam},
+                          learned_optimizer_labels=["learned OPEN"])
+    rows = [r for r in magnitude_rows(results, reps=100) if r["run"] == "learned OPEN"]
+    actor = [r for r in rows if r["group"] == "actor"]
+    assert [r["ratio_to_adam"] for r in actor] == pytest.approx([2.0, 2.0, 2.0])
+    critic = [r for r in rows if r["group"] == "critic"]
+    assert [r["ratio_to_adam"] for r in critic] == pytest.approx([0.5, 0.5, 0.25])
+    assert [r["training_proportion"] for r in critic] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert critic[2]["ratio_ci_low"] == pytest.approx(0.25) == critic[2]["ratio_ci_high"]  # seeds agree
+
+
+def _cli_env(tmp_path_factory):
+    return os.environ | {
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(_cache_dir(tmp_path_factory)),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+@pytest.mark.slow
+def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory):
+    (tmp_path / "run").mkdir()
+    _learned_file(tmp_path / "run")
+    out_dir = tmp_path / "eval"
+    args = [
+        f"optimizer={tmp_path / 'run'}", "compare_optimizers=[adam]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
+        "agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2",
+        "+agent.hidden_sizes=[8]",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", "from metarl.evaluate import main; main()", *args],
+        env=_cli_env(tmp_path_factory), capture_output=True, text=True, timeout=400, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    with (out_dir / "per_seed_returns.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({r["objective"] for r in rows}) == ["Adam(lr=0.03)", "learned OPEN"] and len(rows) == 4
+    with (out_dir / "update_magnitude.csv").open() as f:
+        steps = list(csv.DictReader(f))
+    updates = 512 // (4 * 32)
+    assert len(steps) == 2 * 2 * updates  # 2 runs x (actor, critic) x updates
+    learned = [r for r in steps if r["run"] == "learned OPEN"]
+    assert all(float(r["mean_abs_update"]) > 0 and np.isfinite(float(r["ratio_to_adam"])) for r in learned)
+    assert all(r["ratio_to_adam"] == "nan" for r in steps if r["run"] != "learned OPEN")
+    assert (out_dir / "update_magnitude.png").stat().st_size > 10_000
+
+
+def test_evaluate_cli_bad_optimizer_is_one_clear_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimizer=nadam"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metarl-evaluate: error: optimizer must be one of adam") and "\n" not in err
+    (tmp_path / "bad.npz").write_bytes(b"\x00" * 64)
+    for bad in (f"optimizer={tmp_path / 'bad.npz'}", f"compare_optimizers=[{tmp_path / 'missing.npz'}]"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("metarl-evaluate: error:") and "\n" not in err

@@ -444,3 +444,28 @@ def test_two_generation_meta_training_through_the_cli(tmp_path):
     assert [r["generation"] for r in log] == [0, 1]
     optimizer, meta_params, header = load_learned_optimizer(tmp_path / "learned_optimizer.npz")
     assert optimizer.options.init_grad_scale == 1.0 and header["extra"]["generations"] == 2
+
+
+@pytest.mark.slow
+def test_drives_an_a2c_lifetime_of_the_lpg_package():
+    """One line plugs the learned optimizer into metarl.lpg's A2C lifetime; at its SGD point it is optax.sgd."""
+    from envs.gridworld import GridWorld
+    from envs.gridworld_levels import Level, ObjType, params_from_level
+    from metarl.lpg import AgentConfig, make_a2c_lifetime
+
+    env = GridWorld(6, 3, 3, tabular=True, level="small")
+    types = (ObjType(1.0, 1.0, 0.0), ObjType(-1.0, 1.0, 0.0))
+    level = params_from_level(Level(4, 20, types, ((0, (3, 3)), (1, (0, 3))), start=(0, 0)), 6, 3, 3)
+    config = AgentConfig(num_envs=8, num_steps=5, eval_episodes=4, max_grad_norm=0.0)
+    opt = LearnedOptimizer()
+    learned = make_a2c_lifetime(config, env, optimizer=opt)
+    plain = make_a2c_lifetime(config, env, optimizer=optax.sgd(4.0))
+    key = jax.random.PRNGKey(4)
+    a = learned(key, level, num_updates=3, optimizer_params=opt.sgd_meta_params(4.0))
+    b = plain(key, level, num_updates=3)
+    assert_trees_close(a.agent_params, b.agent_params, rtol=1e-5, atol=1e-5)
+    assert float(jnp.abs(b.agent_params["actor"]["kernel"]).max()) > 0  # the lifetime really trained
+    # a randomly initialised OPEN network (meta_init="network") also runs the lifetime to finite returns
+    random_opt = LearnedOptimizer(meta_init="network")
+    out = make_a2c_lifetime(config, env, optimizer=random_opt)(key, level, num_updates=3)
+    assert out.returns.shape == (3,) and bool(jnp.isfinite(out.final_return))

@@ -157,3 +157,86 @@ def test_layer_and_neutral_dormancy_mirror_params():
     assert ones["a"]["kernel"].shape == (2,) and ones["log_std"].shape == (3,) and ones["s"].shape == ()
     with pytest.raises(ValueError, match="units axis"):
         redo_scores(jnp.float32(1.0))
+
+
+# --- update-magnitude recording (metarl.optimizers.instrument) ------------------------
+from metarl.optimizers.instrument import (  # noqa: E402
+    RecordingOptimizer,
+    group_magnitudes,
+    record_updates,
+    recording,
+    take_magnitudes,
+)
+
+
+def test_record_updates_hand_computed():
+    params = {"actor": {"w": jnp.zeros((2, 2))}, "critic": {"w": jnp.zeros(3)}}
+    grads = {"actor": {"w": jnp.asarray([[1.0, -2.0], [3.0, -4.0]])}, "critic": {"w": jnp.asarray([0.5, -0.5, 2.0])}}
+    tx = record_updates(optax.sgd(0.1))
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params)
+    np.testing.assert_allclose(updates["actor"]["w"], -0.1 * grads["actor"]["w"])  # the wrapped step is unchanged
+    _, state = tx.update(jax.tree_util.tree_map(lambda g: 3.0 * g, grads), state, params)
+    per_leaf, cleared = take_magnitudes(state)
+    # mean |u| per step: actor 0.1 * mean(1,2,3,4) = 0.25, then 0.75 -> 0.5; critic 0.1 * 1 = 0.1, then 0.3 -> 0.2
+    np.testing.assert_allclose(per_leaf["actor"]["w"], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(per_leaf["critic"]["w"], 0.2, rtol=1e-6)
+    assert int(cleared.steps) == 0 and float(cleared.abs_sum["actor"]["w"]) == 0.0
+    # element-weighted group means; log_std counts as actor
+    params["log_std"] = jnp.zeros(4)
+    per_leaf["log_std"] = jnp.asarray(1.0)
+    groups = group_magnitudes(per_leaf, params)
+    np.testing.assert_allclose(groups["actor"], (4 * 0.5 + 4 * 1.0) / 8, rtol=1e-6)
+    np.testing.assert_allclose(groups["critic"], 0.2, rtol=1e-6)
+
+
+def test_record_updates_applies_ppo_annealing_and_passes_extra_args():
+    params = {"w": jnp.ones(2)}
+    grads = {"w": jnp.asarray([1.0, -1.0])}
+    tx = record_updates(optax.sgd(1.0), anneal_lr=True)
+    _, state = tx.update(grads, tx.init(params), params, progress=0.25)
+    np.testing.assert_allclose(take_magnitudes(state)[0]["w"], 0.75)  # PPO scales the step by 1 - progress
+    learned = LearnedOptimizer()
+    wrapped = recording(learned)
+    assert isinstance(wrapped, RecordingOptimizer)
+    meta = learned.sgd_meta_params(0.5)
+    inner = learned.transform(meta)
+    outer = wrapped.transform(meta)
+    extra = {"progress": 0.5, "epoch_progress": 0.0, "key": jax.random.PRNGKey(0)}
+    expected, _ = inner.update(grads, inner.init(params), params, **extra)
+    got, state = outer.update(grads, outer.init(params), params, **extra)
+    np.testing.assert_allclose(got["w"], expected["w"])
+    np.testing.assert_allclose(take_magnitudes(state)[0]["w"], 0.5, rtol=1e-6)
+    with pytest.raises(ValueError, match="wraps a learned optimizer"):
+        RecordingOptimizer(optax.sgd(0.1))
+
+
+@pytest.mark.slow
+def test_instrumented_ppo_records_the_real_parameter_change():
+    """One PPO update with one minibatch step: the record equals mean |θ_after − θ_before| per group."""
+    import envs
+    from metarl.agents.ppo import PPO, PPOConfig
+    from metarl.optimizers.instrument import make_instrumented_train
+
+    config = PPOConfig(total_timesteps=64, num_envs=2, num_steps=32, num_minibatches=1, update_epochs=1,
+                       hidden_sizes=(8,), lr=1e-2, anneal_lr=True)
+    env, env_params = envs.make("CartPole-v1")
+    agent = PPO(config, env, env_params, optimizer=recording(optax.adam(1e-2, eps=1e-5), anneal_lr=True))
+    state = agent.init(jax.random.PRNGKey(0))
+    after, _ = jax.jit(agent.update)(state)
+    per_leaf, _ = take_magnitudes(after.opt_state)
+    recorded = group_magnitudes(per_leaf, after.params)
+    for group in ("actor", "critic"):
+        before = jax.tree_util.tree_leaves(state.params[group])
+        moved = jax.tree_util.tree_leaves(after.params[group])
+        change = sum(float(jnp.abs(a - b).sum()) for a, b in zip(moved, before)) / sum(b.size for b in before)
+        np.testing.assert_allclose(float(recorded[group]), change, rtol=1e-4)
+        assert change > 1e-4
+    returns, magnitudes = make_instrumented_train(config, env, env_params, optimizer=optax.adam(1e-2, eps=1e-5))(
+        jax.random.PRNGKey(0)
+    )
+    assert returns.shape == magnitudes["actor"].shape == (config.num_updates,)
+    # first update: progress 0, same key -> the same step as above
+    np.testing.assert_allclose(magnitudes["actor"][0], recorded["actor"], rtol=1e-4)
+    with pytest.raises(ValueError, match="explicit optimizer"):
+        make_instrumented_train(config, env, env_params, optimizer=None)

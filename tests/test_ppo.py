@@ -234,6 +234,91 @@ def test_teacher_rollout_mode_resets_to_sampled_tasks(cartpole):
     assert float(jnp.std(state.env_params.gravity)) > 0  # one task per env
 
 
+# --- robust PLR / ACCEL: no gradient on masked envs ------------------------------------------
+class MaskingTeacher(RecordingTeacher):
+    """RecordingTeacher with a fixed per-env ``train_mask``."""
+
+    def __init__(self, mask):
+        self.mask = jnp.asarray(mask, jnp.float32)
+
+    def train_mask(self, state, n):
+        return self.mask
+
+
+def test_fully_masked_update_leaves_params_and_opt_state_unchanged(cartpole):
+    env, env_params = cartpole
+    agent = PPO(TINY, env, env_params, teacher=MaskingTeacher(jnp.zeros(TINY.num_envs)))
+    state = agent.init(jax.random.key(0))
+    new_state, metrics = jax.jit(agent.update)(state)
+    for before, after in zip(jax.tree.leaves((state.params, state.opt_state)),
+                             jax.tree.leaves((new_state.params, new_state.opt_state))):
+        np.testing.assert_array_equal(before, after)
+    assert np.isnan(float(metrics["actor_loss"]))  # no loss was computed
+    assert int(new_state.teacher_state["updates"]) == 1  # feedback still reaches the teacher
+    assert int(new_state.teacher_state["entries"]) == TINY.num_envs
+    assert int(new_state.update_step) == 1
+
+
+def test_unmasked_update_trains_and_matches_teacher_without_mask(cartpole):
+    env, env_params = cartpole
+    ones = PPO(TINY, env, env_params, teacher=MaskingTeacher(jnp.ones(TINY.num_envs)))
+    plain = PPO(TINY, env, env_params, teacher=RecordingTeacher())
+    assert ones.masked and not plain.masked
+    state = ones.init(jax.random.key(0))
+    plain.init(jax.random.key(0))  # gives the plain teacher its task space
+    masked_state, masked_metrics = jax.jit(ones.update)(state)
+    plain_state, plain_metrics = jax.jit(plain.update)(state)
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(masked_state.params))]
+    assert all(changed)
+    # An all-ones mask is the plain loss up to summation order.
+    for a, b in zip(jax.tree.leaves(masked_state.params), jax.tree.leaves(plain_state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(masked_metrics["actor_loss"], plain_metrics["actor_loss"], rtol=1e-4, atol=1e-7)
+
+
+def test_half_masked_loss_equals_loss_on_the_unmasked_half(cartpole):
+    env, env_params = cartpole
+    config = dataclasses.replace(TINY, ent_coef=0.01, vf_coef=0.5)
+    masked = PPO(config, env, env_params, teacher=MaskingTeacher(jnp.ones(config.num_envs)))
+    plain = PPO(config, env, env_params)
+    params = jax.tree.map(lambda p: p * 30.0, plain.init(jax.random.key(0)).params)
+    batch, *_ = _fixed_batch(plain, params, jax.random.key(1))
+    # Give values/targets something to fit so the critic term matters.
+    batch = batch.at[:, -3].set(jax.random.normal(jax.random.key(2), (batch.shape[0],)))
+    batch = batch.at[:, -1].set(jax.random.normal(jax.random.key(3), (batch.shape[0],)))
+    weight = (jnp.arange(batch.shape[0]) % 2).astype(jnp.float32)
+    weighted = jnp.concatenate([batch, weight[:, None]], axis=1)
+    kept = batch[weight > 0]
+
+    def loss(agent, b):
+        return jax.value_and_grad(lambda p: agent._loss(p, b, {}, jnp.float32(0.3)), has_aux=True)(params)
+
+    (total, (aux, dormancy)), grads = jax.jit(lambda b: loss(masked, b))(weighted)
+    (ref_total, (ref_aux, ref_dormancy)), ref_grads = jax.jit(lambda b: loss(plain, b))(kept)
+    (all_total, _), _ = jax.jit(lambda b: loss(plain, b))(batch)
+    assert abs(float(all_total) - float(ref_total)) > 1e-3  # the masked half matters
+    np.testing.assert_allclose(total, ref_total, rtol=1e-5)
+    for name in aux:
+        np.testing.assert_allclose(aux[name], ref_aux[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    for a, b in zip(jax.tree.leaves((grads, dormancy)), jax.tree.leaves((ref_grads, ref_dormancy))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_robust_plr_trains_only_on_replayed_batches_under_jit(cartpole):
+    from curricula.plr import PLR
+
+    env, env_params = cartpole
+    config = dataclasses.replace(TINY, total_timesteps=TINY.batch_size * 12)
+    teacher = PLR(capacity=8, replay_prob=0.7, min_fill_ratio=0.25, robust=True, temperature=1.0)
+    train = jax.jit(make_train(config, env, env_params, teacher=teacher))
+    state, metrics = train(jax.random.key(0))
+    trained = np.isfinite(np.asarray(metrics["actor_loss"]))
+    # The first batches are new levels (buffer not yet filled): no gradient; replays later train.
+    assert not trained[0] and trained.any() and not trained.all(), trained
+    assert int(state.teacher_state.buffer.size) >= 2
+    assert np.all(np.isfinite(metrics["episode_return"][-1]))
+
+
 # --- validation -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "changes, message",

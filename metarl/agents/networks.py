@@ -95,12 +95,24 @@ def init_actor_critic(
     return params
 
 
-def dormancy_scores(params: Params, actor_hiddens: list[jax.Array], critic_hiddens: list[jax.Array]) -> Params:
+def dormancy_scores(
+    params: Params,
+    actor_hiddens: list[jax.Array],
+    critic_hiddens: list[jax.Array],
+    weight: jax.Array | None = None,
+) -> Params:
     """ReDo scores mirroring ``params``: a ``(out,)`` vector per leaf.
 
     For a hidden layer, unit i scores ``E|h_i| / mean_k E|h_k|`` over the
     batch (0 = dormant, 1 = average); output layers and ``log_std`` get ones.
+    ``weight`` (``[batch]``, optional) restricts E to the samples trained on.
     """
+
+    def batch_mean(x: jax.Array) -> jax.Array:
+        if weight is None:
+            return jnp.mean(x, axis=0)
+        total = jnp.sum(weight)
+        return weight @ x / jnp.where(total > 0, total, 1.0)
 
     def layer_scores(layers: Params, hiddens: list[jax.Array]) -> Params:
         out = {}
@@ -109,7 +121,7 @@ def dormancy_scores(params: Params, actor_hiddens: list[jax.Array], critic_hidde
             if name == "head":
                 score = jnp.ones((width,), jnp.float32)
             else:
-                mean_abs = jnp.mean(jnp.abs(hiddens[int(name.split("_")[1])]), axis=0)
+                mean_abs = batch_mean(jnp.abs(hiddens[int(name.split("_")[1])]))
                 score = mean_abs / (jnp.mean(mean_abs) + 1e-8)
             out[name] = {"kernel": score, "bias": score}
         return out

@@ -12,6 +12,15 @@ The actor loss is the mirror-learning form ``-mean(r*A - drift(meta, r, A, progr
 update index / number of updates. Everything is pure, so ``train`` vmaps over
 seeds and over populations of objective or optimizer parameters.
 
+Robust PLR / ACCEL: with ``task_resample="rollout"`` and a teacher that has
+``train_mask(teacher_state, n) -> float32[n]``, each env's samples are weighted
+by its mask entry in the actor, critic and entropy losses (a weighted mean;
+advantages are normalised over the trained samples). A minibatch with no
+trained sample is skipped, and a fully masked batch skips the epochs, so
+params and optimizer state stay exactly unchanged; its loss metrics are NaN.
+Feedback reaches the teacher for every env. Teachers without ``train_mask``
+take the unmasked code path.
+
 Speed notes (CPU is latency-bound on small nets): the rollout loop only runs
 the actor and the env; all random numbers for a rollout are drawn in one
 batched call before the loop; the critic is evaluated once per rollout on
@@ -22,6 +31,7 @@ one packed float32 matrix with a single gather.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -179,6 +189,16 @@ def _batched_params(env: Any, env_params: Any, num_envs: int) -> bool:
     raise ValueError("env_params must be one task or a batch with leading axis num_envs")
 
 
+def _mean(x: jax.Array) -> jax.Array:
+    return jnp.mean(x)
+
+
+def _weighted_mean(x: jax.Array, weight: jax.Array) -> jax.Array:
+    """Mean over the samples with weight > 0 (0 when all weights are 0)."""
+    total = jnp.sum(weight)
+    return jnp.sum(weight * x) / jnp.where(total > 0, total, 1.0)
+
+
 class _PresetReset:
     """gymnax's auto-reset step with the reset supplied instead of computed.
 
@@ -226,6 +246,7 @@ class RunnerState:
     last_episode: jax.Array  # [3] latest (return, length, success) means; NaN before any episode ends
 
 
+_LOSS_METRICS = ("actor_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 METRIC_NAMES = (
     "episode_return",
     "episode_length",
@@ -265,6 +286,9 @@ class PPO:
         self.teacher = teacher
         self.progress_callback = progress_callback
         self.episode_tasks = teacher is not None and config.task_resample == "episode"
+        # Robust PLR / ACCEL: envs on new or mutated levels are rolled out and
+        # scored but get no gradient (a per-env weight column in the batch).
+        self.masked = teacher is not None and not self.episode_tasks and hasattr(teacher, "train_mask")
         self.log_env = LogWrapper(TaskResetWrapper(env) if self.episode_tasks else env)
         # gymnax-style envs: resets are drawn before the rollout (see _PresetReset).
         self.preset_resets = all(hasattr(env, a) for a in ("step_env", "reset_env", "is_truncated"))
@@ -473,40 +497,47 @@ class PPO:
 
     # --- loss ----------------------------------------------------------------
     def _unpack(self, batch: jax.Array):
+        """Columns of the packed batch; ``weight`` is ``None`` unless the teacher masks envs."""
         d, a = self.obs_dim, self.action_dim if self.continuous else 1
         obs = batch[:, :d]
         action = batch[:, d : d + a] if self.continuous else batch[:, d]
         old_logp, old_value, advantage, target = (batch[:, d + a + i] for i in range(4))
-        return obs, action, old_logp, old_value, advantage, target
+        weight = batch[:, d + a + 4] if self.masked else None
+        return obs, action, old_logp, old_value, advantage, target, weight
 
     def _loss(self, params, batch, objective_params, progress):
         cfg = self.config
-        obs, action, old_logp, old_value, advantage, target = self._unpack(batch)
+        obs, action, old_logp, old_value, advantage, target, weight = self._unpack(batch)
+        mean = _mean if weight is None else functools.partial(_weighted_mean, weight=weight)
         out, actor_hidden = networks.apply_mlp(params["actor"], obs, cfg.activation)
         value, critic_hidden = networks.apply_mlp(params["critic"], obs, cfg.activation)
         value = value[:, 0]
         logp, entropy = self._log_prob_entropy(params, out, action)
         log_ratio = logp - old_logp
         ratio = jnp.exp(log_ratio)
-        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        if weight is None:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        else:  # normalise with the statistics of the samples that are trained on
+            centred = advantage - mean(advantage)
+            advantage = centred / (jnp.sqrt(mean(jnp.square(centred))) + 1e-8)
         drift = self.drift(objective_params, ratio, advantage, progress)
-        actor_loss = -jnp.mean(ratio * advantage - drift)
+        actor_loss = -mean(ratio * advantage - drift)
         value_err = jnp.square(value - target)
         if cfg.clip_value:
             clipped = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
             value_err = jnp.maximum(value_err, jnp.square(clipped - target))
-        value_loss = 0.5 * jnp.mean(value_err)
-        entropy = jnp.mean(entropy)
+        value_loss = 0.5 * mean(value_err)
+        entropy = mean(entropy)
         total = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
         aux = {
             "actor_loss": actor_loss,
             "value_loss": value_loss,
             "entropy": entropy,
-            "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-            "clip_frac": jnp.mean((jnp.abs(ratio - 1.0) > cfg.clip_eps).astype(jnp.float32)),
+            "approx_kl": mean((ratio - 1.0) - log_ratio),
+            "clip_frac": mean((jnp.abs(ratio - 1.0) > cfg.clip_eps).astype(jnp.float32)),
         }
-        dormancy = jax.lax.stop_gradient(networks.dormancy_scores(params, actor_hidden, critic_hidden))
-        return total, (aux, dormancy)
+        dormancy = networks.dormancy_scores(params, actor_hidden, critic_hidden, weight)
+        return total, (aux, jax.lax.stop_gradient(dormancy))
 
     # --- update --------------------------------------------------------------
     def _learn(self, state: RunnerState, batch: jax.Array, progress: jax.Array, perm_bits, opt_keys):
@@ -523,9 +554,7 @@ class PPO:
 
         grad_fn = jax.value_and_grad(loss_of_view, has_aux=True)
 
-        def minibatch_step(carry, xs):
-            view, opt_state = carry
-            step_index, minibatch, key = xs
+        def gradient_step(view, opt_state, step_index, minibatch, key):
             (_, (aux, dormancy)), grads = grad_fn(view, minibatch)
             if cfg.max_grad_norm > 0:
                 norm = optax.global_norm(grads)
@@ -542,6 +571,19 @@ class PPO:
                 updates = jax.tree.map(lambda u: u * lr_scale, updates)
             return (optax.apply_updates(view, updates), opt_state), aux
 
+        def minibatch_step(carry, xs):
+            view, opt_state = carry
+            step_index, minibatch, key = xs
+            new_carry, aux = gradient_step(view, opt_state, step_index, minibatch, key)
+            if not self.masked:
+                return new_carry, aux
+            # A minibatch with no trained sample leaves params and optimizer state
+            # untouched (Adam fed zeros would still move its moments and counter).
+            trained = jnp.sum(self._unpack(minibatch)[-1]) > 0
+            keep = lambda new, old: jnp.where(trained, new, old)  # noqa: E731
+            new_carry = jax.tree.map(keep, new_carry, (view, opt_state))
+            return new_carry, jax.tree.map(lambda a: jnp.where(trained, a, jnp.nan), aux)
+
         def epoch(carry, xs):
             epoch_index, bits, keys = xs
             # Shuffle = one sort of random bits and one gather of the packed batch.
@@ -549,8 +591,20 @@ class PPO:
             steps = epoch_index * n_mb + jnp.arange(n_mb)
             return jax.lax.scan(minibatch_step, carry, (steps, minibatches, keys))
 
-        (view, opt_state), aux = jax.lax.scan(epoch, (view, state.opt_state), (jnp.arange(epochs), perm_bits, opt_keys))
-        return to_tree(view), opt_state, jax.tree.map(jnp.mean, aux)
+        def learn(carry):
+            (view, opt_state), aux = jax.lax.scan(epoch, carry, (jnp.arange(epochs), perm_bits, opt_keys))
+            # Loss metrics average the minibatches that were trained on (NaN if none).
+            return (view, opt_state), jax.tree.map(jnp.nanmean if self.masked else jnp.mean, aux)
+
+        carry = (view, state.opt_state)
+        if self.masked:
+            # Whole batch masked (robust PLR's new/mutated levels): skip the epochs.
+            skip = lambda carry: (carry, {k: jnp.float32(jnp.nan) for k in _LOSS_METRICS})  # noqa: E731
+            carry, aux = jax.lax.cond(jnp.any(self._unpack(batch)[-1] > 0), learn, skip, carry)
+        else:
+            carry, aux = learn(carry)
+        view, opt_state = carry
+        return to_tree(view), opt_state, aux
 
     def update(self, state: RunnerState) -> tuple[RunnerState, dict]:
         """One rollout of ``num_envs x num_steps`` steps, then the epochs."""
@@ -561,6 +615,8 @@ class PPO:
         env_state, obs, env_params, teacher_state = state.env_state, state.obs, state.env_params, state.teacher_state
         if self.teacher is not None:
             teacher_state, env_params = self.teacher.sample(teacher_state, draws["teacher"], n)
+            if self.masked:
+                train_weight = jnp.asarray(self.teacher.train_mask(teacher_state, n), jnp.float32).reshape(n)
             if not self.episode_tasks:
                 raw_obs, env_state = jax.vmap(self.log_env.reset)(draws["reset"], env_params)
                 obs = self._flat_obs(raw_obs)
@@ -580,11 +636,14 @@ class PPO:
 
         b = t * n
         actions = traj["action"].reshape(b, -1).astype(jnp.float32)
+        columns = [traj["logp"], values, advantages, targets]
+        if self.masked:
+            columns.append(jnp.broadcast_to(train_weight, (t, n)))
         batch = jnp.concatenate(
             [
                 self._normalize(state.obs_rms, traj["obs"]).reshape(b, self.obs_dim),
                 actions,
-                jnp.stack([traj["logp"], values, advantages, targets], axis=-1).reshape(b, 4),
+                jnp.stack(columns, axis=-1).reshape(b, len(columns)),
             ],
             axis=1,
         )

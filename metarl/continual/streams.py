@@ -409,6 +409,16 @@ STREAMS: dict[str, dict[str, Any]] = {
         "observe_task_id": True,
         "score": {"kind": "gridworld_dp"},
     },
+    "CGW5-v1": {  # a CPU-sized CGW: the first 5 reward maps, no padding beyond the dense level, 100-step episodes
+        "name": "CGW5",
+        "version": 1,
+        "env": "gridworld-dense",
+        "env_kwargs": {"max_grid_size": 11, "max_n_objs": 4, "max_n_obj_types": 3},
+        "tasks": {"overrides": [{"obj_rewards": m, "max_steps_in_episode": 100} for m in _CGW_REWARD_MAPS[:5]]},
+        "schedule": {"kind": "sequential", "steps_per_task": 100_000},
+        "observe_task_id": True,
+        "score": {"kind": "gridworld_dp"},
+    },
     "CCartPole5-v1": {
         "name": "CCartPole5",
         "version": 1,

@@ -1,0 +1,42 @@
+"""Learned Policy Gradient (LPG / TA-LPG): the rule, its inner agents, A2C and lifetimes.
+
+    rule = LPGRule(LPGConfig(time_aware=True))          # name "ta_lpg"
+    meta_params = rule.init(key)
+    train = make_lpg_lifetime(AgentConfig(), env, rule)  # jitted, num_updates static
+    result = train(key, meta_params, level_params, num_updates=250, lifetime=120)
+    a2c = make_a2c_lifetime(AgentConfig(), env)
+    baseline = a2c(key, level_params, num_updates=250)
+
+Interface notes (additions to the fixed interface, no changes):
+* ``train`` also takes ``optimizer_params=`` (learned optimizers; ``None`` uses
+  ``optimizer.init``), and ``make_a2c_lifetime``'s ``train`` takes ``lifetime=``
+  too (same masking as LPG).
+* ``AgentConfig`` has one extra field, ``mlp_lr`` (Adam lr for ``kind="mlp"``, 1e-3).
+* ``make_lpg_lifetime`` returns a ``jax.jit`` function; for ``vmap`` bind the
+  static argument first: ``jax.vmap(functools.partial(train, num_updates=n))``; pass a
+  batched ``lifetime`` by keyword, e.g.
+  ``jax.vmap(lambda k, m, l, n: train(k, m, l, num_updates=N, lifetime=n))``.
+"""
+
+from metarl.lpg.a2c import A2CLifetime, make_a2c_lifetime
+from metarl.lpg.agents import AgentConfig, lpg_agent_loss
+from metarl.lpg.lifetime import LifetimeResult, LPGLifetime, make_lpg_lifetime
+from metarl.lpg.meta_gradient import MetaGradient, MetaGradientState, make_meta_gradient_step, run_meta_gradient
+from metarl.lpg.rule import LPGConfig, LPGInputs, LPGRule
+
+__all__ = [
+    "A2CLifetime",
+    "AgentConfig",
+    "LPGConfig",
+    "LPGInputs",
+    "LPGLifetime",
+    "LPGRule",
+    "LifetimeResult",
+    "MetaGradient",
+    "MetaGradientState",
+    "lpg_agent_loss",
+    "make_a2c_lifetime",
+    "make_lpg_lifetime",
+    "make_meta_gradient_step",
+    "run_meta_gradient",
+]
