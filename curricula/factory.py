@@ -32,6 +32,8 @@ from curricula.plr import ACCEL, PLR
 from curricula.simple import DomainRandomization, FixedTask
 from envs.task_space import stack_tasks
 
+# built by metarl.lpg.meta (they need an antagonist agent), not for PPO curricula
+META_TRAINING_TEACHERS = ("groove",)
 TEACHERS = ("domain_randomization", "fixed", "bandit", "alp_gmm", "plr", "robust_plr", "accel")
 
 
@@ -94,6 +96,11 @@ def make_teacher(cfg: Any, task_space: Any, num_envs: int | None = None) -> Any:
     cfg = _plain(cfg)
     name = cfg.pop("name", None)
     cfg.pop("label", None)  # display name only (benchmarks tell apart configs of one teacher)
+    if name in META_TRAINING_TEACHERS:
+        raise ValueError(
+            f"teacher {name!r} scores levels by algorithmic regret against a learned update rule; "
+            "use it with metarl-meta-train objective=lpg teacher=groove"
+        )
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose one of {list(TEACHERS)}")
     if name == "domain_randomization":

@@ -38,7 +38,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
@@ -520,11 +519,38 @@ def load_config(overrides: Sequence[str]) -> Any:
     return cfg
 
 
+def _is_lpg_rule(argv: Sequence[str]) -> bool:
+    """``objective=`` names a learned LPG rule (``learned_rule.npz`` or its run directory)."""
+    from metarl.lpg.meta import ARTIFACT as RULE_ARTIFACT
+    from metarl.lpg.meta import ARTIFACT_KIND as RULE_KIND
+
+    for item in argv:
+        if not item.startswith("objective="):
+            continue
+        path = Path(item.split("=", 1)[1])
+        if path.is_dir():
+            path = path / RULE_ARTIFACT
+        if path.suffix != ".npz" or not path.is_file():
+            return False
+        try:
+            from metarl.artifacts import load_artifact
+
+            return load_artifact(path)[1].get("kind") == RULE_KIND
+        except Exception:  # unreadable files get their one-line error from the normal path
+            return False
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import sys
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_lpg_rule(argv):  # learned update rules train their own agents (metarl.lpg.evaluate)
+        from metarl.lpg.evaluate import main as evaluate_lpg
+
+        return evaluate_lpg(argv)
     try:
-        _evaluate_cli(load_config(sys.argv[1:] if argv is None else argv))
+        _evaluate_cli(load_config(argv))
     except ValueError as error:  # bad user input: one clear line, no traceback
         print(f"metarl-evaluate: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

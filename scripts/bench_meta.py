@@ -105,7 +105,9 @@ def time_generations(
     return wall[0], wall[1:], cpu[1:]
 
 
-def run(quick: bool = False, populations: Sequence[int] | None = None) -> list[tuple[str, float, str]]:
+def run(
+    quick: bool = False, populations: Sequence[int] | None = None, generations: int = TIMED_GENERATIONS
+) -> list[tuple[str, float, str]]:
     setting = default_setting()
     if quick:
         inner = dataclasses.replace(setting.inner, total_timesteps=2 * setting.inner.batch_size)
@@ -113,7 +115,7 @@ def run(quick: bool = False, populations: Sequence[int] | None = None) -> list[t
     sizes = populations or (QUICK_POPULATIONS if quick else POPULATIONS)
     figures = []
     for size in sizes:
-        compile_s, wall, cpu = time_generations(setting, size, 1 if quick else TIMED_GENERATIONS)
+        compile_s, wall, cpu = time_generations(setting, size, 1 if quick else generations)
         figures.append((f"meta_gen_pop{size}", statistics.median(wall), "s"))
         figures.append((f"meta_gen_pop{size}_cpu", statistics.median(cpu), "s"))
         figures.append((f"meta_compile_pop{size}", compile_s, "s"))
@@ -124,6 +126,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--populations", type=int, nargs="+", help=f"population sizes (default {POPULATIONS})")
+    parser.add_argument("--generations", type=int, default=TIMED_GENERATIONS, help="timed generations per size")
     args = parser.parse_args()
-    for name, value, unit in run(quick=args.quick, populations=args.populations):
+    for name, value, unit in run(quick=args.quick, populations=args.populations, generations=args.generations):
         print(f"{name}  {value:.4g}  {unit}", flush=True)

@@ -83,3 +83,14 @@ def test_mlp_activation_stats_finds_dead_relu_units():
     assert set(stats) == {"actor/hidden_0", "actor/hidden_1", "critic/hidden_0", "critic/hidden_1"}
     assert float(stats["actor/hidden_0"]["dormant_0"]) >= 3 / 8
     assert float(stats["actor/hidden_0"]["effective_rank"]) <= 5.0 + 1e-3
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 33])
+def test_jacobi_eigenvalues_match_lapack_for_symmetric_matrices(n):
+    from metarl.continual.plasticity import symmetric_eigenvalues
+
+    m = np.random.RandomState(n).randn(n, n).astype(np.float32)
+    m = m + m.T  # indefinite on purpose: the odd-size padding must not disturb the order
+    expected = np.sort(np.linalg.eigvalsh(m.astype(np.float64)))[::-1]
+    got = np.asarray(jax.jit(symmetric_eigenvalues)(jnp.asarray(m)))
+    np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, np.abs(expected).max()))

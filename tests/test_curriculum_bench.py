@@ -88,11 +88,12 @@ def test_sampling_and_buffer_plots(tmp_path, dr_run):
     # a robust-PLR teacher driven directly (random scores) stands in for a training run
     teacher = PLR(capacity=32, min_fill_ratio=0.25, robust=True)
     state = teacher.init(jax.random.PRNGKey(0), agent.env.task_space)
+    sample, update = jax.jit(teacher.sample, static_argnums=2), jax.jit(teacher.update)
     snapshots = []
     for i in range(12):
         key_sample, key_score = jax.random.split(jax.random.PRNGKey(i))
-        state, tasks = teacher.sample(state, key_sample, 8)
-        state = teacher.update(state, tasks, Feedback.from_returns(jnp.zeros(8), scores=jax.random.uniform(key_score, (8,))))
+        state, tasks = sample(state, key_sample, 8)
+        state = update(state, tasks, Feedback.from_returns(jnp.zeros(8), scores=jax.random.uniform(key_score, (8,))))
         if i % 4 == 3:
             snapshots.append(jax.tree.map(lambda x: np.asarray(x)[None], state))  # a batch of one seed
     assert int(snapshots[-1].branch_counts.sum()) == 12 and int(snapshots[-1].branch_counts[0, REPLAY]) > 0

@@ -195,3 +195,14 @@ def test_evaluation_intervals_and_table():
     assert row["mean_low"] < 22.0 < row["mean_high"]
     table = markdown_table([{"level": "dense", "lifetime": 40, "method": "LPG", **row}])
     assert "| dense | 40 | LPG |" in table
+
+
+def test_metarl_evaluate_routes_lpg_rules_to_the_lpg_evaluator(tiny_run):
+    from metarl.evaluate import _is_lpg_rule
+
+    root, run_dir = tiny_run
+    assert _is_lpg_rule([f"objective={run_dir}"]) and _is_lpg_rule([f"objective={run_dir / 'learned_rule.npz'}"])
+    assert not _is_lpg_rule(["objective=ppo"]) and not _is_lpg_rule([f"objective={root}"])
+    # the LPG evaluator's own option check answers (no compilation needed to see the routing)
+    result = _cli("metarl.evaluate", [f"objective={run_dir}", "seedz=3"], root)
+    assert result.returncode == 2 and "unknown option 'seedz'" in result.stderr

@@ -15,9 +15,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DORMANT_TAUS = (0.0, 0.025, 0.1)
 SRANK_DELTA = 0.01
+RELATIVE_SINGULAR_FLOOR = 1e-3  # singular values below this share of the largest count as 0
+JACOBI_SWEEPS = 8
 
 
 def dormant_scores(h: jax.Array) -> jax.Array:
@@ -37,9 +40,59 @@ def dormant_fraction(h: jax.Array, tau: float) -> jax.Array:
     return jnp.mean((dormant_scores(h) <= tau).astype(jnp.float32))
 
 
+def _round_robin_pairs(n: int) -> np.ndarray:
+    """``[n-1, n/2, 2]`` disjoint index pairs per round; every pair meets once (n even)."""
+    others = list(range(1, n))
+    rounds = []
+    for _ in range(n - 1):
+        order = [0] + others
+        rounds.append([(order[i], order[n - 1 - i]) for i in range(n // 2)])
+        others = others[-1:] + others[:-1]
+    return np.asarray(rounds, dtype=np.int32)
+
+
+def symmetric_eigenvalues(matrix: jax.Array, sweeps: int = JACOBI_SWEEPS) -> jax.Array:
+    """Eigenvalues (descending) of a symmetric matrix by parallel cyclic Jacobi rotations.
+
+    Plain jnp ops only: jaxlib 0.10's LAPACK custom calls on CPU (svd, eigh, qr)
+    deadlocked batched continual-RL runs on 2 cores, and were slow when they ran.
+    """
+    n = matrix.shape[-1]
+    size = n + n % 2
+    matrix = matrix.astype(jnp.float32)
+    # pad to even size with a decoupled diagonal entry below the whole spectrum (dropped below)
+    below = -(jnp.sqrt(jnp.sum(matrix**2)) + 1.0)
+    a = jnp.full((size, size), 0.0, jnp.float32).at[:n, :n].set(matrix)
+    a = a.at[size - 1, size - 1].set(jnp.where(size > n, below, a[size - 1, size - 1]))
+    pairs = jnp.asarray(_round_robin_pairs(size))
+    p, q = pairs[..., 0], pairs[..., 1]
+
+    def rotate(a, pq):
+        p, q = pq
+        app, aqq, apq = a[p, p], a[q, q], a[p, q]
+        theta = 0.5 * jnp.arctan2(2.0 * apq, aqq - app)  # zeroes the (p, q) entry
+        # the equivalent angle with |theta| <= pi/4 (the classical choice; larger ones stall convergence)
+        theta = jnp.where(jnp.abs(theta) > jnp.pi / 4, theta - jnp.sign(theta) * jnp.pi / 2, theta)
+        c, s = jnp.cos(theta), jnp.sin(theta)
+        rot = jnp.zeros_like(a).at[p, p].set(c).at[q, q].set(c).at[p, q].set(s).at[q, p].set(-s)
+        return rot.T @ a @ rot, None
+
+    def sweep(a, _):
+        return jax.lax.scan(rotate, a, (p, q))[0], None
+
+    a, _ = jax.lax.scan(sweep, a, None, length=sweeps)
+    return jnp.sort(jnp.diagonal(a))[::-1][:n]
+
+
 def _singular_values(features: jax.Array) -> jax.Array:
+    """Descending singular values from the eigenvalues of the (units x units) Gram matrix.
+
+    Squaring loses float32 precision below ~1e-3 of the top value, so those are
+    treated as zero (they carry no weight in the rank measures anyway).
+    """
     features = features.reshape(-1, features.shape[-1]).astype(jnp.float32)
-    return jnp.linalg.svd(features, compute_uv=False)
+    s = jnp.sqrt(jnp.clip(symmetric_eigenvalues(features.T @ features), 0.0))
+    return jnp.where(s > RELATIVE_SINGULAR_FLOOR * s[0], s, 0.0)
 
 
 def effective_rank(features: jax.Array) -> jax.Array:

@@ -342,28 +342,25 @@ class ContinualRunner:
         segments = self.stream.segments if segments is None else tuple(segments)
         seg_chunks = [max(1, round(s.steps / self.chunk_steps)) for s in segments]
         keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
-        state, extras = jax.block_until_ready(self._init(keys))
+        state, extras = self._init(keys)
         eval_steps, returns, scores, diags, log = [], [], [], [], []
         step, t0 = 0, time.time()
         total_chunks = sum(seg_chunks)
         done_chunks = 0
         for index, (seg, n_chunks) in enumerate(zip(segments, seg_chunks)):
-            # wait for each program before dispatching the next: on loaded 2-core CPUs jaxlib 0.10
-            # deadlocked with one program blocked on another's pending outputs (seen with CGW5)
-            state, extras, fired = jax.block_until_ready(
-                self._switch(state, extras, jnp.int32(seg.task), jnp.asarray(index > 0)))
+            state, extras, fired = self._switch(state, extras, jnp.int32(seg.task), jnp.asarray(index > 0))
             if index > 0:
                 log.append({"step": step, "event": f"switch->{seg.task}", "method": self.method.name,
                             "fired": np.asarray(fired).tolist()})
             for _ in range(n_chunks):
-                state, extras, summary = jax.block_until_ready(self._chunk(state, extras))
+                state, extras, summary = self._chunk(state, extras)
                 step += self.chunk_steps
                 done_chunks += 1
                 fired_n = np.asarray(summary["intervention_fired"])
                 if np.any(fired_n > 0):
                     log.append({"step": step, "event": "periodic", "method": self.method.name,
                                 "fired": fired_n.tolist(), "units": np.asarray(summary["intervention_units"]).tolist()})
-                ret, score, diag, extras = jax.block_until_ready(self._evaluate(state, extras))
+                ret, score, diag, extras = self._evaluate(state, extras)
                 eval_steps.append(step)
                 returns.append(np.asarray(ret))
                 scores.append(np.asarray(score))

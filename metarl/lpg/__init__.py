@@ -7,6 +7,9 @@
     a2c = make_a2c_lifetime(AgentConfig(), env)
     baseline = a2c(key, level_params, num_updates=250)
 
+    learner = make_meta_gradient_step(AgentConfig(), env, rule)   # K=5, clip 0.5 + Adam 1e-4
+    meta_params, metrics = run_meta_gradient(key, AgentConfig(), env, rule, meta_params, levels, num_steps=100)
+
 Interface notes (additions to the fixed interface, no changes):
 * ``train`` also takes ``optimizer_params=`` (learned optimizers; ``None`` uses
   ``optimizer.init``), and ``make_a2c_lifetime``'s ``train`` takes ``lifetime=``
@@ -16,6 +19,14 @@ Interface notes (additions to the fixed interface, no changes):
   static argument first: ``jax.vmap(functools.partial(train, num_updates=n))``; pass a
   batched ``lifetime`` by keyword, e.g.
   ``jax.vmap(lambda k, m, l, n: train(k, m, l, num_updates=N, lifetime=n))``.
+* Tabular agents are tables ``kernel [obs_dim, out]`` (last row: the time
+  entry) but are applied to ``agents.encode_tabular(obs)`` = ``[index, time]``
+  (a row gather; ``LPGLifetime.observe`` does it). For DP evaluation the
+  policy table is ``softmax(kernel[:-1] + 0.001 * t * kernel[-1])`` at step t
+  (time-dependent through the observation's time entry).
+* ``LPGRule.policy_gradient_params(key)``: hand-set GRU meta-parameters that
+  reproduce REINFORCE with a discounted return-to-go (a reference rule).
+* ``python -m metarl.lpg.bench``: lifetime throughput (steps/s).
 """
 
 from metarl.lpg.a2c import A2CLifetime, make_a2c_lifetime

@@ -13,6 +13,7 @@ from typing import Any
 import optax
 
 from metarl.optimizers.dormancy import dormant_fraction, layer_dormancy, neutral_dormancy, redo_scores
+from metarl.optimizers.instrument import make_instrumented_train, recording
 from metarl.optimizers.io import build_learned_optimizer, load_learned_optimizer, save_learned_optimizer
 from metarl.optimizers.learned import LearnedOptimizer, LearnedOptimizerState, OPENConfig
 from metarl.optimizers.zoo import make_optimizer, optimizer_names
@@ -54,9 +55,11 @@ __all__ = [
     "dormant_fraction",
     "layer_dormancy",
     "load_learned_optimizer",
+    "make_instrumented_train",
     "make_optimizer",
     "neutral_dormancy",
     "optimizer_names",
+    "recording",
     "redo_scores",
     "save_learned_optimizer",
 ]
