@@ -1,7 +1,8 @@
 """`make bench`: throughput figures, one ``<name>: <value> <unit>`` line each, also written to bench.json.
 
-Runs ``scripts/bench_envs.py`` and, when present, ``scripts/bench_ppo.py``
-(both expose ``run(quick: bool) -> list[(name, value, unit)]``).
+Runs ``scripts/bench_envs.py``, ``scripts/bench_ppo.py`` and ``scripts/bench_meta.py``
+(seconds per ES generation at populations 16-128; about 8 minutes on 2 cores). Each exposes
+``run(quick: bool) -> list[(name, value, unit)]``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import envs  # noqa: F401  (applies the package's CPU XLA defaults before JAX st
 import jax
 
 SCRIPTS = Path(__file__).resolve().parent
-SUITES = {"envs": "bench_envs", "ppo": "bench_ppo"}
+SUITES = {"envs": "bench_envs", "ppo": "bench_ppo", "meta": "bench_meta"}
 
 
 def device_description() -> str:

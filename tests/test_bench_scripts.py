@@ -1,0 +1,42 @@
+"""The benchmark scripts measure what the CLIs actually run."""
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from metarl.agents.ppo import PPOConfig
+from metarl.meta.fitness import as_env_list
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_meta_times_the_default_meta_train_config():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose("meta_train")
+    setting = _load("bench_meta").default_setting()
+    assert setting.inner == PPOConfig(**OmegaConf.to_container(cfg.inner))
+    assert dataclasses.asdict(setting.fitness) == OmegaConf.to_container(cfg.fitness)
+    assert setting.es.population_size == cfg.meta.population_size and setting.es.sigma == cfg.meta.sigma
+    assert setting.es.strategy == cfg.meta.strategy
+    assert setting.objective == OmegaConf.to_container(cfg.objective)
+    assert setting.env_names == as_env_list(OmegaConf.to_container(cfg.env))
+
+
+def test_bench_runs_every_suite_script():
+    bench = _load("bench")
+    assert set(bench.SUITES) == {"envs", "ppo", "meta"}
+    for module in bench.SUITES.values():
+        assert (ROOT / "scripts" / f"{module}.py").is_file()
