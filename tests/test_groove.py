@@ -4,22 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 from curricula import Feedback
 from curricula import level_buffer as lb
 from curricula.groove import GROOVE, NEW, REPLAY, algorithmic_regret
-from envs.task_space import Field, TaskSpace
-
-
-@struct.dataclass
-class Level:
-    x: jax.Array
-    n: jax.Array
-
-
-def level_space() -> TaskSpace:
-    return TaskSpace(Level(np.float32(0), np.int32(0)), (Field("x", 0.0, 1.0), Field("n", 0, 9, kind="int")))
+from toy_levels import level_space
 
 
 def noisy_antagonist(key, level):

@@ -4,31 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 
 from curricula import Feedback
 from curricula import level_buffer as lb
 from curricula import scores
 from curricula.plr import ACCEL, MUTATE, NEW, PLR, REPLAY
-from envs.task_space import Field, TaskSpace
-
-
-@struct.dataclass
-class Level:
-    x: jax.Array
-    n: jax.Array
-
-
-def level_space() -> TaskSpace:
-    return TaskSpace(Level(np.float32(0), np.int32(0)), (Field("x", 0.0, 1.0), Field("n", 0, 9, kind="int")))
-
-
-def lvl(x, n=0):
-    return Level(jnp.float32(x), jnp.int32(n))
-
-
-def levels(xs):
-    return Level(jnp.asarray(xs, jnp.float32), jnp.zeros(len(xs), jnp.int32))
+from toy_levels import level_space, levels, lvl
 
 
 # --- score functions ------------------------------------------------------
