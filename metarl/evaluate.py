@@ -95,18 +95,23 @@ class EvalResults:
     learned_optimizer_labels: list[str] = dataclasses.field(default_factory=list)
 
 
+def _artifact_in(path: Path, names: Sequence[str]) -> Path:
+    """``path`` itself, or the first of ``names`` inside it when it is a run directory."""
+    if not path.is_dir():
+        return path
+    found = [path / n for n in names if (path / n).is_file()]
+    if not found:
+        raise ValueError(f"no {' or '.join(names)} in {path}")
+    return found[0]
+
+
 def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None) -> ObjectiveSpec:
     """``ppo`` / ``dpo``, an artifact ``.npz``, or a meta-train run directory."""
     name = str(spec)
     if name.lower() in FIXED_OBJECTIVES:
         objective = make_objective(name.lower(), **({"clip_eps": clip_eps} if name.lower() == "ppo" else {}))
         return ObjectiveSpec(label or name.upper(), objective, {})
-    path = Path(name)
-    if path.is_dir():
-        found = [path / n for n in ARTIFACT_NAMES if (path / n).is_file()]
-        if not found:
-            raise ValueError(f"no {' or '.join(ARTIFACT_NAMES)} in {path}")
-        path = found[0]
+    path = _artifact_in(Path(name), ARTIFACT_NAMES)
     if not path.is_file():
         raise ValueError(f"objective must be ppo, dpo, an objective .npz or a run directory; {name!r} is none of these")
     objective, meta_params, header = load_objective(path)
@@ -163,12 +168,7 @@ def resolve_optimizer(spec: str, learning_rate: float, label: str | None = None)
         lr = cfg.get("learning_rate")
         pretty = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "lion": "Lion"}.get(name, name)
         return OptimizerSpec(label or (f"{pretty}(lr={lr:g})" if lr is not None else pretty), optimizer, {})
-    path = Path(text)
-    if path.is_dir():
-        found = [path / n for n in OPTIMIZER_ARTIFACT_NAMES if (path / n).is_file()]
-        if not found:
-            raise ValueError(f"no {' or '.join(OPTIMIZER_ARTIFACT_NAMES)} in {path}")
-        path = found[0]
+    path = _artifact_in(Path(text), OPTIMIZER_ARTIFACT_NAMES)
     if not path.is_file():
         raise ValueError(
             f"optimizer must be one of {', '.join(_zoo_names())} (name@lr to set the lr), "
