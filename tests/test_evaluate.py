@@ -28,6 +28,10 @@ from metarl.evaluate import (
 from metarl.objectives import DPO, LPO, TALPO, PPOClip
 
 
+# a PPO run small enough for a CLI round trip
+TINY_AGENT = ("agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2")
+
+
 def test_iqm_and_stratified_bootstrap_by_hand():
     # IQM of 1..8 = mean of the middle half {3, 4, 5, 6} = 4.5; with an outlier the IQM ignores it.
     iqm, low, high = stratified_bootstrap_iqm(np.arange(1.0, 9.0)[:, None], reps=500, seed=0)
@@ -100,7 +104,7 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, tmp_path_factory):
     }
     args = [
         f"objective={artifact}", "compare=[ppo,dpo]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
-        "agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2",
+        *TINY_AGENT,
         "+agent.hidden_sizes=[16]",
     ]
     out = subprocess.run(
@@ -212,7 +216,7 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory)
     out_dir = tmp_path / "eval"
     args = [
         f"optimizer={tmp_path / 'run'}", "compare_optimizers=[adam]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
-        "agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2",
+        *TINY_AGENT,
         "+agent.hidden_sizes=[8]",
     ]
     out = subprocess.run(
