@@ -153,6 +153,11 @@ def run(cfg: Any, run_dir: Path) -> dict:
 
         return run_learned_optimizer(cfg, run_dir)
     objective_cfg = cfg.get("objective")
+    if objective_cfg is not None and objective_cfg.get("name") == "lpg_mg":
+        # objective=lpg_mg: a Learned Policy Gradient rule trained by meta-gradients
+        from metarl.lpg.meta_gradient_train import run_from_config
+
+        return run_from_config(cfg, run_dir)
     if objective_cfg is not None and objective_cfg.get("name") in RULE_OBJECTIVES:
         # objective=lpg|ta_lpg: evolve a Learned Policy Gradient rule on levels from cfg.teacher
         from metarl.lpg.meta import run as run_lpg
@@ -247,7 +252,9 @@ def main() -> None:
         run_dir = Path(cfg.run_dir) if cfg.run_dir else Path(HydraConfig.get().runtime.output_dir)
         with cli_errors("metarl-meta-train"):
             summary = run(cfg, run_dir)
-        print(f"learned {'optimizer' if 'objective' not in summary else 'objective'}: {summary.get('artifact', run_dir)}")
+        artifact = Path(summary.get("artifact", run_dir))
+        # learned_objective.npz / learned_optimizer.npz / learned_rule.npz -> "learned objective: ..."
+        print(f"{artifact.stem.replace('_', ' ')}: {artifact}")
         if "report" in summary:
             print(Path(summary["report"]).read_text())
             print(f"report: {summary['report']}")

@@ -10,6 +10,10 @@
     learner = make_meta_gradient_step(AgentConfig(), env, rule)   # K=5, clip 0.5 + Adam 1e-4
     meta_params, metrics = run_meta_gradient(key, AgentConfig(), env, rule, meta_params, levels, num_steps=100)
 
+    # a full meta-gradient run (population of agents replaced on new levels, DR / GROOVE / PLR levels,
+    # TA-LPG lifetimes, checkpoints, learned_rule.npz for metarl.lpg.evaluate):
+    python -m metarl.lpg.meta_gradient_train run_dir=outputs/lpg_mg level=small meta_steps=1500 teacher=dr
+
 Interface notes (additions to the fixed interface, no changes):
 * ``train`` also takes ``optimizer_params=`` (learned optimizers; ``None`` uses
   ``optimizer.init``), and ``make_a2c_lifetime``'s ``train`` takes ``lifetime=``

@@ -1,19 +1,35 @@
-"""Evaluate a learned LPG rule: agents trained by it vs A2C vs a uniform-random policy on held-out levels.
+"""Evaluate learned LPG rules: agents trained by them vs A2C vs PPO vs a uniform-random policy.
 
-    python -m metarl.lpg.evaluate objective=outputs/.../learned_rule.npz levels=[dense,sparse,long] seeds=8
+    metarl-evaluate objective=outputs/.../learned_rule.npz levels=[dense,long,small] \
+        minatar=[Breakout-MinAtar,SpaceInvaders-MinAtar] baselines=[a2c,ppo,random] \
+        lifetimes=[10,40,120] compare=[outputs/.../dr/learned_rule.npz] seeds=8
+    python -m metarl.lpg.evaluate ...   (the same; metarl-evaluate routes LPG rules here)
 
-Levels are grid-world names (``envs.gridworld``): a named level (``dense``,
-``sparse``, ``long``, ...) is used as is; a distribution (``small``,
-``medium``, ``all``) gives every seed its own level drawn with a held-out key.
-Per level, method and lifetime (``lifetimes``: agent updates; default the
-meta-training lifetime; TA-LPG is meant to be probed shorter and longer) each
-seed trains a fresh agent and reports its evaluation return
-(``LifetimeResult.final_return``). A2C trains for the same lifetime; the
-random policy is the uniform policy (no training).
+Grid worlds (``levels``, names from ``envs.gridworld``): a named level
+(``dense``, ``sparse``, ``long``, ...) is used as is; a distribution
+(``small``, ``medium``, ``all``) gives every seed its own level drawn with a
+held-out key. Per level, method and lifetime (``lifetimes``: agent updates;
+default the meta-training lifetime; TA-LPG is meant to be probed shorter and
+longer in one call) each seed trains a fresh agent and reports the mean
+evaluation return of its stochastic policy over ``eval_episodes`` episodes
+(``LifetimeResult.final_return``). A2C trains for the same lifetime; PPO
+(:mod:`metarl.lpg.baselines`) gets the same environment steps
+(``num_envs x num_steps x lifetime``) on the same level and is evaluated on the
+same evaluation key; the random policy is the uniform policy (no training).
 
-Writes ``per_seed.csv``, ``aggregate.md`` / ``aggregate.json`` (IQM and mean
-with 95% bootstrap intervals; IQM via rliable when importable, else the same
-stratified bootstrap from :mod:`metarl.evaluate`) and ``returns.png``.
+MinAtar (``minatar``, gymnax names): the rule drives the MLP agent on
+flattened observations (:mod:`metarl.lpg.eval_envs`) for ``minatar_updates``
+updates (one budget for every method, reported as the lifetime column).
+
+``compare`` adds rows for further rules (e.g. the same rule meta-trained with
+domain randomisation), labelled ``LPG-<teacher>``; every rule, baseline and
+method sees the same keys and levels, seed by seed.
+
+Writes ``per_seed.csv``, ``aggregate.md`` (one table per suite and lifetime,
+then the long table), ``aggregate.csv`` / ``aggregate.json`` (IQM and mean with
+95% bootstrap intervals; IQM via rliable when importable, else the same
+stratified bootstrap from :mod:`metarl.evaluate`), ``returns.png`` (a panel per
+suite and lifetime) and, with several lifetimes, ``lifetimes.png``.
 """
 
 from __future__ import annotations
@@ -35,30 +51,61 @@ import numpy as np
 import envs
 from envs.gridworld_levels import DISTRIBUTIONS, LEVELS
 from metarl.evaluate import _rliable_iqm, stratified_bootstrap_iqm
+from metarl.lpg.baselines import env_steps, make_ppo_runner, ppo_config_for
+from metarl.lpg.eval_envs import check_minatar, minatar_env, mlp_agent_config
 from metarl.outputs import bootstrap_ci
 
-METHODS = ("LPG", "A2C", "random")
+METHODS = ("LPG", "A2C", "PPO", "random")
+DEFAULT_METHODS = ("LPG", "A2C", "random")  # evaluate()'s default (meta-training's own evaluation); the CLI adds PPO
+BASELINES = {"a2c": "A2C", "ppo": "PPO", "random": "random"}
 DEFAULT_LEVELS = ("dense", "sparse", "long", "small", "medium")
+DEFAULT_MINATAR_UPDATES = 100
 _EVAL_SALT = 104_729  # evaluation keys differ from every meta-training key
+_MINATAR_INDEX = 1_000  # MinAtar keys: fold_in index offset, distinct from every grid-world level index
+_SHORT_TEACHERS = {"domain_randomization": "DR", "groove": "GROOVE", "fixed": "fixed"}
 
 
 @dataclasses.dataclass
 class LPGEvalResults:
-    final: dict[tuple[str, int, str], np.ndarray]  # (level, lifetime, method) -> [seeds] evaluation return
-    curves: dict[tuple[str, int, str], np.ndarray]  # (level, lifetime, method) -> [seeds, updates] training return
+    final: dict[tuple[str, int, str], np.ndarray]  # (env, lifetime, method) -> [seeds] evaluation return
+    curves: dict[tuple[str, int, str], np.ndarray]  # (env, lifetime, method) -> [seeds, updates] training return
     levels: list[str]
     lifetimes: list[int]
     rule_label: str
+    minatar: list[str] = dataclasses.field(default_factory=list)
+    minatar_updates: int = 0
+    suites: dict[str, str] = dataclasses.field(default_factory=dict)  # env -> "gridworld" | "minatar"
+    env_steps: dict[tuple[str, int], int] = dataclasses.field(default_factory=dict)  # per agent
+    methods: list[str] = dataclasses.field(default_factory=list)  # row labels, rules first
+
+
+@dataclasses.dataclass
+class RuleSpec:
+    label: str
+    rule: Any
+    agent_config: Any
+    meta_params: Any
+    header: dict
 
 
 def level_batch(level: str, seeds: int, key: jax.Array) -> tuple[Any, Any]:
     """``(env, params batched over seeds)`` for a named level or a distribution (one level per seed)."""
-    if level not in LEVELS and level not in DISTRIBUTIONS:
-        raise ValueError(f"unknown grid-world level {level!r}; known: {', '.join([*LEVELS, *DISTRIBUTIONS])}")
+    check_levels([level])
     env, params = envs.make(f"gridworld-{level}")
     if level in DISTRIBUTIONS:
         return env, env.task_space.sample_batch(key, seeds)
-    return env, jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (seeds, *jnp.shape(x))), params)
+    return env, _broadcast(params, seeds)
+
+
+def _broadcast(params: Any, seeds: int) -> Any:
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (seeds, *jnp.shape(x))), params)
+
+
+def check_levels(levels: Sequence[str]) -> list[str]:
+    for level in levels:
+        if level not in LEVELS and level not in DISTRIBUTIONS:
+            raise ValueError(f"unknown grid-world level {level!r}; known: {', '.join([*LEVELS, *DISTRIBUTIONS])}")
+    return list(levels)
 
 
 def _programs(env: Any, rule: Any, agent_config: Any, num_updates: int):
@@ -68,7 +115,7 @@ def _programs(env: Any, rule: Any, agent_config: Any, num_updates: int):
 
 @functools.lru_cache(maxsize=None)
 def _programs_for(env: Any, rule_config: Any, agent_config: Any, num_updates: int):
-    """Jitted seed-batched (LPG, A2C, random) programs; equal grid-world envs share them.
+    """Jitted seed-batched (LPG, A2C, random) programs; equal envs share them.
 
     Compiled once for the longest lifetime; shorter ones pass ``lifetime``
     (traced): the agent stops learning there, and TA-LPG sees that ``N``.
@@ -83,7 +130,7 @@ def _programs_for(env: Any, rule_config: Any, agent_config: Any, num_updates: in
 
     def random_policy(key, level):
         params = jax.tree.map(jnp.zeros_like, uniform.init_params(key))  # zero logits = uniform policy
-        return uniform.evaluate(params, key, level)
+        return uniform.evaluate(params, jax.random.split(key, 3)[2], level)  # the trained agents' evaluation key
 
     def lpg_run(keys, meta_params, levels, lifetime):
         result = jax.vmap(lambda k, lvl: lpg(k, meta_params, lvl, num_updates=num_updates, lifetime=lifetime))(
@@ -97,47 +144,137 @@ def _programs_for(env: Any, rule_config: Any, agent_config: Any, num_updates: in
     return jax.jit(lpg_run), jax.jit(a2c_run), jax.jit(jax.vmap(random_policy))
 
 
+@functools.lru_cache(maxsize=None)
+def _ppo_program(env: Any, agent_config: Any, num_updates: int, overrides: tuple):
+    """PPO with the budget of ``num_updates`` LPG updates (one compile per lifetime: PPO anneals over its budget)."""
+    config = ppo_config_for(agent_config, num_updates, dict(overrides))
+    return make_ppo_runner(config, env, agent_config.eval_episodes)
+
+
+def _frozen(overrides: dict | None) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (overrides or {}).items()))
+
+
+def rule_label(header: dict, path: str | Path) -> str:
+    """``LPG-<teacher>`` (``TA_LPG-...`` for lifetime-aware rules) from the artifact header, else the file's name."""
+    extra = header.get("extra", {}) or {}
+    name = str(extra.get("objective") or header.get("name", "lpg")).upper()
+    teacher = extra.get("teacher")
+    if teacher:
+        return f"{name}-{_SHORT_TEACHERS.get(teacher, teacher)}"
+    path = Path(path)
+    return f"{name}-{path.parent.name if path.name == 'learned_rule.npz' else path.stem}"
+
+
+def load_rules(primary: str | Path, compare: Sequence[str | Path] = ()) -> list[RuleSpec]:
+    """The evaluated rule (label ``LPG``) and the comparison rules (distinct labels, same agent config)."""
+    from metarl.lpg.meta import load_rule
+
+    specs = [RuleSpec("LPG", *load_rule(primary))]
+    for path in compare:
+        rule, agent_config, meta_params, header = load_rule(path)
+        if agent_config != specs[0].agent_config:
+            raise ValueError(f"compare rule {path} was meta-trained with a different agent config than {primary}")
+        label = rule_label(header, path)
+        taken = {s.label for s in specs}
+        if label in taken:
+            label = f"{label}:{Path(path).stem}"
+        if label in taken:
+            raise ValueError(f"compare rule {path} is given twice")
+        specs.append(RuleSpec(label, rule, agent_config, meta_params, header))
+    return specs
+
+
+def _check_methods(methods: Sequence[str]) -> list[str]:
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method {bad[0]!r}; choose from {list(METHODS)}")
+    return list(methods)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def evaluate(
     rule_artifact: str | Path,
     levels: Sequence[str] = DEFAULT_LEVELS,
     seeds: int = 8,
     lifetimes: Sequence[int] | None = None,
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    minatar: Sequence[str] = (),
+    minatar_updates: int = DEFAULT_MINATAR_UPDATES,
+    compare: Sequence[str | Path] = (),
+    ppo: dict | None = None,
 ) -> LPGEvalResults:
-    """Train ``seeds`` agents per level, lifetime and method with common keys; see the module docstring."""
-    from metarl.lpg.meta import load_rule
+    """Train ``seeds`` agents per env, lifetime and method with common keys; see the module docstring.
 
-    rule, agent_config, meta_params, header = load_rule(rule_artifact)
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown method {bad[0]!r}; choose from {list(METHODS)}")
+    Every argument is checked before anything is compiled, so a bad name fails at once.
+    """
+    levels, minatar = check_levels(levels), check_minatar(list(minatar))
+    if not levels and not minatar:
+        raise ValueError("nothing to evaluate: give grid-world levels and/or MinAtar envs")
+    methods = _check_methods(methods)
+    seeds = _positive_int("seeds", seeds)
+    minatar_updates = _positive_int("minatar_updates", minatar_updates)
+    rules = load_rules(rule_artifact, compare)
+    agent_config, header = rules[0].agent_config, rules[0].header
     if lifetimes is None:
         lifetimes = [int(header.get("extra", {}).get("lifetime") or 50)]
-    lifetimes = [int(n) for n in lifetimes]
-    if any(n < 1 for n in lifetimes):
-        raise ValueError(f"lifetimes must be positive, got {lifetimes}")
-    final, curves = {}, {}
+    lifetimes = [_positive_int("each lifetime", n) for n in lifetimes]
+    if not lifetimes:
+        raise ValueError("lifetimes must name at least one lifetime")
+    ppo_overrides = _frozen(ppo)
+    ppo_config_for(agent_config, 1, dict(ppo_overrides))  # bad PPO options fail before compiling
+    lpg_rules = rules if "LPG" in methods else []
+    row_methods = [r.label for r in lpg_rules] + [m for m in methods if m != "LPG"]
+    results = LPGEvalResults({}, {}, list(levels), lifetimes, header.get("name", "lpg").upper(), list(minatar),
+                             minatar_updates if minatar else 0, methods=row_methods)
+    base_key = jax.random.PRNGKey(seed + _EVAL_SALT)
     for level_index, level in enumerate(levels):
-        key = jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), level_index)
-        level_key, agent_key = jax.random.split(key)
+        level_key, agent_key = jax.random.split(jax.random.fold_in(base_key, level_index))
         env, batch = level_batch(level, seeds, level_key)
-        keys = jax.random.split(agent_key, seeds)
-        lpg_run, a2c_run, random_run = _programs(env, rule, agent_config, max(lifetimes))
-        for lifetime in lifetimes:
-            if "LPG" in methods:
-                ret, curve = lpg_run(keys, meta_params, batch, lifetime)
-                final[level, lifetime, "LPG"], curves[level, lifetime, "LPG"] = np.asarray(ret), np.asarray(curve)
-            if "A2C" in methods:
-                ret, curve = a2c_run(keys, batch, lifetime)
-                final[level, lifetime, "A2C"], curves[level, lifetime, "A2C"] = np.asarray(ret), np.asarray(curve)
-            if "random" in methods:  # untrained: the same for every lifetime
-                final[level, lifetime, "random"] = np.asarray(random_run(keys, batch))
-    return LPGEvalResults(final, curves, list(levels), lifetimes, header.get("name", "lpg").upper())
+        results.suites[level] = "gridworld"
+        _evaluate_env(results, level, env, env, batch, jax.random.split(agent_key, seeds), agent_config, rules,
+                      lpg_rules, lifetimes, methods, ppo_overrides)
+    for index, name in enumerate(minatar):
+        agent_key = jax.random.fold_in(base_key, _MINATAR_INDEX + index)
+        raw_env, flat_env, params = minatar_env(name)
+        results.suites[name] = "minatar"
+        _evaluate_env(results, name, flat_env, raw_env, _broadcast(params, seeds), jax.random.split(agent_key, seeds),
+                      mlp_agent_config(agent_config), rules, lpg_rules, [minatar_updates], methods, ppo_overrides)
+    return results
 
 
+def _evaluate_env(results: LPGEvalResults, label: str, env: Any, ppo_env: Any, batch: Any, keys: jax.Array,
+                  agent_config: Any, rules: list[RuleSpec], lpg_rules: list[RuleSpec], lifetimes: list[int],
+                  methods: list[str], ppo_overrides: tuple) -> None:
+    """All rows of one env: every rule, then the baselines, for every lifetime (same keys and levels)."""
+    longest = max(lifetimes)
+    final, curves = results.final, results.curves
+    for lifetime in lifetimes:
+        results.env_steps[label, lifetime] = env_steps(agent_config, lifetime)
+        for spec in lpg_rules:
+            lpg_run = _programs(env, spec.rule, agent_config, longest)[0]
+            ret, curve = lpg_run(keys, spec.meta_params, batch, lifetime)
+            final[label, lifetime, spec.label] = np.asarray(ret)
+            curves[label, lifetime, spec.label] = np.asarray(curve)[:, :lifetime]
+        a2c_run, random_run = _programs(env, rules[0].rule, agent_config, longest)[1:]
+        if "A2C" in methods:
+            ret, curve = a2c_run(keys, batch, lifetime)
+            final[label, lifetime, "A2C"], curves[label, lifetime, "A2C"] = np.asarray(ret), np.asarray(curve)[:, :lifetime]
+        if "PPO" in methods:
+            ret, curve = _ppo_program(ppo_env, agent_config, lifetime, ppo_overrides)(keys, batch)
+            final[label, lifetime, "PPO"], curves[label, lifetime, "PPO"] = np.asarray(ret), np.asarray(curve)
+        if "random" in methods:  # untrained: the same for every lifetime
+            final[label, lifetime, "random"] = np.asarray(random_run(keys, batch))
+
+
+
+# --- aggregation ------------------------------------------------------------------------
 def interval_row(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict:
     """IQM and mean of per-seed scores, each with a 95% bootstrap interval."""
     scores = np.asarray(scores, np.float64)
@@ -151,14 +288,18 @@ def interval_row(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict:
     return row
 
 
-def aggregate(results: LPGEvalResults, seed: int = 0) -> list[dict]:
+def aggregate(results: LPGEvalResults, seed: int = 0, reps: int = 2000) -> list[dict]:
+    """One row per (env, lifetime, method): suite, env steps per agent, IQM and mean with 95% CIs."""
     rows = []
     for (level, lifetime, method), scores in results.final.items():
-        rows.append({"level": level, "lifetime": lifetime, "method": method, **interval_row(scores, seed=seed)})
+        rows.append({"suite": results.suites.get(level, "gridworld"), "level": level, "lifetime": lifetime,
+                     "env_steps": results.env_steps.get((level, lifetime), 0), "method": method,
+                     **interval_row(scores, reps=reps, seed=seed)})
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """The long table: one line per (env, lifetime, method)."""
     lines = [
         "| level | lifetime | method | IQM return | 95% CI | mean | 95% CI | seeds |",
         "|---|---:|---|---:|---|---:|---|---:|",
@@ -171,30 +312,69 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") -> Path:
-    """Grouped bars (IQM with 95% CI) per level, one panel per lifetime."""
+def _groups(rows: list[dict]) -> list[tuple[str, int]]:
+    """(suite, lifetime) in first-seen suite order, lifetimes ascending."""
+    suites = list(dict.fromkeys(r.get("suite", "gridworld") for r in rows))
+    return [(s, n) for s in suites for n in sorted({r["lifetime"] for r in rows if r.get("suite", "gridworld") == s})]
+
+
+def wide_tables(rows: list[dict]) -> str:
+    """One table per suite and lifetime: env x method, cells ``IQM [95% CI]``."""
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for suite, lifetime in _groups(rows):
+        sel = [r for r in rows if r.get("suite", "gridworld") == suite and r["lifetime"] == lifetime]
+        steps = sel[0].get("env_steps", 0)
+        out.append(f"### {suite}, lifetime {lifetime} updates ({steps} env steps per agent), IQM return [95% CI]\n")
+        present = [m for m in methods if any(r["method"] == m for r in sel)]
+        out.append("| env | " + " | ".join(present) + " |")
+        out.append("|---|" + "---|" * len(present))
+        cells = {(r["level"], r["method"]): r for r in sel}
+        for level in dict.fromkeys(r["level"] for r in sel):
+            row = [f"{c['iqm']:.2f} [{c['iqm_low']:.2f}, {c['iqm_high']:.2f}]" if (c := cells.get((level, m))) else "—"
+                   for m in present]
+            out.append(f"| {level} | " + " | ".join(row) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+# --- plots ------------------------------------------------------------------------------
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lifetimes = sorted({r["lifetime"] for r in rows})
-    levels = list(dict.fromkeys(r["level"] for r in rows))
+    return plt
+
+
+def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") -> Path:
+    """Grouped bars (IQM with 95% CI) per env, one panel per suite and lifetime."""
+    plt = _pyplot()
+    groups = _groups(rows)
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig, axes = plt.subplots(1, len(lifetimes), figsize=(1.4 + 1.3 * len(levels) * len(lifetimes), 3.4),
-                             squeeze=False)
+    widths = [len({r["level"] for r in rows if r.get("suite", "gridworld") == s}) for s, _ in groups]
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.6 + 1.4 * sum(widths) + 0.4 * len(groups), 3.6),
+                             squeeze=False, gridspec_kw={"width_ratios": widths})
     width = 0.8 / len(methods)
-    for ax, lifetime in zip(axes[0], lifetimes):
+    for ax, (suite, lifetime) in zip(axes[0], groups):
+        sel = [r for r in rows if r.get("suite", "gridworld") == suite and r["lifetime"] == lifetime]
+        levels = list(dict.fromkeys(r["level"] for r in sel))
         for m, method in enumerate(methods):
-            sel = {r["level"]: r for r in rows if r["lifetime"] == lifetime and r["method"] == method}
-            x = np.arange(len(levels)) + (m - (len(methods) - 1) / 2) * width
-            iqm = np.array([sel[lv]["iqm"] for lv in levels])
-            err = np.array([[sel[lv]["iqm"] - sel[lv]["iqm_low"], sel[lv]["iqm_high"] - sel[lv]["iqm"]] for lv in levels]).T
-            ax.bar(x, iqm, width, yerr=err, capsize=2, label=method)
-        ax.set_xticks(np.arange(len(levels)), levels, rotation=30)
+            cells = {r["level"]: r for r in sel if r["method"] == method}
+            shown = [lv for lv in levels if lv in cells]
+            if not shown:
+                continue
+            x = np.array([levels.index(lv) for lv in shown]) + (m - (len(methods) - 1) / 2) * width
+            iqm = np.array([cells[lv]["iqm"] for lv in shown])
+            err = np.array([[cells[lv]["iqm"] - cells[lv]["iqm_low"], cells[lv]["iqm_high"] - cells[lv]["iqm"]]
+                            for lv in shown]).T
+            ax.bar(x, iqm, width, yerr=err, capsize=2, label=method, color=f"C{m}")
+        ax.set_xticks(np.arange(len(levels)), levels, rotation=30, fontsize=8)
         ax.axhline(0.0, color="gray", lw=0.6)
-        ax.set(title=f"lifetime {lifetime} updates", ylabel="evaluation return (IQM, 95% CI)")
-    axes[0][0].legend(fontsize=8)
+        ax.set_title(f"{suite}, {lifetime} updates", fontsize=9)
+    axes[0][0].set_ylabel("evaluation return (IQM, 95% CI)")
+    axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -202,20 +382,53 @@ def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") ->
     return Path(path)
 
 
-def write_results(results: LPGEvalResults, out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
+def plot_lifetimes(rows: list[dict], path: Path, title: str = "evaluation return against lifetime") -> Path:
+    """IQM (95% CI band) against lifetime per method, a panel per grid-world env (several lifetimes only)."""
+    plt = _pyplot()
+    rows = [r for r in rows if r.get("suite", "gridworld") == "gridworld"]
+    levels = list(dict.fromkeys(r["level"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, len(levels), figsize=(0.8 + 3.0 * len(levels), 3.2), squeeze=False)
+    for ax, level in zip(axes[0], levels):
+        for m, method in enumerate(methods):
+            sel = sorted((r for r in rows if r["level"] == level and r["method"] == method), key=lambda r: r["lifetime"])
+            x = [r["lifetime"] for r in sel]
+            ax.plot(x, [r["iqm"] for r in sel], "o-", ms=3, label=method, color=f"C{m}")
+            ax.fill_between(x, [r["iqm_low"] for r in sel], [r["iqm_high"] for r in sel], alpha=0.15, color=f"C{m}")
+        ax.set_xscale("log")
+        ax.set(title=level, xlabel="lifetime (agent updates)")
+    axes[0][0].set_ylabel("evaluation return (IQM)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_results(results: LPGEvalResults, out_dir: str | Path, seed: int = 0, reps: int = 2000) -> dict[str, Path]:
+    """Per-seed CSV, aggregate tables (md, csv, json; ``reps`` bootstrap resamples) and plots."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"per_seed": out_dir / "per_seed.csv", "table": out_dir / "aggregate.md",
-             "table_json": out_dir / "aggregate.json", "plot": out_dir / "returns.png"}
+             "table_csv": out_dir / "aggregate.csv", "table_json": out_dir / "aggregate.json",
+             "plot": out_dir / "returns.png"}
     with paths["per_seed"].open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["level", "lifetime", "method", "seed", "return"])
         for (level, lifetime, method), scores in results.final.items():
             writer.writerows([level, lifetime, method, s, f"{v:.5f}"] for s, v in enumerate(scores))
-    rows = aggregate(results, seed)
-    paths["table"].write_text(markdown_table(rows) + "\n")
+    rows = aggregate(results, seed, reps)
+    paths["table"].write_text(wide_tables(rows) + "\n### all rows\n\n" + markdown_table(rows) + "\n")
+    with paths["table_csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     paths["table_json"].write_text(json.dumps(rows, indent=1))
-    plot_returns(rows, paths["plot"], f"{results.rule_label} vs A2C vs random")
+    versus = " vs ".join(dict.fromkeys(r["method"] for r in rows))
+    plot_returns(rows, paths["plot"], f"{results.rule_label} evaluation: {versus}")
+    if len(results.lifetimes) > 1 and results.levels:
+        paths["lifetimes"] = plot_lifetimes(rows, out_dir / "lifetimes.png")
     return paths
 
 
@@ -224,11 +437,18 @@ def evaluate_and_write(rule_artifact: str | Path, out_dir: str | Path, seed: int
 
 
 # --- CLI --------------------------------------------------------------------------------
-_CLI_KEYS = {"objective", "levels", "seeds", "lifetimes", "seed", "out_dir", "methods"}
+_CLI_KEYS = {"objective", "levels", "seeds", "lifetimes", "seed", "out_dir", "methods", "baselines", "minatar",
+             "minatar_updates", "compare", "ppo"}
+_LIST_KEYS = ("levels", "lifetimes", "methods", "baselines", "minatar", "compare")
 
 
 def parse_args(argv: Sequence[str]) -> dict:
-    """``key=value`` pairs (OmegaConf dot-list syntax: lists as ``[a,b]``)."""
+    """``key=value`` pairs (OmegaConf dot-list syntax: lists as ``[a,b]``, ``ppo.lr=1e-3``) -> ``evaluate`` kwargs.
+
+    ``baselines=[a2c,ppo,random]`` (any subset, lower case) picks the rows next to
+    the rule(s); ``methods=[LPG,A2C,PPO,random]`` is the older spelling. The CLI
+    default is every baseline.
+    """
     from omegaconf import OmegaConf
 
     for item in argv:
@@ -240,10 +460,24 @@ def parse_args(argv: Sequence[str]) -> dict:
         raise ValueError(f"unknown option {unknown[0]!r} (valid: {', '.join(sorted(_CLI_KEYS))})")
     if "objective" not in args:
         raise ValueError("objective=<learned_rule.npz or its run directory> is required")
-    for key in ("levels", "lifetimes", "methods"):
+    for key in _LIST_KEYS:
         if key in args and args[key] is not None and not isinstance(args[key], list):
             args[key] = [args[key]]
-    return args
+    if args.get("ppo") is not None and not isinstance(args["ppo"], dict):
+        raise ValueError("ppo options go as ppo.<field>=value, e.g. ppo.lr=1e-3")
+    baselines = args.pop("baselines", None)
+    if baselines is not None:
+        if args.get("methods") is not None:
+            raise ValueError("give baselines=[...] or methods=[...], not both")
+        bad = [b for b in baselines if str(b).lower() not in BASELINES]
+        if bad:
+            raise ValueError(f"unknown baseline {bad[0]!r}; choose from {list(BASELINES)}")
+        args["methods"] = ["LPG"] + [BASELINES[str(b).lower()] for b in baselines]
+    elif args.get("methods") is None:
+        args["methods"] = list(METHODS)
+    if args.get("levels") is None:
+        args["levels"] = list(DEFAULT_LEVELS)
+    return {k: v for k, v in args.items() if v is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -254,8 +488,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         out_dir = Path(args.pop("out_dir", None) or f"outputs/evaluate_lpg/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
         artifact = args.pop("objective")
-        args["levels"] = args.get("levels") or list(DEFAULT_LEVELS)
-        paths = evaluate_and_write(artifact, out_dir, **{k: v for k, v in args.items() if v is not None})
+        paths = evaluate_and_write(artifact, out_dir, **args)
     except ValueError as error:
         print(f"metarl-evaluate: error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,13 @@ One meta step, for every agent of a batch (one level each):
    ``meta_optimizer`` (default clip 0.5 + Adam 1e-4).
 
 Agents carry over between meta steps and restart (fresh parameters, critic
-and optimizer state, same level) after ``agent_lifetime`` updates.
+and optimizer state) once they reach their lifetime: on the same level, or on
+a level from ``level_sampler(key, n)`` when one is given (GROOVE's "finished
+agents are replaced inside the scan"). Each agent has its own lifetime:
+``agent_lifetime``, or log-uniform in ``[lifetime_min, agent_lifetime]``
+(TA-LPG); with ``stagger`` the first lifetimes are uniform in
+``[inner_updates, agent_lifetime]`` so that the batch holds agents at every
+stage of learning instead of all restarting together.
 Deviation from GROOVE: its meta step computes the critic loss with the old
 parameters, so its value critic never learns; here the critic is updated and kept.
 """
@@ -47,8 +53,11 @@ class MetaGradientState:
     critics: Any  # value-critic params, batched
     critic_opt_states: Any
     level_params: Any  # batched
+    lifetimes: jax.Array  # [agents] float32: updates after which each agent restarts
     key: jax.Array
     step: jax.Array
+    pool: Any = None  # LevelPool buffer when a teacher picks the levels
+    slots: Any = None  # [agents] int32: each agent's pool slot
 
 
 @dataclasses.dataclass
@@ -61,7 +70,11 @@ class MetaGradient:
     inner_updates: int = 5
     meta_optimizer: Any = None
     regularisers: tuple[float, float, float, float] = DEFAULT_REGULARISERS
-    agent_lifetime: int = 250  # agent restarts after this many LPG updates
+    agent_lifetime: int = 250  # agent restarts after this many LPG updates (the max with lifetime_min)
+    level_sampler: Any = None  # (key, n) -> n batched levels for restarted agents; None: same level
+    lifetime_min: int | None = None  # set: log-uniform lifetimes in [lifetime_min, agent_lifetime]
+    stagger: bool = False  # first lifetimes uniform in [inner_updates, agent_lifetime]
+    teacher: Any = None  # metarl.lpg.level_pool.LevelPool: restarted agents draw from its pool instead
 
     def __post_init__(self):
         if isinstance(self.inner_updates, bool) or not isinstance(self.inner_updates, int) or self.inner_updates < 1:
@@ -70,6 +83,9 @@ class MetaGradient:
             raise ValueError(f"regularisers must be four non-negative numbers, got {self.regularisers!r}")
         if not isinstance(self.agent_lifetime, int) or self.agent_lifetime < self.inner_updates:
             raise ValueError(f"agent_lifetime must be an int >= inner_updates, got {self.agent_lifetime!r}")
+        if self.lifetime_min is not None and not 1 <= self.lifetime_min <= self.agent_lifetime:
+            raise ValueError(f"lifetime_min must lie in [1, agent_lifetime={self.agent_lifetime}], "
+                             f"got {self.lifetime_min!r}")
         self.meta_optimizer = default_meta_optimizer() if self.meta_optimizer is None else self.meta_optimizer
         self.lifetime = LPGLifetime(self.agent_config, self.env, self.rule)
         cfg = self.agent_config
@@ -84,19 +100,35 @@ class MetaGradient:
         critic = A.init_network(k_critic, self.agent_config.kind, self.lifetime.obs_dim, 1, 1.0)
         return agent, critic, self.critic_tx.init(critic)
 
-    def init(self, key: jax.Array, meta_params: Any, level_params: Any) -> MetaGradientState:
-        """``level_params`` is a batch (leading axis = agents)."""
+    def sample_lifetimes(self, key: jax.Array, n: int) -> jax.Array:
+        """``agent_lifetime``, or log-uniform integers in ``[lifetime_min, agent_lifetime]``."""
+        if self.lifetime_min is None or self.lifetime_min >= self.agent_lifetime:
+            return jnp.full((n,), self.agent_lifetime, jnp.float32)
+        u = jax.random.uniform(key, (n,), minval=jnp.log(float(self.lifetime_min)),
+                               maxval=jnp.log(self.agent_lifetime + 1.0))
+        return jnp.clip(jnp.floor(jnp.exp(u)), self.lifetime_min, self.agent_lifetime)
+
+    def init(self, key: jax.Array, meta_params: Any, level_params: Any, pool: Any = None,
+             slots: Any = None) -> MetaGradientState:
+        """``level_params`` is a batch (leading axis = agents); with a teacher also its ``pool`` and the ``slots``."""
+        if (self.teacher is None) != (pool is None) or (pool is None) != (slots is None):
+            raise ValueError("MetaGradient.init: pass pool and slots exactly when a teacher is set")
         n = jax.tree.leaves(level_params)[0].shape[0]
-        k_agents, k_run = jax.random.split(key)
+        k_agents, k_life, k_stagger, k_run = jax.random.split(key, 4)
         agents, critics, critic_opt = jax.vmap(self._fresh_agent)(jax.random.split(k_agents, n), level_params)
+        lifetimes = self.sample_lifetimes(k_life, n)
+        if self.stagger:
+            # shortened first lifetimes desynchronise the restarts
+            first = jax.random.randint(k_stagger, (n,), self.inner_updates, self.agent_lifetime + 1)
+            lifetimes = jnp.minimum(lifetimes, first.astype(jnp.float32))
         return MetaGradientState(meta_params, self.meta_optimizer.init(meta_params), agents, critics, critic_opt,
-                                 level_params, k_run, jnp.zeros((), jnp.int32))
+                                 level_params, lifetimes, k_run, jnp.zeros((), jnp.int32), pool, slots)
 
     # --- the meta-loss of one agent ------------------------------------------------------
     def agent_meta_loss(self, meta_params: Any, agent: AgentState, critic: Any, critic_opt: Any,
-                        level_params: Any):
+                        level_params: Any, lifetime: Any = None):
         cfg, lt = self.agent_config, self.lifetime
-        horizon = jnp.float32(self.agent_lifetime)
+        horizon = jnp.float32(self.agent_lifetime) if lifetime is None else jnp.asarray(lifetime, jnp.float32)
 
         def inner(state, _):
             return lt.update(state, meta_params, level_params, horizon, {})
@@ -129,14 +161,15 @@ class MetaGradient:
         agent = jax.lax.stop_gradient(agent.replace(env_state=env_state, obs=obs, key=key))
         metrics = {"meta_loss": loss, "pg_objective": pg_objective, "policy_entropy": policy_entropy,
                    "y_entropy": y_entropy, "pi_hat_l2": pi_l2, "y_hat_l2": y_l2, "value_loss": critic_loss,
-                   "train_return": agent.last_return}
+                   "train_return": agent.last_return,
+                   "pvl": jnp.mean(jnp.maximum(advantages, 0.0))}  # PLR's positive value loss
         return loss, (agent, critic, critic_opt, metrics)
 
     def meta_loss(self, meta_params: Any, state: MetaGradientState):
         """Mean meta-loss over the batch and the per-agent results (used by :meth:`step`)."""
-        per_agent = jax.vmap(self.agent_meta_loss, in_axes=(None, 0, 0, 0, 0))
+        per_agent = jax.vmap(self.agent_meta_loss, in_axes=(None, 0, 0, 0, 0, 0))
         losses, aux = per_agent(meta_params, state.agents, state.critics, state.critic_opt_states,
-                                state.level_params)
+                                state.level_params, state.lifetimes)
         return jnp.mean(losses), aux
 
     # --- the meta step -------------------------------------------------------------------
@@ -146,20 +179,33 @@ class MetaGradient:
         updates, meta_opt_state = self.meta_optimizer.update(grads, state.meta_opt_state, state.meta_params)
         meta_params = optax.apply_updates(state.meta_params, updates)
 
-        # agents at the end of their lifetime restart on the same level
-        key, k_reset = jax.random.split(state.key)
+        # agents at the end of their lifetime restart: fresh parameters, critic, lifetime (and level)
+        key, k_reset, k_level, k_life = jax.random.split(state.key, 4)
         n = agents.update_index.shape[0]
-        fresh = jax.vmap(self._fresh_agent)(jax.random.split(k_reset, n), state.level_params)
-        done = agents.update_index >= self.agent_lifetime
+        done = agents.update_index.astype(jnp.float32) >= state.lifetimes
+        pool, slots = state.pool, state.slots
+        if self.teacher is not None:
+            pool = self.teacher.report(pool, slots, done, metrics["train_return"], metrics["pvl"])
+            pool, levels, new_slots = self.teacher.sample(pool, k_level, done)
+            slots = jnp.where(done, new_slots, slots)
+        elif self.level_sampler is not None:
+            levels = self.level_sampler(k_level, n)
+        else:
+            levels = state.level_params
+        fresh = jax.vmap(self._fresh_agent)(jax.random.split(k_reset, n), levels)
 
         def restart(new, old):
             return jnp.where(done.reshape((n,) + (1,) * (old.ndim - 1)), new, old)
 
-        agents, critics, critic_opt = jax.tree.map(restart, fresh, (agents, critics, critic_opt))
+        agents, critics, critic_opt, levels, lifetimes = jax.tree.map(
+            restart, (*fresh, levels, self.sample_lifetimes(k_life, n)),
+            (agents, critics, critic_opt, state.level_params, state.lifetimes))
         metrics = jax.tree.map(jnp.mean, metrics)
+        metrics["finished"] = jnp.sum(done.astype(jnp.float32))
         metrics["meta_grad_norm"] = optax.global_norm(grads)
         state = state.replace(meta_params=meta_params, meta_opt_state=meta_opt_state, agents=agents,
-                              critics=critics, critic_opt_states=critic_opt, key=key, step=state.step + 1)
+                              critics=critics, critic_opt_states=critic_opt, level_params=levels,
+                              lifetimes=lifetimes, key=key, step=state.step + 1, pool=pool, slots=slots)
         return state, metrics
 
     def run(self, key: jax.Array, meta_params: Any, level_params: Any, num_steps: int) -> tuple[Any, dict]:
@@ -179,9 +225,14 @@ def make_meta_gradient_step(
     meta_optimizer: Any = None,
     regularisers: tuple[float, float, float, float] = DEFAULT_REGULARISERS,
     agent_lifetime: int = 250,
+    level_sampler: Any = None,
+    lifetime_min: int | None = None,
+    stagger: bool = False,
+    teacher: Any = None,
 ) -> MetaGradient:
     """The meta-gradient learner; ``.step`` is one meta step, ``.run`` runs N (see :class:`MetaGradient`)."""
-    return MetaGradient(agent_config, env, rule, inner_updates, meta_optimizer, tuple(regularisers), agent_lifetime)
+    return MetaGradient(agent_config, env, rule, inner_updates, meta_optimizer, tuple(regularisers), agent_lifetime,
+                        level_sampler, lifetime_min, stagger, teacher)
 
 
 def run_meta_gradient(key: jax.Array, agent_config: A.AgentConfig, env: Any, rule: LPGRule, meta_params: Any,

@@ -1,0 +1,121 @@
+"""PPO as an LPG evaluation baseline: same level, same environment steps, same evaluation.
+
+An LPG lifetime of ``N`` updates sees ``num_envs x num_steps x N`` environment
+steps; :func:`ppo_config_for` gives the project's PPO (:mod:`metarl.agents.ppo`)
+exactly that budget (same ``num_envs`` and ``num_steps``, ``N`` updates).
+:func:`make_ppo_runner` trains one PPO agent per (key, level) with
+``PPO(config, env, level).init(key)`` + ``run`` (the program ``make_train``
+builds, but with the level as an argument so seeds can have different levels)
+and scores the trained stochastic policy with :func:`evaluate_policy`, the same
+episode loop as :meth:`metarl.lpg.lifetime.Lifetime.evaluate`, on the
+evaluation key an LPG lifetime with the same key uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from metarl.agents import networks
+from metarl.agents.ppo import PPO, PPOConfig
+from metarl.lpg.agents import AgentConfig
+
+# PPOConfig fields that the evaluation sets from the LPG agent config and lifetime
+_BUDGET_FIELDS = ("num_envs", "num_steps", "total_timesteps")
+
+
+def ppo_config_for(agent_config: AgentConfig, num_updates: int, overrides: dict | None = None) -> PPOConfig:
+    """PPO with the LPG agent's rollout shape and ``num_updates`` updates; ``overrides`` are other PPOConfig fields."""
+    overrides = dict(overrides or {})
+    known = {f.name for f in dataclasses.fields(PPOConfig)}
+    for name in overrides:
+        if name in _BUDGET_FIELDS:
+            raise ValueError(f"ppo.{name} is fixed by the LPG agent config and lifetime; set it there instead")
+        if name not in known:
+            raise ValueError(f"unknown PPO option ppo.{name} (valid: {', '.join(sorted(known - set(_BUDGET_FIELDS)))})")
+    if isinstance(num_updates, bool) or not isinstance(num_updates, int) or num_updates < 1:
+        raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
+    n, t = agent_config.num_envs, agent_config.num_steps
+    config = PPOConfig(**{"gamma": agent_config.gamma, "gae_lambda": agent_config.gae_lambda, **overrides,
+                          "num_envs": n, "num_steps": t, "total_timesteps": n * t * num_updates})
+    config.validate()
+    return config
+
+
+def evaluation_key(key: jax.Array) -> jax.Array:
+    """The key :meth:`Lifetime.run` evaluates with for a lifetime started from ``key``."""
+    return jax.random.split(key, 3)[2]
+
+
+def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: jax.Array, level_params: Any,
+                    episodes: int) -> jax.Array:
+    """Mean undiscounted return of one episode in each of ``episodes`` fresh envs.
+
+    ``logits_fn(flat float32 obs [episodes, D]) -> logits``. The key use matches
+    ``Lifetime.evaluate``, so LPG, A2C and PPO agents meet the same start states.
+    """
+    k_reset, k_run = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, episodes), level_params)
+    bound = jnp.asarray(getattr(level_params, "max_steps_in_episode", 100_000), jnp.int32) + 1
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    flat = lambda o: jnp.reshape(o, (episodes, -1)).astype(jnp.float32)  # noqa: E731
+
+    def cond(carry):
+        t, _, _, _, _, finished = carry
+        return jnp.logical_and(t < bound, ~jnp.all(finished))
+
+    def body(carry):
+        t, key, env_state, obs, total, finished = carry
+        key, k_act, k_env = jax.random.split(key, 3)
+        action = jax.random.categorical(k_act, logits_fn(flat(obs)))
+        obs, env_state, reward, terminated, truncated, _ = step_env(
+            jax.random.split(k_env, episodes), env_state, action, level_params)
+        total = total + jnp.where(finished, 0.0, reward)
+        finished = finished | terminated | truncated
+        return t + 1, key, env_state, obs, total, finished
+
+    carry = (jnp.zeros((), jnp.int32), k_run, env_state, obs, jnp.zeros((episodes,), jnp.float32),
+             jnp.zeros((episodes,), bool))
+    return jnp.mean(jax.lax.while_loop(cond, body, carry)[4])
+
+
+def ppo_policy_logits(config: PPOConfig, state: Any) -> Callable[[jax.Array], jax.Array]:
+    """The trained actor as ``flat obs -> logits`` (normalised with the run's statistics when PPO did)."""
+
+    def logits(obs: jax.Array) -> jax.Array:
+        if config.normalize_obs:
+            obs = state.obs_rms.normalize(obs).astype(jnp.float32)
+        return networks.apply_mlp(state.params["actor"], obs, config.activation)[0]
+
+    return logits
+
+
+def make_ppo_runner(config: PPOConfig, env: Any, eval_episodes: int) -> Callable:
+    """Jitted ``run(keys [S], levels [S, ...]) -> (final_return [S], returns [S, updates])``.
+
+    Seed ``i`` trains PPO on ``levels[i]`` from ``keys[i]`` and is evaluated
+    with :func:`evaluation_key` ``(keys[i])`` over ``eval_episodes`` episodes.
+    """
+    if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
+        raise ValueError(f"eval_episodes must be a positive int, got {eval_episodes!r}")
+    agent = PPO(config, env, env.default_params)  # validates config against the env once, on the host
+    if agent.continuous:
+        raise ValueError(f"the LPG evaluation compares discrete-action agents; {getattr(env, 'name', env)} is continuous")
+
+    def one_seed(key: jax.Array, level: Any) -> tuple[jax.Array, jax.Array]:
+        trainer = PPO(config, env, level)
+        state, metrics = trainer.run(trainer.init(key), config.num_updates)
+        final = evaluate_policy(env, ppo_policy_logits(config, state), evaluation_key(key), level, eval_episodes)
+        return final, metrics["episode_return"]
+
+    return jax.jit(jax.vmap(one_seed))
+
+
+def env_steps(agent_config: AgentConfig, num_updates: int) -> int:
+    """Environment steps one agent takes in ``num_updates`` updates."""
+    return int(math.prod((agent_config.num_envs, agent_config.num_steps, num_updates)))

@@ -1,0 +1,298 @@
+"""A meta-gradient LPG run: a population of agents at different points of their lifetimes.
+
+    python -m metarl.lpg.meta_gradient_train run_dir=outputs/lpg_mg level=small meta_steps=600 seed=0
+
+Every meta step (:class:`metarl.lpg.meta_gradient.MetaGradient`) moves each
+of ``num_agents`` agents ``inner_updates`` LPG updates further, differentiates
+an A2C-style objective of the updated agents through those updates and takes
+one clipped Adam step on the rule. Agents that reach their lifetime are
+replaced by fresh agents on **new** levels drawn from the training
+distribution (``teacher=dr``: domain randomisation) or from a level pool
+(``teacher=groove``: algorithmic regret against a cached A2C return;
+``teacher=plr``: positive value loss; :mod:`metarl.lpg.level_pool`, refreshed
+with ``refresh_levels`` new levels after every chunk). ``lifetime_min`` gives
+TA-LPG's log-uniform lifetimes; the first lifetimes are staggered so that the
+batch always mixes young and old agents (the rule must work at every stage).
+
+The loop jits ``chunk`` meta steps at a time; after each chunk it appends the
+chunk-mean metrics to ``meta_log.jsonl`` and saves ``checkpoint.msgpack``
+(the whole learner state: ``resume=true`` continues it). At the end, or when
+``time_limit_s`` is reached (equal-wall-time comparisons), it writes
+``learned_rule.npz``, loadable by :func:`metarl.lpg.meta.load_rule` and
+:mod:`metarl.lpg.evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import serialization
+
+from envs.gridworld import GridWorld
+from envs.gridworld_levels import DISTRIBUTIONS
+from metarl.lpg.meta import ARTIFACT, build_agent_config, build_rule, save_rule
+from metarl.lpg.a2c import make_a2c_lifetime
+from metarl.lpg.level_pool import UNPLAYED, LevelPool, slots_in_use
+from metarl.lpg.meta_gradient import DEFAULT_REGULARISERS, MetaGradient, MetaGradientState
+
+CHECKPOINT = "checkpoint.msgpack"
+LOG = "meta_log.jsonl"
+TEACHERS = ("dr", "groove", "plr")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaGradientRunConfig:
+    level: str = "small"  # training distribution (envs.gridworld_levels.DISTRIBUTIONS, tabular)
+    num_agents: int = 16
+    meta_steps: int = 600
+    chunk: int = 25  # meta steps per jitted call: one log record and one checkpoint each
+    inner_updates: int = 5  # K
+    agent_lifetime: int = 50  # agent updates before replacement (the max with lifetime_min)
+    lifetime_min: int | None = None  # TA-LPG: log-uniform lifetimes in [lifetime_min, agent_lifetime]
+    meta_lr: float = 1e-3  # GROOVE: 1e-4 over 3e4 steps; a CPU run has hundreds
+    meta_clip: float = 0.5
+    regularisers: tuple[float, float, float, float] = DEFAULT_REGULARISERS
+    rule: dict = dataclasses.field(default_factory=lambda: {"hidden": 32, "pred_dim": 8})
+    agent: dict = dataclasses.field(default_factory=lambda: {"num_envs": 16, "num_steps": 20, "eval_episodes": 8})
+    seed: int = 0
+    time_limit_s: float | None = None  # stop after the chunk that crosses it (and save the rule)
+    teacher: str = "dr"  # "dr" | "groove" | "plr"
+    pool_capacity: int = 64  # groove / plr: levels in the pool
+    refresh_levels: int = 16  # groove / plr: new levels swapped in after every chunk
+
+    def __post_init__(self):
+        if self.level not in DISTRIBUTIONS or not DISTRIBUTIONS[self.level].tabular:
+            tabular = [name for name, d in DISTRIBUTIONS.items() if d.tabular]
+            raise ValueError(f"level must be a tabular grid-world distribution {tabular}, got {self.level!r}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        for name in ("num_agents", "meta_steps", "chunk", "inner_updates", "agent_lifetime", "pool_capacity",
+                     "refresh_levels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.meta_lr > 0 or not self.meta_clip > 0:
+            raise ValueError(f"meta_lr and meta_clip must be positive, got {self.meta_lr}, {self.meta_clip}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive, got {self.time_limit_s}")
+
+
+def training_env(level: str) -> GridWorld:
+    """The smallest tabular grid world that holds every level of the distribution (small agent tables)."""
+    dist = DISTRIBUTIONS[level]
+    side = max(dist.grid_sizes[1], dist.wall_side)
+    return GridWorld(side, dist.n_objs[1], dist.n_types, tabular=True, level=level)
+
+
+def build_learner(config: MetaGradientRunConfig) -> tuple[MetaGradient, GridWorld]:
+    rule = build_rule(config.rule, time_aware=config.lifetime_min is not None)
+    agent_config = build_agent_config(config.agent)
+    env = training_env(config.level)
+    teacher = None if config.teacher == "dr" else LevelPool(
+        config.pool_capacity, "regret" if config.teacher == "groove" else "pvl")
+    learner = MetaGradient(
+        agent_config, env, rule, inner_updates=config.inner_updates,
+        meta_optimizer=optax.chain(optax.clip_by_global_norm(config.meta_clip), optax.adam(config.meta_lr)),
+        regularisers=tuple(config.regularisers), agent_lifetime=config.agent_lifetime,
+        level_sampler=env.task_space.sample_batch, lifetime_min=config.lifetime_min, stagger=True,
+        teacher=teacher,
+    )
+    return learner, env
+
+
+def antagonist_returns(learner: MetaGradient, config: MetaGradientRunConfig):
+    """Jitted ``(key, levels [m]) -> A2C evaluation returns [m]`` after ``agent_lifetime`` updates (GROOVE's G_A2C)."""
+    if config.teacher != "groove":
+        return lambda key, levels: jnp.zeros(jax.tree.leaves(levels)[0].shape[0], jnp.float32)
+    a2c = make_a2c_lifetime(learner.agent_config, learner.env)
+
+    def returns(key, levels):
+        keys = jax.random.split(key, jax.tree.leaves(levels)[0].shape[0])
+        return jax.vmap(lambda k, lvl: a2c(k, lvl, num_updates=config.agent_lifetime).final_return)(keys, levels)
+
+    return jax.jit(returns)
+
+
+def batched_antagonist(antagonist: Any, key: jax.Array, levels: Any, batch: int) -> jax.Array:
+    """A2C returns for many levels in batches of ``batch`` (the refresh size: one compiled program for both)."""
+    n = jax.tree.leaves(levels)[0].shape[0]
+    out = []
+    for i, start in enumerate(range(0, n, batch)):
+        index = jnp.minimum(jnp.arange(start, start + batch), n - 1)  # the last batch repeats its final level
+        out.append(antagonist(jax.random.fold_in(key, i), jax.tree.map(lambda x: x[index], levels)))
+    return jnp.concatenate(out)[:n]
+
+
+def initial_state(learner: MetaGradient, env: GridWorld, config: MetaGradientRunConfig,
+                  antagonist: Any = None) -> MetaGradientState:
+    k_rule, k_levels, k_learner, k_pool = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+    meta_params = learner.rule.init(k_rule)
+    if learner.teacher is None:
+        levels = env.task_space.sample_batch(k_levels, config.num_agents)
+        return learner.init(k_learner, meta_params, levels)
+    k_a2c, k_sample = jax.random.split(k_pool)
+    pool_levels = env.task_space.sample_batch(k_levels, config.pool_capacity)
+    pool = learner.teacher.init(pool_levels, batched_antagonist(antagonist, k_a2c, pool_levels, config.refresh_levels))
+    pool, levels, slots = learner.teacher.sample(pool, k_sample, jnp.ones((config.num_agents,), bool))
+    return learner.init(k_learner, meta_params, levels, pool=pool, slots=slots)
+
+
+def refresh_pool(learner: MetaGradient, env: GridWorld, config: MetaGradientRunConfig, antagonist: Any,
+                 state: MetaGradientState) -> MetaGradientState:
+    """New generator levels (with their A2C return for GROOVE) replace the lowest-scored free slots."""
+    if learner.teacher is None:
+        return state
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 7919), int(state.step))
+    k_levels, k_a2c = jax.random.split(key)
+    levels = env.task_space.sample_batch(k_levels, config.refresh_levels)
+    in_use = slots_in_use(state.slots, config.pool_capacity)
+    return state.replace(pool=learner.teacher.refresh(state.pool, levels, antagonist(k_a2c, levels), in_use))
+
+
+def make_chunk(learner: MetaGradient, length: int):
+    """Jitted ``state -> (state, metrics averaged over the chunk)``."""
+
+    def chunk(state):
+        state, metrics = jax.lax.scan(lambda s, _: learner.step(s), state, None, length=length)
+        summary = jax.tree.map(jnp.mean, metrics)
+        summary["finished"] = jnp.sum(metrics["finished"])
+        summary["meta_loss_last"] = metrics["meta_loss"][-1]
+        if state.pool is not None:
+            played = state.pool.scores < UNPLAYED
+            summary["pool_played"] = jnp.mean(played.astype(jnp.float32))
+            summary["pool_score_mean"] = jnp.sum(jnp.where(played, state.pool.scores, 0.0)) / jnp.maximum(
+                jnp.sum(played), 1)
+        return state, summary
+
+    return jax.jit(chunk)
+
+
+_PROGRAMS: dict[str, tuple] = {}
+_NOT_IN_PROGRAM = ("seed", "meta_steps", "time_limit_s")
+
+
+def programs(config: MetaGradientRunConfig) -> tuple[MetaGradient, GridWorld, Any, Any]:
+    """``(learner, env, jitted chunk, jitted antagonist)``, shared by runs that differ only in seed or length
+    (a resumed or repeated run in one process compiles nothing again)."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_PROGRAM}
+    key = json.dumps(fields, sort_keys=True, default=str)
+    if key not in _PROGRAMS:
+        learner, env = build_learner(config)
+        _PROGRAMS[key] = (learner, env, make_chunk(learner, config.chunk), antagonist_returns(learner, config))
+    return _PROGRAMS[key]
+
+
+def run(config: MetaGradientRunConfig, run_dir: str | Path, resume: bool = False,
+        log_fn=print) -> dict:
+    """Meta-train, checkpoint and save ``learned_rule.npz``; returns a summary dict."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    learner, env, chunk, antagonist = programs(config)
+    state = initial_state(learner, env, config, antagonist)
+    checkpoint, log_path = run_dir / CHECKPOINT, run_dir / LOG
+    if resume and checkpoint.exists():
+        state = serialization.from_bytes(state, checkpoint.read_bytes())
+    elif log_path.exists():
+        log_path.unlink()
+    started, wall = time.perf_counter(), 0.0
+    stopped_early = False
+    while int(state.step) < config.meta_steps:
+        t0 = time.perf_counter()
+        state, metrics = chunk(state)
+        state = refresh_pool(learner, env, config, antagonist, state)
+        record = {"meta_step": int(state.step), **{k: float(v) for k, v in jax.device_get(metrics).items()},
+                  "seconds": time.perf_counter() - t0}
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        checkpoint.write_bytes(serialization.to_bytes(state))
+        log_fn(f"step {record['meta_step']:5d}  meta_loss {record['meta_loss']:+.4f}  "
+               f"train_return {record['train_return']:+.3f}  entropy {record['policy_entropy']:.3f}  "
+               f"{record['seconds']:.1f}s")
+        wall = time.perf_counter() - started
+        if config.time_limit_s is not None and wall >= config.time_limit_s:
+            stopped_early = int(state.step) < config.meta_steps
+            break
+    extra = {"path": "meta_gradient", "level": config.level, "lifetime": config.agent_lifetime,
+             "lifetime_min": config.lifetime_min, "meta_steps": int(state.step), "num_agents": config.num_agents,
+             "inner_updates": config.inner_updates, "meta_lr": config.meta_lr, "seed": config.seed,
+             "teacher": config.teacher, "objective": "ta_lpg" if config.lifetime_min is not None else "lpg"}
+    artifact = save_rule(run_dir / ARTIFACT, learner.rule, learner.agent_config, state.meta_params, extra)
+    return {"artifact": str(artifact), "meta_steps": int(state.step), "wall_seconds": wall,
+            "stopped_by_time_limit": stopped_early}
+
+
+def run_from_config(cfg: Any, run_dir: str | Path) -> dict:
+    """``metarl-meta-train objective=lpg_mg``: the ``objective`` section (minus ``name``) is the run config."""
+    from metarl.config import build_dataclass, plain
+
+    section = {k: v for k, v in (plain(cfg.objective) or {}).items() if k != "name"}
+    if "seed" not in section and cfg.get("seed") is not None:
+        section["seed"] = int(cfg.seed)  # the job's top-level seed=, as for every other objective
+    config = build_dataclass(MetaGradientRunConfig, section, "objective")
+    return run(config, run_dir, resume=bool(cfg.get("resume", False)))
+
+
+# --- CLI ------------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str]) -> tuple[MetaGradientRunConfig, Path, bool]:
+    """``key=value`` pairs: the config fields, ``run_dir=`` (required), ``resume=true``; dicts as ``rule.hidden=16``."""
+    fields = {f.name: f for f in dataclasses.fields(MetaGradientRunConfig)}
+    values: dict[str, Any] = {}
+    nested: dict[str, dict] = {"rule": {}, "agent": {}}
+    run_dir, resume = None, False
+    for arg in argv:
+        if "=" not in arg:
+            raise ValueError(f"expected key=value, got {arg!r}")
+        key, raw = arg.split("=", 1)
+        value = _parse_value(raw)
+        if key == "run_dir":
+            run_dir = Path(raw)
+        elif key == "resume":
+            resume = bool(value)
+        elif "." in key and key.split(".", 1)[0] in nested:
+            group, name = key.split(".", 1)
+            nested[group][name] = value
+        elif key in fields:
+            values[key] = tuple(value) if key == "regularisers" else value
+        else:
+            raise ValueError(f"unknown option {key!r} (valid: run_dir, resume, {', '.join(fields)})")
+    if run_dir is None:
+        raise ValueError("run_dir= is required")
+    defaults = MetaGradientRunConfig()
+    for group, overrides in nested.items():
+        if overrides:
+            values[group] = {**getattr(defaults, group), **overrides}
+    return MetaGradientRunConfig(**values), run_dir, resume
+
+
+def _parse_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        config, run_dir, resume = parse_args(sys.argv[1:] if argv is None else argv)
+        summary = run(config, run_dir, resume)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

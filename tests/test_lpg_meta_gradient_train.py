@@ -1,0 +1,155 @@
+"""The meta-gradient driver: agent replacement on new levels, lifetimes, level pools, checkpoint/resume, CLI.
+
+Compilation dominates: every driver test shares one compiled chunk program and
+one A2C program (``teacher=groove``, cached by :func:`programs`). The DR branch
+(``level_sampler``) is the same restart code with levels from the generator.
+"""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from envs.gridworld import GridWorld
+from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_meta_gradient_step
+from metarl.lpg.level_pool import UNPLAYED, LevelPool, slots_in_use
+from metarl.lpg.meta import load_rule
+from metarl.lpg.meta_gradient_train import (MetaGradientRunConfig, initial_state, parse_args, programs, run,
+                                            run_from_config, training_env)
+
+ENV = GridWorld(6, 3, 3, tabular=True, level="small")
+RULE = LPGRule(LPGConfig(hidden=8, pred_dim=4))
+TINY_RUN = dict(num_agents=4, meta_steps=4, chunk=2, inner_updates=2, agent_lifetime=8, teacher="groove",
+                pool_capacity=16, refresh_levels=4,
+                rule={"hidden": 8, "pred_dim": 4}, agent={"num_envs": 4, "num_steps": 5, "eval_episodes": 2})
+QUIET = dict(log_fn=lambda _: None)
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_finished_agents_restart_fresh_on_pool_levels():
+    config = MetaGradientRunConfig(**TINY_RUN)
+    learner, env, chunk, antagonist = programs(config)
+    state = initial_state(learner, env, config, antagonist)
+    first = np.asarray(state.lifetimes)
+    assert first.min() >= 2 and first.max() <= 8  # staggered first lifetimes in [K, L]
+    # one chunk = 2 meta steps = 4 updates: agents 0 and 2 finish after it (lifetime 4), 1 and 3 do not
+    forced = jnp.asarray([4.0, 8.0, 4.0, 8.0])
+    new, metrics = chunk(state.replace(lifetimes=forced))
+    done = np.array([True, False, True, False])
+    assert float(metrics["finished"]) == 2.0
+    np.testing.assert_array_equal(np.asarray(new.agents.update_index), np.where(done, 0, 4))
+    np.testing.assert_array_equal(np.asarray(new.lifetimes), [8.0, 8.0, 8.0, 8.0])  # fresh lifetimes: L
+    old_levels, new_levels = state.level_params, new.level_params
+    moved = np.asarray(jnp.any(new_levels.walls != old_levels.walls, axis=-1)
+                       | (new_levels.start_pos != old_levels.start_pos)
+                       | (new_levels.grid_size != old_levels.grid_size))
+    assert not moved[~done].any() and moved[done].all()  # kept levels stay; replaced ones are new draws
+    np.testing.assert_array_equal(np.asarray(new.slots)[~done], np.asarray(state.slots)[~done])
+    # the new levels are the pool's levels at the new slots; finished agents scored their old slots
+    np.testing.assert_array_equal(np.asarray(new.level_params.start_pos)[done],
+                                  np.asarray(new.pool.levels.start_pos)[np.asarray(new.slots)[done]])
+    scored = np.asarray(state.slots)[done]
+    assert np.all(np.asarray(new.pool.scores)[scored] < UNPLAYED)
+    actor = np.asarray(new.agents.params["actor"]["kernel"])
+    assert np.all(actor[done] == 0) and np.all(np.abs(actor[~done]).max(axis=(1, 2)) > 0)
+
+
+def test_lifetimes_are_log_uniform_and_bad_options_raise():
+    config = AgentConfig(num_envs=4, num_steps=5)
+    ta = make_meta_gradient_step(config, ENV, RULE, inner_updates=2, agent_lifetime=1000, lifetime_min=10)
+    draws = np.asarray(ta.sample_lifetimes(jax.random.key(3), 4000))
+    assert draws.min() >= 10 and draws.max() <= 1000
+    assert 0.45 < np.mean(draws < 100) < 0.55  # half the log-uniform mass below sqrt(10 * 1000)
+    with pytest.raises(ValueError, match="lifetime_min"):
+        make_meta_gradient_step(config, ENV, RULE, inner_updates=2, agent_lifetime=10, lifetime_min=20)
+    with pytest.raises(ValueError, match="pool"):
+        ta.init(jax.random.key(0), RULE.init(jax.random.key(1)), None, pool=object(), slots=jnp.zeros(2))
+
+
+def test_run_writes_log_and_artifact_and_resume_is_exact(tmp_path):
+    config = MetaGradientRunConfig(**TINY_RUN)
+    assert run(config, tmp_path / "straight", **QUIET)["meta_steps"] == 4
+    records = [json.loads(line) for line in (tmp_path / "straight" / "meta_log.jsonl").read_text().splitlines()]
+    assert [r["meta_step"] for r in records] == [2, 4] and all(np.isfinite(r["meta_loss"]) for r in records)
+    rule, agent_config, meta_params, header = load_rule(tmp_path / "straight")
+    assert rule.config.hidden == 8 and agent_config.num_envs == 4
+    assert header["extra"]["path"] == "meta_gradient" and header["extra"]["lifetime"] == 8
+    learner, env, _, antagonist = programs(config)
+    initial = initial_state(learner, env, config, antagonist).meta_params
+    assert not _leaves_equal(meta_params, initial)  # the rule was trained
+    # 2 steps, then resume to 4: bit-equal to 4 straight steps; a repeat is deterministic
+    run(MetaGradientRunConfig(**{**TINY_RUN, "meta_steps": 2}), tmp_path / "resumed", **QUIET)
+    run(config, tmp_path / "resumed", resume=True, **QUIET)
+    assert _leaves_equal(meta_params, load_rule(tmp_path / "resumed")[2])
+    # a time limit stops after the first chunk and still saves the rule
+    limited = run(MetaGradientRunConfig(**{**TINY_RUN, "time_limit_s": 1e-6}), tmp_path / "limited", **QUIET)
+    assert limited["meta_steps"] == 2 and limited["stopped_by_time_limit"]
+    assert (tmp_path / "limited" / "learned_rule.npz").exists()
+
+
+def test_level_pool_scores_samples_and_refreshes():
+    levels = ENV.task_space.sample_batch(jax.random.key(0), 4)
+    teacher = LevelPool(capacity=4, score="regret", staleness_coef=0.0)
+    pool = teacher.init(levels, jnp.asarray([1.0, 2.0, 3.0, 4.0]))
+    assert np.all(np.asarray(pool.scores) == UNPLAYED)
+    # agents on slots 0, 1, 3 finished with returns 0.5, 2.5, 1.0; slot 2's agent did not finish
+    slots, finished = jnp.asarray([0, 1, 2, 3]), jnp.asarray([True, True, False, True])
+    pool = teacher.report(pool, slots, finished, jnp.asarray([0.5, 2.5, 9.0, 1.0]), jnp.zeros(4))
+    np.testing.assert_allclose(np.asarray(pool.scores), [0.5, -0.5, UNPLAYED, 3.0])  # AR = A2C - LPG
+    # rank prioritisation, T = 1: P ∝ 1/rank with ranks slot 2 (unplayed) 1, slot 3 2, slot 0 3, slot 1 4
+    np.testing.assert_allclose(np.asarray(teacher.weights(pool)), np.array([1 / 3, 1 / 4, 1, 1 / 2]) / (25 / 12),
+                               rtol=1e-6)
+    pool2, got, picked = teacher.sample(pool, jax.random.key(1), jnp.asarray([True, False]))
+    np.testing.assert_array_equal(np.asarray(got.start_pos), np.asarray(levels.start_pos)[np.asarray(picked)])
+    assert int(pool2.timestamps[int(picked[0])]) == 1 and int(pool2.episode_count) == 1
+    # refresh: the lowest-scored free slot (1: AR -0.5) is replaced; slot 0 is in use and kept
+    new_level = ENV.task_space.sample_batch(jax.random.key(5), 1)
+    pool3 = teacher.refresh(pool, new_level, jnp.asarray([7.0]), slots_in_use(jnp.asarray([0]), 4))
+    np.testing.assert_allclose(np.asarray(pool3.max_returns), [1.0, 7.0, 3.0, 4.0])
+    assert float(pool3.scores[1]) == UNPLAYED
+    pvl = LevelPool(capacity=4, score="pvl")
+    scored = pvl.report(pvl.init(levels, jnp.zeros(4)), slots, finished, jnp.zeros(4), jnp.asarray([.1, .2, .3, .4]))
+    np.testing.assert_allclose(np.asarray(scored.scores), [0.1, 0.2, UNPLAYED, 0.4], rtol=1e-6)
+    with pytest.raises(ValueError, match="score"):
+        LevelPool(score="bogus")
+
+
+def test_groove_run_scores_the_pool(tmp_path):
+    summary = run(MetaGradientRunConfig(**TINY_RUN), tmp_path, **QUIET)
+    records = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]
+    assert summary["meta_steps"] == 4 and sum(r["finished"] for r in records) >= 4  # lifetimes <= 8 updates
+    assert 0 < records[-1]["pool_played"] <= 1 and np.isfinite(records[-1]["pool_score_mean"])
+    assert load_rule(tmp_path)[3]["extra"]["teacher"] == "groove"
+    # metarl-meta-train objective=lpg_mg routes here and builds the same run from the objective section
+    from omegaconf import OmegaConf
+
+    from metarl import meta_train
+
+    cfg = OmegaConf.create({"objective": {"name": "lpg_mg", **TINY_RUN}, "resume": False})
+    again = meta_train.run(cfg, tmp_path / "from_config")
+    assert _leaves_equal(load_rule(tmp_path)[2], load_rule(again["artifact"])[2])
+    with pytest.raises(ValueError, match="objective.bogus"):
+        run_from_config(OmegaConf.create({"objective": {"name": "lpg_mg", "bogus": 1}}), tmp_path / "bad")
+
+
+def test_training_env_cli_and_bad_options():
+    env = training_env("small")
+    assert (env.max_grid_size, env.max_n_objs) == (6, 3)
+    for bad, match in (({"level": "dense"}, "level"), ({"num_agents": 0}, "num_agents"),
+                       ({"teacher": "x"}, "teacher")):
+        with pytest.raises(ValueError, match=match):
+            MetaGradientRunConfig(**bad)
+    config, run_dir, resume = parse_args(["run_dir=x", "rule.hidden=16", "lifetime_min=10", "resume=true"])
+    assert config.rule == {"hidden": 16, "pred_dim": 8} and config.lifetime_min == 10 and resume
+    with pytest.raises(ValueError, match="unknown option"):
+        parse_args(["run_dir=x", "bogus=1"])
+    out = subprocess.run([sys.executable, "-m", "metarl.lpg.meta_gradient_train", "num_agents=0", "run_dir=x"],
+                         capture_output=True, text=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "num_agents" in out.stderr
