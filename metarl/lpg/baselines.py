@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from metarl.agents import networks
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.lpg.agents import AgentConfig
+from metarl.lpg.lifetime import evaluate_policy as lifetime_evaluation
 
 # PPOConfig fields that the evaluation sets from the LPG agent config and lifetime
 _BUDGET_FIELDS = ("num_envs", "num_steps", "total_timesteps")
@@ -54,34 +55,9 @@ def evaluation_key(key: jax.Array) -> jax.Array:
 
 def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: jax.Array, level_params: Any,
                     episodes: int) -> jax.Array:
-    """Mean undiscounted return of one episode in each of ``episodes`` fresh envs.
-
-    ``logits_fn(flat float32 obs [episodes, D]) -> logits``. The key use matches
-    ``Lifetime.evaluate``, so LPG, A2C and PPO agents meet the same start states.
-    """
-    k_reset, k_run = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, episodes), level_params)
-    bound = jnp.asarray(getattr(level_params, "max_steps_in_episode", 100_000), jnp.int32) + 1
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    flat = lambda o: jnp.reshape(o, (episodes, -1)).astype(jnp.float32)  # noqa: E731
-
-    def cond(carry):
-        t, _, _, _, _, finished = carry
-        return jnp.logical_and(t < bound, ~jnp.all(finished))
-
-    def body(carry):
-        t, key, env_state, obs, total, finished = carry
-        key, k_act, k_env = jax.random.split(key, 3)
-        action = jax.random.categorical(k_act, logits_fn(flat(obs)))
-        obs, env_state, reward, terminated, truncated, _ = step_env(
-            jax.random.split(k_env, episodes), env_state, action, level_params)
-        total = total + jnp.where(finished, 0.0, reward)
-        finished = finished | terminated | truncated
-        return t + 1, key, env_state, obs, total, finished
-
-    carry = (jnp.zeros((), jnp.int32), k_run, env_state, obs, jnp.zeros((episodes,), jnp.float32),
-             jnp.zeros((episodes,), bool))
-    return jnp.mean(jax.lax.while_loop(cond, body, carry)[4])
+    """:func:`metarl.lpg.lifetime.evaluate_policy` for a policy on flat float32 observations ``[episodes, D]``."""
+    flat = lambda obs: logits_fn(jnp.reshape(obs, (episodes, -1)).astype(jnp.float32))  # noqa: E731
+    return lifetime_evaluation(env, flat, key, level_params, episodes)
 
 
 def ppo_policy_logits(config: PPOConfig, state: Any) -> Callable[[jax.Array], jax.Array]:

@@ -348,6 +348,16 @@ def _pyplot():
     return plt
 
 
+def _save_figure(plt: Any, fig: Any, axes: Any, ylabel: str, title: str, path: Path) -> Path:
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") -> Path:
     """Grouped bars (IQM with 95% CI) per env, one panel per suite and lifetime."""
     plt = _pyplot()
@@ -373,13 +383,7 @@ def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") ->
         ax.set_xticks(np.arange(len(levels)), levels, rotation=30, fontsize=8)
         ax.axhline(0.0, color="gray", lw=0.6)
         ax.set_title(f"{suite}, {lifetime} updates", fontsize=9)
-    axes[0][0].set_ylabel("evaluation return (IQM, 95% CI)")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(plt, fig, axes, "evaluation return (IQM, 95% CI)", title, path)
 
 
 def plot_lifetimes(rows: list[dict], path: Path, title: str = "evaluation return against lifetime") -> Path:
@@ -397,13 +401,7 @@ def plot_lifetimes(rows: list[dict], path: Path, title: str = "evaluation return
             ax.fill_between(x, [r["iqm_low"] for r in sel], [r["iqm_high"] for r in sel], alpha=0.15, color=f"C{m}")
         ax.set_xscale("log")
         ax.set(title=level, xlabel="lifetime (agent updates)")
-    axes[0][0].set_ylabel("evaluation return (IQM)")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(plt, fig, axes, "evaluation return (IQM)", title, path)
 
 
 def write_results(results: LPGEvalResults, out_dir: str | Path, seed: int = 0, reps: int = 2000) -> dict[str, Path]:

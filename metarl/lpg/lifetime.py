@@ -64,6 +64,39 @@ def _episode_bound(level_params: Any) -> jax.Array:
     return jnp.asarray(getattr(level_params, "max_steps_in_episode", 100_000), jnp.int32) + 1
 
 
+def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: jax.Array, level_params: Any,
+                    episodes: int) -> jax.Array:
+    """Mean undiscounted return of one episode in each of ``episodes`` fresh envs.
+
+    ``logits_fn(obs batch as the env returns it) -> logits``; actions are sampled
+    from the stochastic policy. Every evaluated method (LPG, A2C, PPO rows of
+    :mod:`metarl.lpg.evaluate`) goes through this loop, so with the same key they
+    meet the same start states.
+    """
+    k_reset, k_run = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, episodes), level_params)
+    bound = _episode_bound(level_params)
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def cond(carry):
+        t, _, _, _, _, finished = carry
+        return jnp.logical_and(t < bound, ~jnp.all(finished))
+
+    def body(carry):
+        t, key, env_state, obs, total, finished = carry
+        key, k_act, k_env = jax.random.split(key, 3)
+        action = jax.random.categorical(k_act, logits_fn(obs))
+        obs, env_state, reward, terminated, truncated, _ = step_env(
+            jax.random.split(k_env, episodes), env_state, action, level_params)
+        total = total + jnp.where(finished, 0.0, reward)
+        finished = finished | terminated | truncated
+        return t + 1, key, env_state, obs, total, finished
+
+    carry = (jnp.zeros((), jnp.int32), k_run, env_state, obs, jnp.zeros((episodes,), jnp.float32),
+             jnp.zeros((episodes,), bool))
+    return jnp.mean(jax.lax.while_loop(cond, body, carry)[4])
+
+
 class Lifetime(abc.ABC):
     """Shared rollout, evaluation and masking; subclasses define the agent and its gradient."""
 
@@ -136,29 +169,8 @@ class Lifetime(abc.ABC):
 
     def evaluate(self, params: Any, key: jax.Array, level_params: Any) -> jax.Array:
         """Mean undiscounted return of one episode in each of ``eval_episodes`` fresh envs."""
-        n = self.config.eval_episodes
-        k_reset, k_run = jax.random.split(key)
-        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(k_reset, n), level_params)
-        bound = _episode_bound(level_params)
-        step_env = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))
-
-        def cond(carry):
-            t, _, _, _, _, finished = carry
-            return jnp.logical_and(t < bound, ~jnp.all(finished))
-
-        def body(carry):
-            t, key, env_state, obs, total, finished = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            logits = A.policy_logits(params, self.observe(obs))
-            action = jax.random.categorical(k_act, logits)
-            obs, env_state, reward, terminated, truncated, _ = step_env(
-                jax.random.split(k_env, n), env_state, action, level_params)
-            total = total + jnp.where(finished, 0.0, reward)
-            finished = finished | terminated | truncated
-            return t + 1, key, env_state, obs, total, finished
-
-        carry = (jnp.zeros((), jnp.int32), k_run, env_state, obs, jnp.zeros((n,), jnp.float32), jnp.zeros((n,), bool))
-        return jnp.mean(jax.lax.while_loop(cond, body, carry)[4])
+        logits = lambda obs: A.policy_logits(params, self.observe(obs))  # noqa: E731
+        return evaluate_policy(self.env, logits, key, level_params, self.config.eval_episodes)
 
     def apply_grads(self, state: AgentState, grads: Any, key: jax.Array, progress: jax.Array,
                     optimizer_params: Any) -> tuple[Any, Any]:
