@@ -15,8 +15,9 @@ TA-LPG's log-uniform lifetimes; the first lifetimes are staggered so that the
 batch always mixes young and old agents (the rule must work at every stage).
 
 The loop jits ``chunk`` meta steps at a time; after each chunk it appends the
-chunk-mean metrics to ``meta_log.jsonl`` and saves ``checkpoint.msgpack``
-(the whole learner state: ``resume=true`` continues it). At the end, or when
+chunk-mean metrics to ``meta_log.jsonl`` and saves an orbax checkpoint in
+``checkpoints/`` (the whole learner state, written atomically by
+:class:`metarl.meta.checkpoint.ESCheckpointer`: ``resume=true`` continues it). At the end, or when
 ``time_limit_s`` is reached (equal-wall-time comparisons), it writes
 ``learned_rule.npz``, loadable by :func:`metarl.lpg.meta.load_rule` and
 :mod:`metarl.lpg.evaluate`.
@@ -34,7 +35,6 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import optax
-from flax import serialization
 
 from envs.gridworld import GridWorld
 from envs.gridworld_levels import DISTRIBUTIONS
@@ -42,8 +42,9 @@ from metarl.lpg.meta import ARTIFACT, build_agent_config, build_rule, save_rule
 from metarl.lpg.a2c import make_a2c_lifetime
 from metarl.lpg.level_pool import UNPLAYED, LevelPool, slots_in_use
 from metarl.lpg.meta_gradient import DEFAULT_REGULARISERS, MetaGradient, MetaGradientState
+from metarl.meta.checkpoint import ESCheckpointer
 
-CHECKPOINT = "checkpoint.msgpack"
+CHECKPOINTS = "checkpoints"
 LOG = "meta_log.jsonl"
 TEACHERS = ("dr", "groove", "plr")
 
@@ -197,9 +198,9 @@ def run(config: MetaGradientRunConfig, run_dir: str | Path, resume: bool = False
     run_dir.mkdir(parents=True, exist_ok=True)
     learner, env, chunk, antagonist = programs(config)
     state = initial_state(learner, env, config, antagonist)
-    checkpoint, log_path = run_dir / CHECKPOINT, run_dir / LOG
-    if resume and checkpoint.exists():
-        state = serialization.from_bytes(state, checkpoint.read_bytes())
+    checkpointer, log_path = ESCheckpointer(run_dir / CHECKPOINTS, max_to_keep=2), run_dir / LOG
+    if resume and checkpointer.latest_generation() is not None:
+        _, state, _ = checkpointer.restore(state)
     elif log_path.exists():
         log_path.unlink()
     started, wall = time.perf_counter(), 0.0
@@ -212,7 +213,7 @@ def run(config: MetaGradientRunConfig, run_dir: str | Path, resume: bool = False
                   "seconds": time.perf_counter() - t0}
         with log_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
-        checkpoint.write_bytes(serialization.to_bytes(state))
+        checkpointer.save(int(state.step), state, {"meta_steps_done": int(state.step)})
         log_fn(f"step {record['meta_step']:5d}  meta_loss {record['meta_loss']:+.4f}  "
                f"train_return {record['train_return']:+.3f}  entropy {record['policy_entropy']:.3f}  "
                f"{record['seconds']:.1f}s")
@@ -220,6 +221,7 @@ def run(config: MetaGradientRunConfig, run_dir: str | Path, resume: bool = False
         if config.time_limit_s is not None and wall >= config.time_limit_s:
             stopped_early = int(state.step) < config.meta_steps
             break
+    checkpointer.close()
     extra = {"path": "meta_gradient", "level": config.level, "lifetime": config.agent_lifetime,
              "lifetime_min": config.lifetime_min, "meta_steps": int(state.step), "num_agents": config.num_agents,
              "inner_updates": config.inner_updates, "meta_lr": config.meta_lr, "seed": config.seed,
