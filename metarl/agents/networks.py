@@ -72,8 +72,8 @@ def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
 
     Autodiff writes the kernel gradient as a dot contracting over the batch
     axis of ``x`` (``x^T g`` with ``x`` in its stored layout); XLA's CPU backend
-    sends that layout to a generic kernel that took 3-10x longer than the
-    forward dots. Transposing ``x`` explicitly (behind an optimisation barrier,
+    sends that layout to a generic kernel (traced: 24-31 us for a 64x64
+    kernel vs 11-13 us for forward dots of the same size, 19 us for a 64x2 head). Transposing ``x`` explicitly (behind an optimisation barrier,
     so XLA does not fold the transpose back into the dot) keeps every dot of
     the backward pass in the fast library path. Same values as plain autodiff;
     reverse mode only (``jax.jvp`` through it raises, as for any ``custom_vjp``).
