@@ -32,7 +32,7 @@ from curricula.plr import ACCEL, PLR
 from curricula.simple import DomainRandomization, FixedTask
 from envs.task_space import stack_tasks
 
-# built by metarl.lpg.meta (they need an antagonist agent), not for PPO curricula
+# built by metarl.meta.lpg_es (they need an antagonist agent), not for PPO curricula
 META_TRAINING_TEACHERS = ("groove",)
 TEACHERS = ("domain_randomization", "fixed", "bandit", "alp_gmm", "plr", "robust_plr", "accel")
 

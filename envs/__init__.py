@@ -1,6 +1,5 @@
 """Pure-functional JAX environments with the gymnax API; the task is ``params``."""
 
-import envs._xla_defaults  # noqa: F401  (must run before JAX initialises its CPU backend)
 from envs.core import Environment, EnvParams, EnvState
 from envs.registry import make, register, registered
 from envs.task_space import Field, TaskSpace, index_tasks, stack_tasks

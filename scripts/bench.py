@@ -13,7 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-import envs  # noqa: F401  (applies the package's CPU XLA defaults before JAX starts)
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import jax
 
 SCRIPTS = Path(__file__).resolve().parent

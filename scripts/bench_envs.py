@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import time
 
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import gymnax
 import jax
 

@@ -26,7 +26,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import envs  # noqa: F401  (applies the package's CPU XLA defaults before JAX starts)
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import jax
 import numpy as np
 from omegaconf import OmegaConf

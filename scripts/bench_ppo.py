@@ -14,6 +14,9 @@ import argparse
 import dataclasses
 import time
 
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import jax
 
 import envs

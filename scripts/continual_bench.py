@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import numpy as np
 from omegaconf import OmegaConf
 

@@ -17,8 +17,8 @@ overrides below):
   on the named held-out mazes.
 
 Writes ``results.json``, ``table.md``, ``curves.png`` and the sampling /
-buffer plots into ``--out``. Training runs through ``curricula.bench``
-(which builds everything with ``curricula.cli``).
+buffer plots into ``--out``. Training runs through ``metarl.eval.curriculum_bench``
+(which builds everything with ``metarl.jobs.curriculum``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +82,7 @@ def suite(name: str, bandit: str) -> tuple[dict, list[dict]]:
 
 
 def summarize(run: Any) -> dict:
-    from curricula.bench import bootstrap_ci, iqm_ci
+    from metarl.eval.curriculum_bench import bootstrap_ci, iqm_ci
 
     final = run.mastered[:, -1]
     auc = run.mastered.mean(axis=1)  # mean % mastered over the evaluation points
@@ -122,7 +125,7 @@ def markdown_table(rows: list[dict], what: str) -> str:
 
 def plot_extras(suite_name: str, cfg_env: dict, teachers: list[dict], runs: list, out: Path) -> list[str]:
     from curricula import plots
-    from curricula.cli import build, resolve_config
+    from metarl.jobs.curriculum import build, resolve_config
 
     written = []
     for tcfg, run in zip(teachers, runs):
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from curricula import plots
-    from curricula.bench import run_segmented
+    from metarl.eval.curriculum_bench import run_segmented
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

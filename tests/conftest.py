@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Same CPU defaults as the package (see envs/_xla_defaults.py), applied before
-# any test module imports JAX; CLI subprocesses inherit them.
-import envs._xla_defaults  # noqa: E402,F401
+# The console scripts' CPU defaults (metarl/runtime.py), applied before any
+# test module starts JAX; CLI subprocesses inherit them.
+import metarl.runtime  # noqa: E402
+
+metarl.runtime.configure_cpu()

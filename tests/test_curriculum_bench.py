@@ -8,9 +8,9 @@ import pytest
 import envs
 from curricula import gmm, plots
 from curricula import Feedback
-from curricula.bench import SegmentedRun, bootstrap_ci, curve_ci, iqm_ci, run_segmented
+from metarl.eval.curriculum_bench import SegmentedRun, bootstrap_ci, curve_ci, iqm_ci, run_segmented
 from curricula.plr import PLR, REPLAY
-from curricula.cli import build, held_out_tasks, resolve_config
+from metarl.jobs.curriculum import build, held_out_tasks, resolve_config
 from envs.maze import NAMED_MAZES
 
 

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from metarl.artifacts import save_objective
-from metarl.evaluate import (
+from metarl.io.artifacts import save_objective
+from metarl.jobs.evaluate import (
     EvalResults,
     ObjectiveSpec,
     aggregate_rows,
@@ -108,7 +108,7 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, tmp_path_factory):
         "+agent.hidden_sizes=[16]",
     ]
     out = subprocess.run(
-        [sys.executable, "-c", "from metarl.evaluate import main; main()", *args],
+        [sys.executable, "-c", "from metarl.jobs.evaluate import main; main()", *args],
         env=env, capture_output=True, text=True, timeout=400, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -137,7 +137,7 @@ def test_evaluate_cli_bad_input_is_one_clear_line(capsys):
 
 
 # --- the optimizer axis -------------------------------------------------------------
-from metarl.evaluate import OptimizerSpec, combine_runs, magnitude_rows, resolve_optimizer  # noqa: E402
+from metarl.jobs.evaluate import OptimizerSpec, combine_runs, magnitude_rows, resolve_optimizer  # noqa: E402
 from metarl.optimizers import LearnedOptimizer, save_learned_optimizer  # noqa: E402
 
 
@@ -220,7 +220,7 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory)
         "+agent.hidden_sizes=[8]",
     ]
     out = subprocess.run(
-        [sys.executable, "-c", "from metarl.evaluate import main; main()", *args],
+        [sys.executable, "-c", "from metarl.jobs.evaluate import main; main()", *args],
         env=_cli_env(tmp_path_factory), capture_output=True, text=True, timeout=400, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]

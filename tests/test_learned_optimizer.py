@@ -347,7 +347,7 @@ def test_save_and_load_round_trip(tmp_path, network_meta):
 
 
 def test_load_rejects_other_files(tmp_path):
-    from metarl.artifacts import save_artifact
+    from metarl.io.artifacts import save_artifact
 
     save_artifact(tmp_path / "obj.npz", {"w": np.zeros(2)}, kind="objective", name="lpo")
     with pytest.raises(ValueError, match="not an optimizer"):
@@ -437,7 +437,7 @@ def test_two_generation_meta_training_through_the_cli(tmp_path):
         "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
         f"run_dir={tmp_path}",
     ]
-    cli = [sys.executable, "-c", "from metarl.meta_train import main; main()", *overrides]
+    cli = [sys.executable, "-c", "from metarl.jobs.meta_train import main; main()", *overrides]
     done = subprocess.run(cli, cwd=root, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]

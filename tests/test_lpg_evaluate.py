@@ -13,14 +13,14 @@ import pytest
 import envs
 from metarl.agents.ppo import make_train
 from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_lpg_lifetime
-from metarl.lpg.baselines import (
+from metarl.eval.lpg_baselines import (
     evaluate_policy,
     evaluation_key,
     make_ppo_runner,
     ppo_config_for,
     ppo_policy_logits,
 )
-from metarl.lpg.evaluate import (
+from metarl.eval.lpg import (
     LPGEvalResults,
     aggregate,
     evaluate,
@@ -31,7 +31,7 @@ from metarl.lpg.evaluate import (
     write_results,
 )
 from metarl.lpg.lifetime import LPGLifetime
-from metarl.lpg.meta import save_rule
+from metarl.meta.lpg_es import save_rule
 
 TINY_AGENT = AgentConfig(num_envs=4, num_steps=8, eval_episodes=2)
 
@@ -99,8 +99,8 @@ def test_lifetime_axis_in_one_call_matches_separate_lifetimes(ta_rule, tmp_path)
     assert results.curves["dense", 2, "LPG"].shape == (2, 2) and results.curves["dense", 5, "LPG"].shape == (2, 5)
     assert results.env_steps["dense", 5] == 4 * 8 * 5
     # the masked short lifetime is exactly a separate run of 2 updates (same keys as the evaluation uses)
-    from metarl.lpg.evaluate import _EVAL_SALT
-    from metarl.lpg.meta import load_rule
+    from metarl.eval.lpg import _EVAL_SALT
+    from metarl.meta.lpg_es import load_rule
 
     rule, agent_config, meta_params, _ = load_rule(ta_rule)
     level_key, agent_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(_EVAL_SALT), 0))

@@ -15,7 +15,7 @@ from flax import struct
 from curricula.groove import GROOVE
 from curricula.simple import DomainRandomization
 from envs.task_space import Field, TaskSpace
-from metarl.lpg.meta import (
+from metarl.meta.lpg_es import (
     LPGMetaConfig,
     LPGMetaTrainer,
     antithetic_pair_ranks,
@@ -155,13 +155,13 @@ def tiny_run(tmp_path_factory):
     run_dir = root / "run"
     # evaluation off: its programs would double the compile time (the evidence runs exercise it)
     args = [*TINY, "teacher=groove", "teacher.capacity=8", f"run_dir={run_dir}", "evaluate.enabled=false"]
-    result = _cli("metarl.meta_train", args, root)
+    result = _cli("metarl.jobs.meta_train", args, root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, run_dir
 
 
 def test_cli_meta_trains_and_writes_artifact_and_log(tiny_run):
-    from metarl.lpg.meta import load_rule
+    from metarl.meta.lpg_es import load_rule
 
     _, run_dir = tiny_run
     log = [json.loads(line) for line in (run_dir / "meta_log.jsonl").read_text().splitlines()]
@@ -176,17 +176,17 @@ def test_cli_meta_trains_and_writes_artifact_and_log(tiny_run):
 
 def test_cli_bad_values_exit_2_with_one_line(tmp_path):
     root = tmp_path
-    result = _cli("metarl.meta_train", [*TINY, "teacher.name=bogus", f"run_dir={root / 'bad'}"], root)
+    result = _cli("metarl.jobs.meta_train", [*TINY, "teacher.name=bogus", f"run_dir={root / 'bad'}"], root)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["metarl-meta-train: error: unknown teacher 'bogus' for LPG meta-training; "
                      "choose one of ['groove', 'domain_randomization', 'fixed']"]
-    result = _cli("metarl.lpg.evaluate", [f"objective={root}", "seedz=3"], root)
+    result = _cli("metarl.eval.lpg", [f"objective={root}", "seedz=3"], root)
     assert result.returncode == 2 and "unknown option 'seedz'" in result.stderr
 
 
 def test_evaluation_intervals_and_table():
-    from metarl.lpg.evaluate import interval_row, markdown_table
+    from metarl.eval.lpg import interval_row, markdown_table
 
     row = interval_row(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
     assert row["mean"] == pytest.approx(22.0) and row["seeds"] == 5
@@ -198,11 +198,11 @@ def test_evaluation_intervals_and_table():
 
 
 def test_metarl_evaluate_routes_lpg_rules_to_the_lpg_evaluator(tiny_run):
-    from metarl.evaluate import _is_lpg_rule
+    from metarl.jobs.evaluate import _is_lpg_rule
 
     root, run_dir = tiny_run
     assert _is_lpg_rule([f"objective={run_dir}"]) and _is_lpg_rule([f"objective={run_dir / 'learned_rule.npz'}"])
     assert not _is_lpg_rule(["objective=ppo"]) and not _is_lpg_rule([f"objective={root}"])
     # the LPG evaluator's own option check answers (no compilation needed to see the routing)
-    result = _cli("metarl.evaluate", [f"objective={run_dir}", "seedz=3"], root)
+    result = _cli("metarl.jobs.evaluate", [f"objective={run_dir}", "seedz=3"], root)
     assert result.returncode == 2 and "unknown option 'seedz'" in result.stderr

@@ -16,9 +16,9 @@ import pytest
 
 from envs.gridworld import GridWorld
 from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_meta_gradient_step
-from metarl.lpg.level_pool import UNPLAYED, LevelPool, slots_in_use
-from metarl.lpg.meta import load_rule
-from metarl.lpg.meta_gradient_train import (MetaGradientRunConfig, initial_state, parse_args, programs, run,
+from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
+from metarl.meta.lpg_es import load_rule
+from metarl.meta.lpg_meta_gradient import (MetaGradientRunConfig, initial_state, parse_args, programs, run,
                                             run_from_config, training_env)
 
 ENV = GridWorld(6, 3, 3, tabular=True, level="small")
@@ -150,6 +150,6 @@ def test_training_env_cli_and_bad_options():
     assert config.rule == {"hidden": 16, "pred_dim": 8} and config.lifetime_min == 10 and resume
     with pytest.raises(ValueError, match="unknown option"):
         parse_args(["run_dir=x", "bogus=1"])
-    out = subprocess.run([sys.executable, "-m", "metarl.lpg.meta_gradient_train", "num_agents=0", "run_dir=x"],
+    out = subprocess.run([sys.executable, "-m", "metarl.meta.lpg_meta_gradient", "num_agents=0", "run_dir=x"],
                          capture_output=True, text=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "num_agents" in out.stderr

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from metarl.agents.ppo import PPOConfig
-from metarl.artifacts import load_artifact, load_objective
+from metarl.io.artifacts import load_artifact, load_objective
 from metarl.meta import read_log
 from metarl.meta.fitness import (
     FitnessConfig,
@@ -25,7 +25,7 @@ from metarl.meta.fitness import (
     score_returns,
 )
 from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
-from metarl.meta_train import build_objective, split_meta_config
+from metarl.jobs.meta_train import build_objective, split_meta_config
 from metarl.objectives import LPO
 
 # Two epochs x two minibatches: with a single gradient step per update r = 1 throughout,
@@ -90,7 +90,7 @@ def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: in
     env.pop(ABORT_ENV_VAR, None)
     if abort is not None:
         env[ABORT_ENV_VAR] = str(abort)
-    command = [sys.executable, "-c", "from metarl.meta_train import main; main()", *args]
+    command = [sys.executable, "-c", "from metarl.jobs.meta_train import main; main()", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cache_dir.parent)
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metarl.artifacts import load_artifact, load_objective, save_artifact, save_objective
+from metarl.io.artifacts import load_artifact, load_objective, save_artifact, save_objective
 from metarl.objectives import DPO, LPO, TALPO, PPOClip, dpo_drift, make_objective, ppo_clip_drift, ratio_features
 
 

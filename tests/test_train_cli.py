@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from metarl.outputs import bootstrap_ci, load_checkpoint
-from metarl.train import run
+from metarl.io.outputs import bootstrap_ci, load_checkpoint
+from metarl.jobs.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["agent.total_timesteps=256", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1"]
@@ -22,7 +22,7 @@ TINY = ["agent.total_timesteps=256", "agent.num_steps=16", "agent.num_minibatche
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "metarl.train", *args, f"hydra.run.dir={tmp_path}"],
+        [sys.executable, "-m", "metarl.jobs.train", *args, f"hydra.run.dir={tmp_path}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
 

@@ -1,8 +1,8 @@
-"""The CPU defaults the package applies on import (envs/_xla_defaults.py)."""
+"""The CPU defaults the console scripts apply (metarl/runtime.py)."""
 
 import pytest
 
-from envs import _xla_defaults
+from metarl import runtime
 
 
 @pytest.fixture
@@ -15,10 +15,10 @@ def clean_env(monkeypatch):
 def test_defaults_set_single_worker_and_eigen_flag(clean_env):
     import os
 
-    _xla_defaults.apply()
+    runtime.configure_cpu()
     assert os.environ["PJRT_NPROC"] == "1"
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
-    _xla_defaults.apply()  # idempotent: nothing appended twice
+    runtime.configure_cpu()  # idempotent: nothing appended twice
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
 
 
@@ -28,7 +28,7 @@ def test_user_thread_count_is_kept(clean_env, name):
 
     clean_env.setenv(name, "4")
     clean_env.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
-    _xla_defaults.apply()
+    runtime.configure_cpu()
     assert os.environ[name] == "4"
     assert "PJRT_NPROC" not in os.environ or name == "PJRT_NPROC"
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=true"
@@ -38,7 +38,7 @@ def test_opt_out_leaves_environment_alone(clean_env):
     import os
 
     clean_env.setenv("METARL_XLA_DEFAULTS", "0")
-    _xla_defaults.apply()
+    runtime.configure_cpu()
     assert "PJRT_NPROC" not in os.environ and "XLA_FLAGS" not in os.environ
 
 
@@ -46,6 +46,26 @@ def test_one_worker_per_forced_host_device(clean_env):
     import os
 
     clean_env.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-    _xla_defaults.apply()
+    runtime.configure_cpu()
     assert os.environ["PJRT_NPROC"] == "4"
     assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
+
+
+def test_importing_the_packages_changes_no_environment_variable(tmp_path):
+    """No import side effects: the defaults are the CLI layer's job (metarl.runtime.configure_cpu)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    code = (
+        "import os, json; before = dict(os.environ); "
+        "import envs, curricula, metarl, metarl.agents.ppo, metarl.meta, metarl.continual.runner; "
+        "changed = set(os.environ.items()) ^ set(before.items()); "
+        "print(json.dumps(sorted(k for k, _ in changed if k in ('XLA_FLAGS', 'PJRT_NPROC', 'NPROC') "
+        "or k.startswith(('XLA_', 'JAX_', 'TF_')))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -11,8 +11,8 @@
     meta_params, metrics = run_meta_gradient(key, AgentConfig(), env, rule, meta_params, levels, num_steps=100)
 
     # a full meta-gradient run (population of agents replaced on new levels, DR / GROOVE / PLR levels,
-    # TA-LPG lifetimes, checkpoints, learned_rule.npz for metarl.lpg.evaluate):
-    python -m metarl.lpg.meta_gradient_train run_dir=outputs/lpg_mg level=small meta_steps=1500 teacher=dr
+    # TA-LPG lifetimes, checkpoints, learned_rule.npz for metarl.eval.lpg):
+    python -m metarl.meta.lpg_meta_gradient run_dir=outputs/lpg_mg level=small meta_steps=1500 teacher=dr
 
 Interface notes (additions to the fixed interface, no changes):
 * ``train`` also takes ``optimizer_params=`` (learned optimizers; ``None`` uses

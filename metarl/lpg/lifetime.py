@@ -70,7 +70,7 @@ def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: 
 
     ``logits_fn(obs batch as the env returns it) -> logits``; actions are sampled
     from the stochastic policy. Every evaluated method (LPG, A2C, PPO rows of
-    :mod:`metarl.lpg.evaluate`) goes through this loop, so with the same key they
+    :mod:`metarl.eval.lpg`) goes through this loop, so with the same key they
     meet the same start states.
     """
     k_reset, k_run = jax.random.split(key)

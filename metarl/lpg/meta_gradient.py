@@ -74,7 +74,7 @@ class MetaGradient:
     level_sampler: Any = None  # (key, n) -> n batched levels for restarted agents; None: same level
     lifetime_min: int | None = None  # set: log-uniform lifetimes in [lifetime_min, agent_lifetime]
     stagger: bool = False  # first lifetimes uniform in [inner_updates, agent_lifetime]
-    teacher: Any = None  # metarl.lpg.level_pool.LevelPool: restarted agents draw from its pool instead
+    teacher: Any = None  # curricula.level_pool.LevelPool: restarted agents draw from its pool instead
 
     def __post_init__(self):
         if isinstance(self.inner_updates, bool) or not isinstance(self.inner_updates, int) or self.inner_updates < 1:

@@ -5,9 +5,9 @@ Reusable by anything with a meta-parameter pytree and a batched fitness
 learned optimizers in ``metarl.optimizers``).
 """
 
-from metarl.meta.checkpoint import ESCheckpointer
+from metarl.io.checkpoint import ESCheckpointer
 from metarl.meta.es import ESConfig, EvolutionStrategy, replace_nonfinite
-from metarl.meta.progress import GenerationLog, read_log, truncate_log
+from metarl.io.progress import GenerationLog, read_log, truncate_log
 from metarl.meta.trainer import (
     AllCandidatesFailedError,
     MetaTrainResult,

@@ -23,9 +23,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from metarl.meta.checkpoint import ESCheckpointer
+from metarl.io.checkpoint import ESCheckpointer
 from metarl.meta.es import EvolutionStrategy
-from metarl.meta.progress import GenerationLog, read_log
+from metarl.io.progress import GenerationLog, read_log
 
 FitnessFn = Callable[[jax.Array, Any], jax.Array]
 

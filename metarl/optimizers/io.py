@@ -1,6 +1,6 @@
 """Save and load a learned optimizer as a self-describing ``.npz`` (no pickle).
 
-Uses the project's artifact format (:mod:`metarl.artifacts`) with
+Uses the project's artifact format (:mod:`metarl.io.artifacts`) with
 ``kind="optimizer"``: the header names the optimizer and carries its
 ``config``, so ``load_learned_optimizer`` rebuilds it without any other input.
 """
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.artifacts import load_artifact, save_artifact
+from metarl.io.artifacts import load_artifact, save_artifact
 from metarl.optimizers.learned import LearnedOptimizer
 
 KIND = "optimizer"

@@ -2,7 +2,7 @@
 
     metarl-train env=gridworld/dense seeds=8 agent.total_timesteps=1e6
     metarl-train env=pendulum optimizer=sgd agent.anneal_lr=false
-    python -m metarl.train env.name=Acrobot-v1
+    python -m metarl.jobs.train env.name=Acrobot-v1
 
 Writes into the Hydra run directory: ``config.yaml`` (resolved),
 ``metrics.jsonl`` (one row per seed per update), ``learning_curve.png``
@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from metarl.agents.ppo import PPOConfig, make_train
 from metarl.config import as_int, build_dataclass, cli_errors, make_env, plain, positive_int
-from metarl.outputs import ProgressBar, plot_learning_curve, save_checkpoint, summarize_final, write_config, write_metrics
+from metarl.io.outputs import ProgressBar, plot_learning_curve, save_checkpoint, summarize_final, write_config, write_metrics
 
 PROGRAM = "metarl-train"
 
@@ -83,7 +83,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return {"final_return": final, "seconds": seconds, "run_dir": str(run_dir)}
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base=None)
+@hydra.main(config_path="../../configs", config_name="train", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

@@ -41,7 +41,7 @@ import numpy as np
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
-from metarl.artifacts import load_objective
+from metarl.io.artifacts import load_objective
 from metarl.meta.fitness import as_env_list, env_overrides, score_returns
 from metarl.objectives import TALPO, make_objective
 from metarl.optimizers.instrument import GROUPS, make_instrumented_train
@@ -122,13 +122,13 @@ def _zoo_config(name: str, learning_rate: float) -> dict:
     """``configs/optimizer/<name>.yaml`` with ``${agent.lr}`` resolved to ``learning_rate``."""
     from omegaconf import OmegaConf
 
-    path = Path(__file__).resolve().parent.parent / "configs" / "optimizer" / f"{name}.yaml"
+    path = Path(__file__).resolve().parents[2] / "configs" / "optimizer" / f"{name}.yaml"
     root = OmegaConf.create({"agent": {"lr": float(learning_rate)}, "optimizer": OmegaConf.load(path)})
     return OmegaConf.to_container(root, resolve=True)["optimizer"]
 
 
 def _zoo_names() -> list[str]:
-    return sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "configs" / "optimizer").glob("*.yaml"))
+    return sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "configs" / "optimizer").glob("*.yaml"))
 
 
 def _load_optimizer_file(path: Path, label: str | None) -> OptimizerSpec:
@@ -400,7 +400,7 @@ def _reference_label(results: EvalResults) -> str | None:
 
 def magnitude_rows(results: EvalResults, reps: int = 1000, seed: int = 0) -> list[dict]:
     """Per run, env, group and update: mean |Δθ| over seeds, and its ratio to Adam's with a 95% bootstrap CI."""
-    from metarl.outputs import bootstrap_ci
+    from metarl.io.outputs import bootstrap_ci
 
     reference = _reference_label(results)
     proportion = np.arange(1, len(results.timesteps) + 1) / len(results.timesteps)
@@ -432,7 +432,7 @@ def plot_update_magnitudes(results: EvalResults, path: str | os.PathLike) -> Pat
     n = len(results.env_names)
     fig, axes = plt.subplots(n, len(columns), figsize=(4.2 * len(columns), 3.4 * n), squeeze=False)
     proportion = np.arange(1, len(results.timesteps) + 1) / len(results.timesteps)
-    from metarl.outputs import bootstrap_ci
+    from metarl.io.outputs import bootstrap_ci
 
     for row, env_name in enumerate(results.env_names):
         for ax, (group, as_ratio) in zip(axes[row], columns):
@@ -503,7 +503,7 @@ def load_config(overrides: Sequence[str]) -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError
 
-    config_file = Path(__file__).resolve().parent.parent / "configs" / "evaluate.yaml"
+    config_file = Path(__file__).resolve().parents[2] / "configs" / "evaluate.yaml"
     cfg = OmegaConf.load(config_file)
     OmegaConf.set_struct(cfg, True)
     for item in overrides:
@@ -521,8 +521,8 @@ def load_config(overrides: Sequence[str]) -> Any:
 
 def _is_lpg_rule(argv: Sequence[str]) -> bool:
     """``objective=`` names a learned LPG rule (``learned_rule.npz`` or its run directory)."""
-    from metarl.lpg.meta import ARTIFACT as RULE_ARTIFACT
-    from metarl.lpg.meta import ARTIFACT_KIND as RULE_KIND
+    from metarl.meta.lpg_es import ARTIFACT as RULE_ARTIFACT
+    from metarl.meta.lpg_es import ARTIFACT_KIND as RULE_KIND
 
     for item in argv:
         if not item.startswith("objective="):
@@ -533,7 +533,7 @@ def _is_lpg_rule(argv: Sequence[str]) -> bool:
         if path.suffix != ".npz" or not path.is_file():
             return False
         try:
-            from metarl.artifacts import load_artifact
+            from metarl.io.artifacts import load_artifact
 
             return load_artifact(path)[1].get("kind") == RULE_KIND
         except Exception:  # unreadable files get their one-line error from the normal path
@@ -545,8 +545,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if _is_lpg_rule(argv):  # learned update rules train their own agents (metarl.lpg.evaluate)
-        from metarl.lpg.evaluate import main as evaluate_lpg
+    if _is_lpg_rule(argv):  # learned update rules train their own agents (metarl.eval.lpg)
+        from metarl.eval.lpg import main as evaluate_lpg
 
         return evaluate_lpg(argv)
     try:

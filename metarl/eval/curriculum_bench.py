@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from curricula.cli import build, evaluate_greedy, held_out_tasks, mastered, resolve_config
+from metarl.jobs.curriculum import build, evaluate_greedy, held_out_tasks, mastered, resolve_config
 
 
 @dataclass
@@ -57,7 +57,7 @@ def run_segmented(
     vmap_seeds: bool = True,
     snapshot: bool = True,
 ) -> SegmentedRun:
-    """Train ``cfg`` (shaped like ``curricula.cli.DEFAULTS`` plus ``teacher``) for every seed.
+    """Train ``cfg`` (shaped like ``metarl.jobs.curriculum.DEFAULTS`` plus ``teacher``) for every seed.
 
     Evaluates before training and after each of ``segments`` equal parts of
     ``agent.total_timesteps`` (rounded down to whole updates per segment).

@@ -174,7 +174,7 @@ def main() -> None:
     from hydra.core.hydra_config import HydraConfig
 
     _register_config()
-    config_dir = Path(__file__).resolve().parent.parent / "configs"
+    config_dir = Path(__file__).resolve().parents[2] / "configs"
 
     @hydra.main(version_base=None, config_path=str(config_dir), config_name="curriculum")
     def _main(cfg) -> None:

@@ -88,7 +88,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
     """
     from metarl.meta.es import EvolutionStrategy
     from metarl.meta.trainer import TrainerConfig, run_meta_training
-    from metarl.meta_train import _plain, plot_meta_curve, reference_returns, split_meta_config
+    from metarl.jobs.meta_train import _plain, plot_meta_curve, reference_returns, split_meta_config
 
     started = time.perf_counter()
     run_dir = Path(run_dir)

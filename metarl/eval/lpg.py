@@ -3,7 +3,7 @@
     metarl-evaluate objective=outputs/.../learned_rule.npz levels=[dense,long,small] \
         minatar=[Breakout-MinAtar,SpaceInvaders-MinAtar] baselines=[a2c,ppo,random] \
         lifetimes=[10,40,120] compare=[outputs/.../dr/learned_rule.npz] seeds=8
-    python -m metarl.lpg.evaluate ...   (the same; metarl-evaluate routes LPG rules here)
+    python -m metarl.eval.lpg ...   (the same; metarl-evaluate routes LPG rules here)
 
 Grid worlds (``levels``, names from ``envs.gridworld``): a named level
 (``dense``, ``sparse``, ``long``, ...) is used as is; a distribution
@@ -13,12 +13,12 @@ default the meta-training lifetime; TA-LPG is meant to be probed shorter and
 longer in one call) each seed trains a fresh agent and reports the mean
 evaluation return of its stochastic policy over ``eval_episodes`` episodes
 (``LifetimeResult.final_return``). A2C trains for the same lifetime; PPO
-(:mod:`metarl.lpg.baselines`) gets the same environment steps
+(:mod:`metarl.eval.lpg_baselines`) gets the same environment steps
 (``num_envs x num_steps x lifetime``) on the same level and is evaluated on the
 same evaluation key; the random policy is the uniform policy (no training).
 
 MinAtar (``minatar``, gymnax names): the rule drives the MLP agent on
-flattened observations (:mod:`metarl.lpg.eval_envs`) for ``minatar_updates``
+flattened observations (:mod:`metarl.eval.lpg_envs`) for ``minatar_updates``
 updates (one budget for every method, reported as the lifetime column).
 
 ``compare`` adds rows for further rules (e.g. the same rule meta-trained with
@@ -28,7 +28,7 @@ method sees the same keys and levels, seed by seed.
 Writes ``per_seed.csv``, ``aggregate.md`` (one table per suite and lifetime,
 then the long table), ``aggregate.csv`` / ``aggregate.json`` (IQM and mean with
 95% bootstrap intervals; IQM via rliable when importable, else the same
-stratified bootstrap from :mod:`metarl.evaluate`), ``returns.png`` (a panel per
+stratified bootstrap from :mod:`metarl.jobs.evaluate`), ``returns.png`` (a panel per
 suite and lifetime) and, with several lifetimes, ``lifetimes.png``.
 """
 
@@ -50,10 +50,10 @@ import numpy as np
 
 import envs
 from envs.gridworld_levels import DISTRIBUTIONS, LEVELS
-from metarl.evaluate import _rliable_iqm, stratified_bootstrap_iqm
-from metarl.lpg.baselines import env_steps, make_ppo_runner, ppo_config_for
-from metarl.lpg.eval_envs import check_minatar, minatar_env, mlp_agent_config
-from metarl.outputs import bootstrap_ci
+from metarl.jobs.evaluate import _rliable_iqm, stratified_bootstrap_iqm
+from metarl.eval.lpg_baselines import env_steps, make_ppo_runner, ppo_config_for
+from metarl.eval.lpg_envs import check_minatar, minatar_env, mlp_agent_config
+from metarl.io.outputs import bootstrap_ci
 
 METHODS = ("LPG", "A2C", "PPO", "random")
 DEFAULT_METHODS = ("LPG", "A2C", "random")  # evaluate()'s default (meta-training's own evaluation); the CLI adds PPO
@@ -168,7 +168,7 @@ def rule_label(header: dict, path: str | Path) -> str:
 
 def load_rules(primary: str | Path, compare: Sequence[str | Path] = ()) -> list[RuleSpec]:
     """The evaluated rule (label ``LPG``) and the comparison rules (distinct labels, same agent config)."""
-    from metarl.lpg.meta import load_rule
+    from metarl.meta.lpg_es import load_rule
 
     specs = [RuleSpec("LPG", *load_rule(primary))]
     for path in compare:

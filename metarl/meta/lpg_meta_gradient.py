@@ -1,6 +1,6 @@
 """A meta-gradient LPG run: a population of agents at different points of their lifetimes.
 
-    python -m metarl.lpg.meta_gradient_train run_dir=outputs/lpg_mg level=small meta_steps=600 seed=0
+    python -m metarl.meta.lpg_meta_gradient run_dir=outputs/lpg_mg level=small meta_steps=600 seed=0
 
 Every meta step (:class:`metarl.lpg.meta_gradient.MetaGradient`) moves each
 of ``num_agents`` agents ``inner_updates`` LPG updates further, differentiates
@@ -9,7 +9,7 @@ one clipped Adam step on the rule. Agents that reach their lifetime are
 replaced by fresh agents on **new** levels drawn from the training
 distribution (``teacher=dr``: domain randomisation) or from a level pool
 (``teacher=groove``: algorithmic regret against a cached A2C return;
-``teacher=plr``: positive value loss; :mod:`metarl.lpg.level_pool`, refreshed
+``teacher=plr``: positive value loss; :mod:`curricula.level_pool`, refreshed
 with ``refresh_levels`` new levels after every chunk). ``lifetime_min`` gives
 TA-LPG's log-uniform lifetimes; the first lifetimes are staggered so that the
 batch always mixes young and old agents (the rule must work at every stage).
@@ -17,10 +17,10 @@ batch always mixes young and old agents (the rule must work at every stage).
 The loop jits ``chunk`` meta steps at a time; after each chunk it appends the
 chunk-mean metrics to ``meta_log.jsonl`` and saves an orbax checkpoint in
 ``checkpoints/`` (the whole learner state, written atomically by
-:class:`metarl.meta.checkpoint.ESCheckpointer`: ``resume=true`` continues it). At the end, or when
+:class:`metarl.io.checkpoint.ESCheckpointer`: ``resume=true`` continues it). At the end, or when
 ``time_limit_s`` is reached (equal-wall-time comparisons), it writes
-``learned_rule.npz``, loadable by :func:`metarl.lpg.meta.load_rule` and
-:mod:`metarl.lpg.evaluate`.
+``learned_rule.npz``, loadable by :func:`metarl.meta.lpg_es.load_rule` and
+:mod:`metarl.eval.lpg`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ import optax
 
 from envs.gridworld import GridWorld
 from envs.gridworld_levels import DISTRIBUTIONS
-from metarl.lpg.meta import ARTIFACT, build_agent_config, build_rule, save_rule
+from metarl.meta.lpg_es import ARTIFACT, build_agent_config, build_rule, save_rule
 from metarl.lpg.a2c import make_a2c_lifetime
-from metarl.lpg.level_pool import UNPLAYED, LevelPool, slots_in_use
+from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
 from metarl.lpg.meta_gradient import DEFAULT_REGULARISERS, MetaGradient, MetaGradientState
-from metarl.meta.checkpoint import ESCheckpointer
+from metarl.io.checkpoint import ESCheckpointer
 
 CHECKPOINTS = "checkpoints"
 LOG = "meta_log.jsonl"

@@ -3,7 +3,7 @@
     metarl-meta-train                                  # main job: LPO on CartPole-v1, then report
     metarl-meta-train meta=snes objective=ta_lpo meta.generations=50 env=[CartPole-v1,Acrobot-v1]
     metarl-meta-train resume=true run_dir=outputs/meta_train/<run>
-    metarl-meta-train objective=lpg teacher=groove env=gridworld/all   # LPG rule (metarl.lpg.meta)
+    metarl-meta-train objective=lpg teacher=groove env=gridworld/all   # LPG rule (metarl.meta.lpg_es)
 
 The run directory gets ``reference_returns.json`` (PPO's return per env,
 measured once), ``meta_log.jsonl``, ``checkpoints/`` (orbax, every
@@ -23,7 +23,7 @@ from typing import Any
 import jax
 
 from metarl.agents.ppo import PPOConfig
-from metarl.artifacts import save_objective
+from metarl.io.artifacts import save_objective
 from metarl.config import cli_errors
 from metarl.meta.es import ESConfig, EvolutionStrategy
 from metarl.meta.fitness import (
@@ -38,7 +38,7 @@ from metarl.objectives import make_objective, objective_config
 
 TRAINER_KEYS = ("generations", "checkpoint_every", "chunk_size", "shard")
 LEARNED_OBJECTIVES = ("lpo", "ta_lpo")
-RULE_OBJECTIVES = ("lpg", "ta_lpg")  # metarl.lpg.meta
+RULE_OBJECTIVES = ("lpg", "ta_lpg")  # metarl.meta.lpg_es
 
 
 def _plain(node: Any) -> Any:
@@ -136,7 +136,7 @@ def write_report(run_dir: Path, summary: dict, table_md: str) -> Path:
         "",
         "![Drift over (r, A)](drift_heatmap.png)",
         "",
-        "Files: `learned_objective.npz` (load with `metarl.artifacts.load_objective`), `meta_log.jsonl`, "
+        "Files: `learned_objective.npz` (load with `metarl.io.artifacts.load_objective`), `meta_log.jsonl`, "
         "`per_seed_returns.csv`, `aggregate.json`, `checkpoints/`.",
     ]
     path = run_dir / "report.md"
@@ -149,18 +149,18 @@ def run(cfg: Any, run_dir: Path) -> dict:
     optimizer_cfg = cfg.get("optimizer")
     if optimizer_cfg is not None and optimizer_cfg.get("name") == "learned":
         # objective=ppo optimizer=learned: evolve the optimizer, not the drift
-        from metarl.optimizers.meta import run as run_learned_optimizer
+        from metarl.meta.optimizer_fitness import run as run_learned_optimizer
 
         return run_learned_optimizer(cfg, run_dir)
     objective_cfg = cfg.get("objective")
     if objective_cfg is not None and objective_cfg.get("name") == "lpg_mg":
         # objective=lpg_mg: a Learned Policy Gradient rule trained by meta-gradients
-        from metarl.lpg.meta_gradient_train import run_from_config
+        from metarl.meta.lpg_meta_gradient import run_from_config
 
         return run_from_config(cfg, run_dir)
     if objective_cfg is not None and objective_cfg.get("name") in RULE_OBJECTIVES:
         # objective=lpg|ta_lpg: evolve a Learned Policy Gradient rule on levels from cfg.teacher
-        from metarl.lpg.meta import run as run_lpg
+        from metarl.meta.lpg_es import run as run_lpg
 
         return run_lpg(cfg, run_dir)
     started = time.perf_counter()
@@ -225,7 +225,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "final_mean": result.mean,
     }
     if cfg.evaluate.enabled:
-        from metarl.evaluate import ObjectiveSpec, evaluate_objectives, resolve_objective, write_results
+        from metarl.jobs.evaluate import ObjectiveSpec, evaluate_objectives, resolve_objective, write_results
 
         eval_started = time.perf_counter()
         learned = ObjectiveSpec(f"{objective.name.upper()} (learned)", objective, result.mean)
@@ -245,7 +245,7 @@ def main() -> None:
 
     # Absolute path: relative ones resolve against the *module* (a python
     # package lookup) when launched through the console script.
-    config_dir = Path(__file__).resolve().parent.parent / "configs"
+    config_dir = Path(__file__).resolve().parents[2] / "configs"
 
     @hydra.main(version_base=None, config_path=str(config_dir), config_name="meta_train")
     def _main(cfg) -> None:

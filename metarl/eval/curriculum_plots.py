@@ -1,6 +1,6 @@
 """Plots of curriculum runs: learning curves, what the teacher samples, the PLR buffer.
 
-Every function takes host data (``curricula.bench.SegmentedRun`` and its
+Every function takes host data (``metarl.eval.curriculum_bench.SegmentedRun`` and its
 teacher-state snapshots, batched over seeds) and writes one PNG.
 """
 
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from curricula.bench import SegmentedRun, curve_ci
+from metarl.eval.curriculum_bench import SegmentedRun, curve_ci
 
 
 def _pyplot():

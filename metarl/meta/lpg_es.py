@@ -20,8 +20,8 @@ so a resumed run replays the same randomness):
 
 ``run(cfg, run_dir)`` is ``metarl-meta-train objective=lpg|ta_lpg teacher=...``;
 it writes ``meta_log.jsonl``, ``checkpoints/``, ``learned_rule.npz`` (a
-:mod:`metarl.artifacts` file: load with :func:`load_rule`) and, with
-``evaluate.enabled``, the held-out evaluation (:mod:`metarl.lpg.evaluate`).
+:mod:`metarl.io.artifacts` file: load with :func:`load_rule`) and, with
+``evaluate.enabled``, the held-out evaluation (:mod:`metarl.eval.lpg`).
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ import numpy as np
 from curricula.base import Feedback
 from curricula.groove import GROOVE
 from curricula.simple import DomainRandomization, FixedTask
-from metarl.artifacts import load_artifact, save_artifact
+from metarl.io.artifacts import load_artifact, save_artifact
 from metarl.config import build_dataclass, make_env, plain
-from metarl.meta.checkpoint import ESCheckpointer
+from metarl.io.checkpoint import ESCheckpointer
 from metarl.meta.es import ESConfig, EvolutionStrategy
-from metarl.meta.progress import GenerationLog, read_log
+from metarl.io.progress import GenerationLog, read_log
 from metarl.meta.trainer import AllCandidatesFailedError
 
 ARTIFACT = "learned_rule.npz"
@@ -96,7 +96,7 @@ class LPGMetaConfig:
     fitness: str = "pairwise_rank"  # "pairwise_rank" | "return"
     rule: dict = dataclasses.field(default_factory=dict)  # LPGConfig fields
     agent: dict = dataclasses.field(default_factory=dict)  # AgentConfig fields
-    eval: dict = dataclasses.field(default_factory=dict)  # metarl.lpg.evaluate settings after training
+    eval: dict = dataclasses.field(default_factory=dict)  # metarl.eval.lpg settings after training
 
     def __post_init__(self) -> None:
         if self.name not in RULE_OBJECTIVES:
@@ -142,7 +142,7 @@ def build_teacher(teacher_cfg: dict | None, task_space: Any, antagonist_fn: Call
 
 def es_config_for(meta_cfg: dict, fitness: str) -> tuple[ESConfig, dict]:
     """ES settings; pairwise ranks are already shaped, so they go to OpenES unchanged (identity)."""
-    from metarl.meta_train import split_meta_config
+    from metarl.jobs.meta_train import split_meta_config
 
     es_config, trainer = split_meta_config(meta_cfg)
     if fitness == "pairwise_rank":
@@ -323,7 +323,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
     }
     evaluate_cfg = cfg.get("evaluate")
     if evaluate_cfg is not None and evaluate_cfg.get("enabled", False) and objective.eval.get("enabled", True):
-        from metarl.lpg.evaluate import evaluate_and_write
+        from metarl.eval.lpg import evaluate_and_write
 
         eval_settings = {k: v for k, v in objective.eval.items() if k != "enabled"}
         paths = evaluate_and_write(artifact, out_dir=run_dir / "evaluation", seed=seed, **eval_settings)
