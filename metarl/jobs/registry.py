@@ -1,0 +1,73 @@
+"""Jobs by name: what each job runs, which config it reads and which artifacts it writes and reads.
+
+A job is ``run(cfg, run_dir) -> summary dict`` for a resolved Hydra config.
+Job modules register themselves on import (``metarl/jobs/__init__.py``
+imports them all); the CLI layer looks a job up by name and
+``metarl-evaluate`` picks its evaluator from an artifact's recorded kind
+(:func:`job_reading`).
+
+Artifact kinds (the ``kind`` field of a :mod:`metarl.io.artifacts` header):
+
+* ``objective`` — a learned drift function (LPO / TA-LPO) and its meta-parameters;
+* ``lpg_rule`` — a Learned Policy Gradient update rule;
+* ``learned_optimizer`` — an OPEN-style learned optimizer;
+* ``policy_checkpoint`` — trained agent parameters (orbax).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ARTIFACT_KINDS = ("objective", "lpg_rule", "learned_optimizer", "policy_checkpoint")
+
+RunFn = Callable[[Any, Path], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    name: str
+    run: RunFn
+    config_name: str  # the primary Hydra config (configs/<config_name>.yaml)
+    description: str = ""
+    writes: tuple[str, ...] = ()  # artifact kinds it produces
+    reads: tuple[str, ...] = ()  # artifact kinds it consumes
+    sections: tuple[str, ...] | None = None  # top-level config keys it uses; None: all
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.writes + self.reads) - set(ARTIFACT_KINDS))
+        if unknown:
+            raise ValueError(f"job {self.name!r}: unknown artifact kind {unknown[0]!r} (known: {ARTIFACT_KINDS})")
+
+
+_JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> Job:
+    if job.name in _JOBS and _JOBS[job.name] != job:
+        raise ValueError(f"a job named {job.name!r} is already registered")
+    _JOBS[job.name] = job
+    return job
+
+
+def get(name: str) -> Job:
+    if name not in _JOBS:
+        near = difflib.get_close_matches(name, sorted(_JOBS), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise ValueError(f"unknown job {name!r}{hint}; jobs: {', '.join(sorted(_JOBS))}")
+    return _JOBS[name]
+
+
+def registered() -> list[str]:
+    return sorted(_JOBS)
+
+
+def job_reading(kind: str) -> Job:
+    """The job that consumes artifacts of ``kind`` (the evaluator for it)."""
+    readers = [job for job in _JOBS.values() if kind in job.reads]
+    if not readers:
+        raise ValueError(f"no job reads artifacts of kind {kind!r} (kinds: {', '.join(ARTIFACT_KINDS)})")
+    return readers[0]
