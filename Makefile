@@ -18,6 +18,7 @@ run: $(STAMP)
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(VENV)/bin/metarl-meta-train
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --durations=15 tests
 
 bench: $(STAMP)

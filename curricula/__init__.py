@@ -5,8 +5,8 @@
   algorithm with any learning-progress signal over a task set or TaskSpace bins
 * ``alp_gmm`` (+ ``gmm``, EM in JAX): ALP-GMM
 * ``plr`` (+ ``level_buffer``, ``scores``): PLR, robust PLR, ACCEL
-* ``factory.make_teacher(cfg, task_space)``: Hydra group ``teacher/``;
-  ``cli``: ``metarl-curriculum``
+* ``factory.make_teacher(cfg, task_space)``: Hydra group ``teacher/``
+  (``metarl-curriculum`` is the job in ``metarl.jobs.curriculum``)
 """
 
 from curricula.alp_gmm import ALPGMM

@@ -37,19 +37,6 @@ META_TRAINING_TEACHERS = ("groove",)
 TEACHERS = ("domain_randomization", "fixed", "bandit", "alp_gmm", "plr", "robust_plr", "accel")
 
 
-def _plain(cfg: Any) -> dict:
-    if cfg is None:
-        return {}
-    try:  # OmegaConf DictConfig -> dict without importing omegaconf here
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(cfg)
-
-
 def _named(cfg: Mapping, registry: Mapping, what: str):
     cfg = dict(cfg)
     name = cfg.pop("name", None)
@@ -92,8 +79,10 @@ def _mutation(cfg: Mapping, task_space: Any):
 
 
 def make_teacher(cfg: Any, task_space: Any, num_envs: int | None = None) -> Any:
-    """Teacher from a config mapping; ``task_space`` is the env's TaskSpace."""
-    cfg = _plain(cfg)
+    """Teacher from a plain config mapping (jobs resolve Hydra configs first); ``task_space`` is the env's."""
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"teacher config must be a mapping, got {type(cfg).__name__}")
+    cfg = dict(cfg)
     name = cfg.pop("name", None)
     cfg.pop("label", None)  # display name only (benchmarks tell apart configs of one teacher)
     if name in META_TRAINING_TEACHERS:

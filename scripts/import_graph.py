@@ -63,7 +63,11 @@ def collect() -> dict[str, set[str]]:
                     pkg_parts = mod.split(".") if is_pkg else mod.split(".")[:-1]
                     pkg_parts = pkg_parts[: len(pkg_parts) - (node.level - 1)]
                     base = ".".join(pkg_parts + ([base] if base else []))
-                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+                # ``from pkg import submodule`` depends on the submodule (as import-linter reads it)
+                subs = [f"{base}.{a.name}" for a in node.names]
+                targets = [s for s in subs if s in modules]
+                if len(targets) < len(subs):
+                    targets.append(base)
             for t in targets:
                 # resolve to the longest known module prefix
                 parts = t.split(".")
