@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.core import EnvState, Environment, spaces
+from envs.core import EnvState, Environment, StaticIdentity, spaces
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
 
@@ -75,7 +75,7 @@ def oracle_return(params: BanditParams) -> jax.Array:
     return best_arm_mean(params) * jnp.asarray(params.max_steps_in_episode, jnp.float32)
 
 
-class Bandit(Environment):
+class Bandit(StaticIdentity, Environment):
     """Stateless k-armed bandit; ``params`` holds the arm distributions."""
 
     def __init__(
@@ -110,11 +110,7 @@ class Bandit(Environment):
     def _static(self) -> tuple:
         return (self.num_arms, self.kind, self.arm_distribution, self.good_mean, self.bad_mean, self.max_steps)
 
-    def __hash__(self) -> int:
-        return hash(self._static())
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Bandit) and self._static() == other._static()
 
     @property
     def name(self) -> str:

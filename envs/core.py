@@ -29,3 +29,20 @@ class Environment(gymnax_env.Environment):
         # gymnax calls this only through ``discount``; native envs report
         # termination from step_env instead.
         raise AttributeError(f"{self.name} reports termination from step_env")
+
+
+class StaticIdentity:
+    """Equality and hash from ``_static()``, the settings that shape the env's arrays.
+
+    ``jit`` takes envs as static arguments, so two envs with the same settings
+    must be equal (one compiled program) and different settings must differ.
+    """
+
+    def _static(self) -> tuple:
+        raise AttributeError(f"{type(self).__name__} must define _static()")
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self._static()))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._static() == other._static()

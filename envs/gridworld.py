@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.core import Environment
+from envs.core import Environment, StaticIdentity
 from envs.gridworld_levels import (
     DISTRIBUTIONS,
     LEVELS,
@@ -86,7 +86,7 @@ def per_object(values: jax.Array, params: GridWorldParams) -> jax.Array:
     return jnp.where(active_objects(params), values[jnp.maximum(params.obj_ids, 0)], 0.0)
 
 
-class GridWorld(Environment):
+class GridWorld(StaticIdentity, Environment):
     """LPG grid-world. Static (hashable) settings fix all shapes; the level is ``params``.
 
     Args:
@@ -127,11 +127,7 @@ class GridWorld(Environment):
     def _static(self) -> tuple:
         return (self.max_grid_size, self.max_n_objs, self.max_n_obj_types, self.tabular)
 
-    def __hash__(self) -> int:
-        return hash((GridWorld, *self._static()))
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, GridWorld) and self._static() == other._static()
 
     def __repr__(self) -> str:
         return (f"GridWorld(max_grid_size={self.max_grid_size}, max_n_objs={self.max_n_objs}, "

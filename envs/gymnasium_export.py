@@ -76,6 +76,20 @@ def _host_info(info: dict, skip: tuple[str, ...]) -> dict:
     return {k: np.asarray(v) for k, v in info.items() if k not in skip}
 
 
+def _reset_key(env: Any) -> jax.Array:
+    """A reset key drawn from the env's seeded ``np_random``; keeps the step-key stream in ``env._key``."""
+    key = jax.random.key(int(env.np_random.integers(2**31 - 1)))
+    env._key, key_reset = jax.random.split(key)
+    return key_reset
+
+
+def _step_key(env: Any) -> jax.Array:
+    if env._state is None:
+        raise ValueError("call reset() before step()")
+    env._key, key_step = jax.random.split(env._key)
+    return key_step
+
+
 class GymnasiumEnv(gymnasium.Env):
     """One env of the suite behind gymnasium's ``Env`` API (no auto-reset).
 
@@ -106,15 +120,11 @@ class GymnasiumEnv(gymnasium.Env):
         super().reset(seed=seed)  # seeds self.np_random, the source of every JAX key
         if options and "params" in options:
             self.params = options["params"]
-        key = jax.random.key(int(self.np_random.integers(2**31 - 1)))
-        self._key, key_reset = jax.random.split(key)
-        obs, self._state = self._reset_fn(key_reset, self.params)
+        obs, self._state = self._reset_fn(_reset_key(self), self.params)
         return _to_numpy(self.observation_space, obs), {}
 
     def step(self, action):
-        if self._state is None:
-            raise ValueError("call reset() before step()")
-        self._key, key_step = jax.random.split(self._key)
+        key_step = _step_key(self)
         action = _to_jax_action(self._gx_action_space, action)
         _, self._state, reward, term, trunc, info = self._step_fn(key_step, self._state, action, self.params)
         # gymnax has already auto-reset the state; gymnasium wants the final obs
@@ -181,15 +191,11 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
         super().reset(seed=seed)
         if options and "tasks" in options:
             self.tasks = self._check_tasks(options["tasks"], broadcast=False)
-        key = jax.random.key(int(self.np_random.integers(2**31 - 1)))
-        self._key, key_reset = jax.random.split(key)
-        obs, self._state = self._reset_fn(jax.random.split(key_reset, self.num_envs), self.tasks)
+        obs, self._state = self._reset_fn(jax.random.split(_reset_key(self), self.num_envs), self.tasks)
         return _to_numpy(self.observation_space, obs), {}
 
     def step(self, actions):
-        if self._state is None:
-            raise ValueError("call reset() before step()")
-        self._key, key_step = jax.random.split(self._key)
+        key_step = _step_key(self)
         actions = _to_jax_action(self._gx_action_space, actions)
         obs, self._state, reward, term, trunc, info = self._step_fn(key_step, self._state, actions, self.tasks)
         term, trunc = np.asarray(term), np.asarray(trunc)

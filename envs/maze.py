@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from envs.core import EnvState, Environment, spaces
+from envs.core import EnvState, Environment, StaticIdentity, spaces
 from envs.maze_levels import NAMED_LAYOUTS
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
@@ -331,7 +331,7 @@ class MazeTaskSpace(TaskSpace):
             )
 
 
-class Maze(Environment):
+class Maze(StaticIdentity, Environment):
     """Partially observable navigation maze; ``params`` is the level."""
 
     def __init__(self, max_height: int = 13, max_width: int = 13, view_size: int = 5, n_walls: int = 25):
@@ -352,11 +352,7 @@ class Maze(Environment):
     def _static(self) -> tuple:
         return (type(self), self.max_height, self.max_width, self.view_size, self.n_walls)
 
-    def __hash__(self) -> int:
-        return hash(self._static())
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Maze) and self._static() == other._static()
 
     @property
     def name(self) -> str:
