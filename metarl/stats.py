@@ -4,7 +4,7 @@ The one place the suite computes them (evaluation tables, continual metrics,
 curriculum benchmarks, learning-curve bands):
 
 * :func:`iqm` — interquartile mean (25% trimmed mean over every entry), the
-  aggregate rliable recommends (Agarwal et al., 2021).
+  aggregate rliable recommends (Agarwal et al., 2021), computed by rliable.
 * :func:`iqm_ci` — IQM of ``scores[runs]`` or ``scores[runs, tasks]`` with a
   stratified percentile bootstrap (runs resampled within each task, as
   rliable's ``StratifiedBootstrap``).
@@ -36,11 +36,13 @@ def _tails(confidence: float) -> tuple[float, float]:
 
 
 def iqm(scores: Any) -> float:
-    """Interquartile mean of all entries (``scipy.stats.trim_mean(.., 0.25)``)."""
+    """Interquartile mean of all entries: rliable's ``aggregate_iqm`` (a 25% trimmed mean)."""
+    from rliable import metrics as rliable_metrics
+
     x = np.asarray(scores, np.float64).ravel()
     if x.size == 0:
         raise ValueError("iqm: no values")
-    return float(_scipy_stats.trim_mean(x, 0.25))
+    return float(rliable_metrics.aggregate_iqm(x))
 
 
 def iqm_ci(
@@ -57,6 +59,7 @@ def iqm_ci(
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, runs, size=(reps, runs, tasks))
     resampled = x[rows, np.arange(tasks)]
+    # the same 25% trimmed mean as rliable's aggregate_iqm, batched over the resamples
     estimates = _scipy_stats.trim_mean(resampled.reshape(reps, -1), 0.25, axis=1)
     low, high = np.quantile(estimates, [low_q, high_q])
     return iqm(x), float(low), float(high)
