@@ -23,7 +23,7 @@ Networks* (2017), checked against espnet/espnet's ``EXP3SCurriculumGenerator``
 D-UCB / SW-UCB: Garivier & Moulines, *On Upper-Confidence Bound Policies for
 Switching Bandit Problems* (2011) (padding ``2B sqrt(ξ log n_t / N_i)`` and
 ``B sqrt(ξ log min(t, τ) / N_i)``, ξ > 1/2). Thompson sampling with a
-Gaussian posterior on discounted statistics (algorithms.md §5.4).
+Gaussian posterior on discounted statistics (docs/algorithms.md §5.4).
 ε-greedy and Boltzmann over TD(0)/mean values (TSCL: Matiisen et al.;
 SEC's ``Q ← α r + (1-α) Q``, ``p ∝ exp(Q/τ)``).
 """

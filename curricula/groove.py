@@ -1,7 +1,7 @@
 """GROOVE: a PLR level buffer scored by algorithmic regret, as a pure teacher.
 
 Jackson et al., *Discovering General Reinforcement Learning Algorithms with
-Adversarial Environment Design* (GROOVE; algorithms.md §3.2, §3.3). The
+Adversarial Environment Design* (GROOVE; docs/algorithms.md §3.2, §3.3). The
 learned update rule is meta-trained on levels where it trails a hand-designed
 algorithm the most:
 

@@ -1,7 +1,7 @@
 """A fixed-capacity level buffer for PLR-style teachers, as a pytree.
 
 Everything is jittable: the buffer has a static capacity, unused slots are
-masked by ``filled``. Formulas (algorithms.md §3.3; Jiang et al.,
+masked by ``filled``. Formulas (docs/algorithms.md §3.3; Jiang et al.,
 *Prioritized Level Replay* and *Replay-Guided Adversarial Environment
 Design*; checked against DramaCow/jaxued's ``level_sampler``):
 

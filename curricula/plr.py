@@ -26,7 +26,7 @@ learner computes MaxMC with the best return of *its batch*
 (``Feedback.max_returns``); the teacher corrects it to the level's all-time
 ``R_max``: ``mean(R_max - V) = score + R_max - batch_max``.
 
-Defaults follow the jaxued maze setting (algorithms.md §3.3): capacity 4000,
+Defaults follow the jaxued maze setting (docs/algorithms.md §3.3): capacity 4000,
 replay_prob 0.8, staleness 0.3, rank with temperature 0.3, min fill 0.5,
 duplicate check on.
 """

@@ -2,7 +2,7 @@
 
 The level *is* the params: walls, goal, agent start and direction, active
 width/height (padded to the static maximum), and the time limit. Conventions
-follow minimax / jaxued (algorithms.md §1.3):
+follow minimax / jaxued (docs/algorithms.md §1.3):
 
 * Positions are ``(x, y)``; ``wall_map[y, x]``. Directions: 0 right (+x),
   1 down (+y), 2 left, 3 up.

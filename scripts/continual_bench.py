@@ -28,9 +28,11 @@ metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX 
 import numpy as np
 from omegaconf import OmegaConf
 
-from metarl.continual import cli
 from metarl.continual import metrics as M
 from metarl.continual.runner import ContinualRunner, evaluate_results, reference_runs
+from metarl.io.outputs import jsonable
+from metarl.jobs import continual as cli
+from metarl.stats import bootstrap_ci, iqm_ci
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIDENCE = 0.95
@@ -88,7 +90,7 @@ def ci(values: Any) -> dict[str, float]:
     vals = np.asarray(values, np.float64)
     if np.all(np.isnan(vals)):
         return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    mean, lo, hi = M.bootstrap_ci(vals, confidence=CONFIDENCE)
+    mean, lo, hi = bootstrap_ci(vals, reps=M.BOOTSTRAP_REPS, confidence=CONFIDENCE)
     return {"mean": mean, "ci_low": lo, "ci_high": hi}
 
 
@@ -96,7 +98,7 @@ def summarize(results: dict[str, Any], evaluation: dict[str, Any], tau: float) -
     per_seed = evaluation["per_seed"]
     row: dict[str, Any] = {name: ci([m[name] for m in per_seed]) for name in SCALARS}
     final = np.stack([m["final_performance"] for m in per_seed])  # [seeds, tasks]
-    iqm, lo, hi = M.iqm_ci(final, confidence=CONFIDENCE)
+    iqm, lo, hi = iqm_ci(final, reps=M.BOOTSTRAP_REPS, confidence=CONFIDENCE)
     row["average_performance_iqm"] = {"mean": iqm, "ci_low": lo, "ci_high": hi}
     # forward transfer of the later half of the stream (does plasticity fade?)
     ft_raw = np.stack([m["forward_transfer_raw_per_task"] for m in per_seed])  # [seeds, tasks]
@@ -219,7 +221,7 @@ def write_outputs(out, stream, agent, configs, rows, curves, ref, ref_wall, tota
         "agent": dataclasses.asdict(agent), "methods": rows,
         "method_configs": {m: dataclasses.asdict(configs[m][2]) for m in rows},
     }
-    (out / "table.json").write_text(json.dumps(cli._plain(record), indent=1))
+    (out / "table.json").write_text(json.dumps(jsonable(record), indent=1))
     (out / "table.md").write_text(markdown_table(stream.id, rows, args.tau, args.seeds)
                                   + f"\nTotal wall time {total:.0f}s (references {ref_wall:.0f}s).\n")
     title = f"{stream.id} ({stream.total_steps} steps, {args.seeds} seeds)"

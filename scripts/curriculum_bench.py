@@ -18,7 +18,7 @@ overrides below):
 
 Writes ``results.json``, ``table.md``, ``curves.png`` and the sampling /
 buffer plots into ``--out``. Training runs through ``metarl.eval.curriculum_bench``
-(which builds everything with ``metarl.jobs.curriculum``).
+(which builds everything with ``metarl.eval.curriculum``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import Any
 import metarl.runtime
 
 metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 STUMPS_ENV = {"env": "stumps", "env_kwargs": {"max_height": 9.0}, "eval": {"num_tasks": 100, "max_steps": 64}}
@@ -81,8 +80,11 @@ def suite(name: str, bandit: str) -> tuple[dict, list[dict]]:
     raise ValueError(f"unknown suite {name!r}; choose stumps, stumps-pilot or maze")
 
 
+MIN_IQM_SEEDS = 5  # an IQM of fewer runs is just a trimmed mean of 1-3 values
+
+
 def summarize(run: Any) -> dict:
-    from metarl.eval.curriculum_bench import bootstrap_ci, iqm_ci
+    from metarl.stats import bootstrap_ci, iqm_ci
 
     final = run.mastered[:, -1]
     auc = run.mastered.mean(axis=1)  # mean % mastered over the evaluation points
@@ -92,7 +94,7 @@ def summarize(run: Any) -> dict:
         "final_mastered": bootstrap_ci(final),
         "mean_over_training": bootstrap_ci(auc),
         "final_test_return": bootstrap_ci(run.test_return[:, -1]),
-        "final_mastered_iqm": iqm_ci(final),
+        "final_mastered_iqm": iqm_ci(final) if final.size >= MIN_IQM_SEEDS else None,
         "train_seconds": round(run.train_seconds, 1),
         "eval_seconds": round(run.eval_seconds, 1),
         "timesteps": run.timesteps.tolist(),
@@ -124,8 +126,8 @@ def markdown_table(rows: list[dict], what: str) -> str:
 
 
 def plot_extras(suite_name: str, cfg_env: dict, teachers: list[dict], runs: list, out: Path) -> list[str]:
-    from curricula import plots
-    from metarl.jobs.curriculum import build, resolve_config
+    from metarl.eval import curriculum_plots as plots
+    from metarl.eval.curriculum import build, resolve_config
 
     written = []
     for tcfg, run in zip(teachers, runs):
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from curricula import plots
+    from metarl.eval import curriculum_plots as plots
     from metarl.eval.curriculum_bench import run_segmented
 
     out = Path(args.out)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from metarl.continual import cli
+from metarl.jobs import continual as cli
 
 TINY_SPEC = {
     "name": "tiny",
@@ -93,7 +93,7 @@ def test_hydra_configs_compose_for_every_method_and_benchmark():
 
 def test_cli_bad_config_exits_nonzero(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "metarl.jobs.continual", "method=ewc", "+method.ewc_cof=1", f"hydra.run.dir={tmp_path}"],
+        [sys.executable, "-m", "metarl.cli.continual", "method=ewc", "+method.ewc_cof=1", f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode != 0

@@ -6,30 +6,38 @@ import numpy as np
 import pytest
 
 import envs
-from curricula import gmm, plots
+from curricula import gmm
+from metarl.eval import curriculum_plots as plots
 from curricula import Feedback
-from metarl.eval.curriculum_bench import SegmentedRun, bootstrap_ci, curve_ci, iqm_ci, run_segmented
+from metarl.eval.curriculum_bench import SegmentedRun, run_segmented
 from curricula.plr import PLR, REPLAY
-from metarl.jobs.curriculum import build, held_out_tasks, resolve_config
+from metarl.eval.curriculum import build, held_out_tasks, resolve_config
 from envs.maze import NAMED_MAZES
 
 
-def test_bootstrap_ci_hand_values():
-    assert bootstrap_ci([0.3, 0.3, 0.3]) == pytest.approx((0.3, 0.3, 0.3))
-    mean, low, high = bootstrap_ci([0.0, 1.0], reps=4000)
-    # resampled means of two points are 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4
-    assert mean == 0.5 and low == 0.0 and high == 1.0
-    curve = curve_ci(np.array([[0.0, 0.2], [0.0, 0.4]]))
-    assert curve.shape == (3, 2) and curve[0].tolist() == pytest.approx([0.0, 0.3])
-    with pytest.raises(ValueError, match="1-D"):
-        bootstrap_ci(np.zeros((2, 2)))
+def _load_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "curriculum_bench.py"
+    spec = importlib.util.spec_from_file_location("curriculum_bench_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_iqm_is_the_trimmed_mean_and_needs_five_runs():
-    iqm, low, high = iqm_ci([0.0, 1.0, 2.0, 3.0, 100.0], reps=200)
-    assert iqm == pytest.approx(2.0)  # mean of the middle three
-    assert low <= iqm <= high
-    assert iqm_ci([1.0, 2.0, 3.0, 4.0]) is None
+def test_script_summary_uses_the_shared_statistics():
+    from metarl.stats import bootstrap_ci, iqm_ci
+
+    script = _load_script()
+    mastered = np.array([[0.0, 0.2], [0.0, 0.4], [0.1, 0.6], [0.0, 0.1], [0.2, 0.9]])
+    run = SegmentedRun("dr", np.array([0, 8]), mastered, mastered, mastered, np.zeros((5, 4)))
+    row = script.summarize(run)
+    assert row["final_mastered"] == bootstrap_ci(mastered[:, -1])
+    assert row["final_mastered_iqm"] == iqm_ci(mastered[:, -1])
+    assert script.summarize(SegmentedRun("dr", run.timesteps, mastered[:4], mastered[:4], mastered[:4],
+                                         np.zeros((4, 4))))["final_mastered_iqm"] is None  # fewer than 5 seeds
+    assert "| dr | 5 |" in script.markdown_table([row], "mastered")
 
 
 def test_unrolled_cholesky_and_solve_match_lapack():

@@ -184,6 +184,49 @@ def test_partial_failures_are_logged(tmp_path):
     assert all(np.isfinite(r["fitness_min"]) for r in result.history)
 
 
+def _counting_fitness(key, population, extra):
+    """A stateful fitness: the quadratic plus a per-generation offset drawn into the extra state."""
+    offset = extra["offset"] + jax.random.uniform(key)
+    values = quadratic_fitness(key, {"x": jnp.pad(population["x"], ((0, 0), (0, 7)))}) + offset
+    extra = {"offset": offset, "calls": extra["calls"] + 1}
+    return values, extra, {"offset": offset}
+
+
+def _stateful_run(run_dir, generations, resume=False):
+    es = EvolutionStrategy(ESConfig(population_size=4, sigma=0.3, learning_rate=0.1), {"x": jnp.zeros(3)})
+    extra = {"offset": jnp.zeros(()), "calls": jnp.zeros((), jnp.int32)}
+    config = TrainerConfig(generations=generations, checkpoint_every=1, show_progress=False)
+    return run_meta_training(es, _counting_fitness, {"x": jnp.zeros(3)}, jax.random.PRNGKey(3), config, run_dir,
+                             resume=resume, extra_state=extra)
+
+
+def test_extra_state_rides_along_and_survives_resume(tmp_path):
+    straight = _stateful_run(tmp_path / "straight", 3)
+    assert int(straight.extra_state["calls"]) == 3
+    assert [r["generation"] for r in straight.history] == [0, 1, 2]
+    assert all("offset" in r and "fitness_mean" in r for r in straight.history)  # its metrics join the record
+    _stateful_run(tmp_path / "resumed", 2)
+    resumed = _stateful_run(tmp_path / "resumed", 3, resume=True)
+    assert resumed.resumed_from == 2 and int(resumed.extra_state["calls"]) == 3
+    np.testing.assert_array_equal(resumed.mean["x"], straight.mean["x"])
+    np.testing.assert_array_equal(resumed.extra_state["offset"], straight.extra_state["offset"])
+    assert [r["offset"] for r in resumed.history] == [r["offset"] for r in straight.history]
+
+
+def test_one_compiled_program_serves_every_generation(tmp_path):
+    traces = []
+
+    def fitness(key, population, extra):
+        traces.append(1)  # runs once per trace, never per call
+        return _counting_fitness(key, population, extra)
+
+    es = EvolutionStrategy(ESConfig(population_size=4), {"x": jnp.zeros(3)})
+    extra = {"offset": jnp.zeros(()), "calls": jnp.zeros((), jnp.int32)}
+    run_meta_training(es, fitness, {"x": jnp.zeros(3)}, jax.random.PRNGKey(0),
+                      TrainerConfig(generations=3, show_progress=False), tmp_path, extra_state=extra)
+    assert len(traces) == 1
+
+
 def test_chunked_evaluation_equals_one_call():
     def fitness(key, population):  # candidate-wise, shares the key
         noise = jax.random.normal(key, (3,))

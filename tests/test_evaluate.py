@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,35 +14,26 @@ import jax
 import numpy as np
 import pytest
 
-from metarl.io.artifacts import save_objective
-from metarl.jobs.evaluate import (
-    EvalResults,
-    ObjectiveSpec,
-    aggregate_rows,
-    drift_grid,
-    main,
-    markdown_table,
-    plot_drift_heatmaps,
-    resolve_objective,
-    stratified_bootstrap_iqm,
-)
+from metarl.cli.evaluate import main
+from metarl.eval.objectives import EvalResults, ObjectiveSpec, drift_grid, plot_drift_heatmaps, ppo_settings
+from metarl.eval.objectives import resolve_objective
+from metarl.eval.report import TABLE_COLUMNS, aggregate_rows, iqm_interval, markdown_table
+from metarl.objectives.io import save_objective
 from metarl.objectives import DPO, LPO, TALPO, PPOClip
 
-
+SCRIPT = shutil.which("metarl-evaluate", path=str(Path(sys.executable).parent)) or "metarl-evaluate"
 # a PPO run small enough for a CLI round trip
 TINY_AGENT = ("agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2")
 
 
-def test_iqm_and_stratified_bootstrap_by_hand():
+def test_iqm_interval_by_hand():
     # IQM of 1..8 = mean of the middle half {3, 4, 5, 6} = 4.5; with an outlier the IQM ignores it.
-    iqm, low, high = stratified_bootstrap_iqm(np.arange(1.0, 9.0)[:, None], reps=500, seed=0)
+    iqm, low, high = iqm_interval(np.arange(1.0, 9.0)[:, None], reps=500, seed=0)
     assert iqm == pytest.approx(4.5)
     assert 1.0 <= low < iqm < high <= 8.0
-    iqm_outlier, _, _ = stratified_bootstrap_iqm(np.array([[1.0], [2.0], [3.0], [1000.0]]), reps=50)
-    assert iqm_outlier == pytest.approx(2.5)
-    # Constant scores: the interval collapses; the seed makes it reproducible.
-    assert stratified_bootstrap_iqm(np.full((6, 2), 3.0), reps=50) == (3.0, 3.0, 3.0)
-    assert stratified_bootstrap_iqm(np.arange(8.0)[:, None], 300, 1) == stratified_bootstrap_iqm(np.arange(8.0)[:, None], 300, 1)
+    assert iqm_interval(np.array([[1.0], [2.0], [3.0], [1000.0]]), reps=50)[0] == pytest.approx(2.5)
+    assert iqm_interval(np.full((6, 2), 3.0), reps=50) == (3.0, 3.0, 3.0)
+    assert np.isnan(iqm_interval(np.array([[1.0], [np.nan]]))).all()  # a seed without an episode: no interval
 
 
 def test_aggregate_rows_and_markdown_table():
@@ -51,8 +43,17 @@ def test_aggregate_rows_and_markdown_table():
     assert [r["objective"] for r in rows] == ["A", "B"]
     assert rows[0]["iqm"] == pytest.approx(4.5) and rows[0]["ci_low"] < 4.5 < rows[0]["ci_high"]
     assert rows[1]["iqm"] == rows[1]["ci_low"] == rows[1]["ci_high"] == 2.0
-    table = markdown_table(rows)
+    table = markdown_table(rows, TABLE_COLUMNS)
     assert "| CartPole-v1 | A | 4.5 |" in table and table.count("\n") == 3
+
+
+def test_recorded_ppo_settings_are_kept_unless_the_user_sets_a_key():
+    recorded = {"lr": 0.03, "num_envs": 4}
+    given = {"lr": 0.001, "num_envs": 8, "ent_coef": 0.0}  # the agent section: defaults + the user's values
+    settings, notes = ppo_settings(recorded, given, ["lr", "ent_coef"])
+    assert settings == {"lr": 0.001, "num_envs": 4, "ent_coef": 0.0}
+    assert notes == ["agent.lr=0.001 (recorded: 0.03)"]
+    assert ppo_settings(None, given, ["lr"]) == (given, [])  # nothing recorded: the agent section as it is
 
 
 def test_resolve_objective_specs(tmp_path):
@@ -67,7 +68,7 @@ def test_resolve_objective_specs(tmp_path):
     with pytest.raises(ValueError, match="is none of these"):
         resolve_objective(str(tmp_path / "nope.npz"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no learned_objective.npz"):
+    with pytest.raises(ValueError, match="no artifact"):
         resolve_objective(str(tmp_path / "empty"))
 
 
@@ -90,28 +91,29 @@ def _cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.getbasetemp() / "metarl_jax_cache"
 
 
-def test_evaluate_cli_writes_all_outputs(tmp_path, tmp_path_factory):
-    lpo = LPO(hidden_size=8)
-    weights = lpo.init(jax.random.PRNGKey(0))
-    weights["w2"] = 0.5 * jax.random.normal(jax.random.PRNGKey(1), (8, 1))
-    artifact = save_objective(tmp_path / "obj.npz", lpo, weights)
-    out_dir = tmp_path / "eval"
-    env = os.environ | {
+def _cli_env(tmp_path_factory):
+    return os.environ | {
         "JAX_PLATFORMS": "cpu",
         "JAX_COMPILATION_CACHE_DIR": str(_cache_dir(tmp_path_factory)),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
-    args = [
-        f"objective={artifact}", "compare=[ppo,dpo]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
-        *TINY_AGENT,
-        "+agent.hidden_sizes=[16]",
-    ]
-    out = subprocess.run(
-        [sys.executable, "-c", "from metarl.jobs.evaluate import main; main()", *args],
-        env=env, capture_output=True, text=True, timeout=400, cwd=tmp_path,
-    )
+
+
+def test_evaluate_cli_writes_all_outputs_with_the_recorded_ppo(tmp_path, tmp_path_factory):
+    lpo = LPO(hidden_size=8)
+    weights = lpo.init(jax.random.PRNGKey(0))
+    weights["w2"] = 0.5 * jax.random.normal(jax.random.PRNGKey(1), (8, 1))
+    inner = {"total_timesteps": 512, "num_envs": 4, "num_steps": 32, "lr": 3e-2, "update_epochs": 2,
+             "num_minibatches": 2, "hidden_sizes": [16]}
+    artifact = save_objective(tmp_path / "obj.npz", lpo, weights, extra={"resolved_config": {"inner": inner}})
+    out_dir = tmp_path / "eval"
+    args = [f"artifact={artifact}", "compare=[ppo,dpo]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
+            "agent.update_epochs=1"]
+    out = subprocess.run([SCRIPT, *args], env=_cli_env(tmp_path_factory), capture_output=True, text=True,
+                         timeout=400, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "inner PPO as recorded with obj.npz; replaced: agent.update_epochs=1 (recorded: 2)" in out.stdout
     assert f"evaluation written to {out_dir}" in out.stdout
     with (out_dir / "per_seed_returns.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -121,23 +123,34 @@ def test_evaluate_cli_writes_all_outputs(tmp_path, tmp_path_factory):
     assert [r["objective"] for r in aggregate] == ["learned LPO", "PPO", "DPO"]
     for name in ("learning_curves.png", "drift_heatmap.png", "aggregate.md"):
         assert (out_dir / name).stat().st_size > 0
+    resolved = (out_dir / ".hydra" / "config.yaml").read_text()  # Hydra's record of the run
+    assert f"artifact: {artifact}" in resolved
 
 
-def test_evaluate_cli_bad_input_is_one_clear_line(capsys):
+def _one_error_line(capsys, args) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        main(["objective=nothing.npz"])
+        main(args)
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == (
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("metarl-evaluate: error: "), err
+    return err[0]
+
+
+def test_evaluate_cli_bad_input_is_one_clear_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Hydra's run directory goes below the working directory
+    assert _one_error_line(capsys, ["objective=nothing.npz"]) == (
         "metarl-evaluate: error: objective must be ppo, dpo, an objective .npz or a run directory; "
         "'nothing.npz' is none of these"
     )
-    with pytest.raises(SystemExit):
-        main(["seedz=3"])
-    assert "unknown option 'seedz'" in capsys.readouterr().err
+    assert "Could not override 'seedz'" in _one_error_line(capsys, ["seedz=3"])
+    # an option of another evaluation (LPG rules) is not silently dropped
+    assert "levels=[dense]: job evaluate_objective has no setting 'levels'" in _one_error_line(capsys, ["levels=[dense]"])
+    assert "agent.lrr is not a setting" in _one_error_line(capsys, ["+agent.lrr=0.1"])
 
 
 # --- the optimizer axis -------------------------------------------------------------
-from metarl.jobs.evaluate import OptimizerSpec, combine_runs, magnitude_rows, resolve_optimizer  # noqa: E402
+from metarl.eval.objectives import combine_runs  # noqa: E402
+from metarl.eval.optimizers import OptimizerSpec, magnitude_rows, resolve_optimizer  # noqa: E402
 from metarl.optimizers import LearnedOptimizer, save_learned_optimizer  # noqa: E402
 
 
@@ -164,14 +177,14 @@ def test_resolve_optimizer_names_files_and_errors(tmp_path):
     with pytest.raises(ValueError, match="bad learning rate"):
         resolve_optimizer("adam@fast", 3e-2)
     (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(ValueError, match="corrupt.npz is not a readable learned-optimizer file"):
+    with pytest.raises(ValueError, match="corrupt.npz is not a readable metarl artifact"):
         resolve_optimizer(str(tmp_path / "corrupt.npz"), 3e-2)
     lpo = LPO(hidden_size=4)
     save_objective(tmp_path / "objective.npz", lpo, lpo.init(jax.random.PRNGKey(0)))
     with pytest.raises(ValueError, match="holds a 'objective', not an optimizer"):
         resolve_optimizer(str(tmp_path / "objective.npz"), 3e-2)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no learned_optimizer.npz"):
+    with pytest.raises(ValueError, match="no artifact"):
         resolve_optimizer(str(tmp_path / "empty"), 3e-2)
 
 
@@ -200,15 +213,6 @@ def test_magnitude_ratio_to_adam_by_hand():
     assert critic[2]["ratio_ci_low"] == pytest.approx(0.25) == critic[2]["ratio_ci_high"]  # seeds agree
 
 
-def _cli_env(tmp_path_factory):
-    return os.environ | {
-        "JAX_PLATFORMS": "cpu",
-        "JAX_COMPILATION_CACHE_DIR": str(_cache_dir(tmp_path_factory)),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-
-
 @pytest.mark.slow
 def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory):
     (tmp_path / "run").mkdir()
@@ -218,11 +222,9 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory)
         f"optimizer={tmp_path / 'run'}", "compare_optimizers=[adam]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
         *TINY_AGENT,
         "+agent.hidden_sizes=[8]",
-    ]
-    out = subprocess.run(
-        [sys.executable, "-c", "from metarl.jobs.evaluate import main; main()", *args],
-        env=_cli_env(tmp_path_factory), capture_output=True, text=True, timeout=400, cwd=tmp_path,
-    )
+    ]  # the file records no inner PPO: the agent section is used
+    out = subprocess.run([SCRIPT, *args], env=_cli_env(tmp_path_factory), capture_output=True, text=True,
+                         timeout=400, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     with (out_dir / "per_seed_returns.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -237,16 +239,9 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory)
     assert (out_dir / "update_magnitude.png").stat().st_size > 10_000
 
 
-def test_evaluate_cli_bad_optimizer_is_one_clear_line(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["optimizer=nadam"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("metarl-evaluate: error: optimizer must be one of adam") and "\n" not in err
+def test_evaluate_cli_bad_optimizer_is_one_clear_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _one_error_line(capsys, ["optimizer=nadam"]).startswith("metarl-evaluate: error: optimizer must be one of adam")
     (tmp_path / "bad.npz").write_bytes(b"\x00" * 64)
-    for bad in (f"optimizer={tmp_path / 'bad.npz'}", f"compare_optimizers=[{tmp_path / 'missing.npz'}]"):
-        with pytest.raises(SystemExit) as exit_info:
-            main([bad])
-        assert exit_info.value.code == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("metarl-evaluate: error:") and "\n" not in err
+    assert "bad.npz is not a readable metarl artifact" in _one_error_line(capsys, [f"optimizer={tmp_path / 'bad.npz'}"])
+    _one_error_line(capsys, [f"compare_optimizers=[{tmp_path / 'missing.npz'}]"])

@@ -357,49 +357,70 @@ def test_load_rejects_other_files(tmp_path):
     np.savez(tmp_path / "plain.npz", x=np.zeros(2))
     with pytest.raises(ValueError, match="not a metarl artifact"):
         load_learned_optimizer(tmp_path / "plain.npz")
-    loaded, _, _ = load_learned_optimizer(small)
-    assert loaded.options.gru_features == 4
+    loaded, _, header = load_learned_optimizer(small)
+    assert loaded.options.gru_features == 4 and header["kind"] == "learned_optimizer"
+    # files from before the kind had its full name still load
+    save_artifact(tmp_path / "legacy.npz", opt.init_meta(jax.random.PRNGKey(0)), kind="optimizer", name=opt.name,
+                  config=opt.config)
+    assert load_learned_optimizer(tmp_path / "legacy.npz")[0].options.gru_features == 4
 
 
 # --- meta-training ------------------------------------------------------------------------
 
 
-def _tiny_meta_train_config(run_dir):
-    """configs/meta_train.yaml with the learned optimizer, shrunk to seconds of work."""
+def _tiny_meta_train_config(run_dir, overrides=None):
+    """configs/meta_train.yaml with objective=ppo optimizer=learned, shrunk to seconds of work."""
     import pathlib
 
-    import yaml
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
     configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
-    cfg = yaml.safe_load((configs / "meta_train.yaml").read_text())
-    cfg.pop("defaults"), cfg.pop("hydra")
-    cfg["meta"] = {**yaml.safe_load((configs / "meta" / "openes.yaml").read_text()),
-                   "population_size": 4, "generations": 2, "checkpoint_every": 1}
-    cfg["objective"] = {"name": "ppo"}
-    cfg["env"] = yaml.safe_load((configs / "env" / "cartpole.yaml").read_text())["env"]
-    cfg["optimizer"] = {**yaml.safe_load((configs / "optimizer" / "learned.yaml").read_text()), "init_grad_scale": 1.0}
-    cfg["inner"].update(total_timesteps=512, num_envs=4, num_steps=32, num_minibatches=2, update_epochs=2)
-    cfg["fitness"].update(num_seeds=1, reference_seeds=1)
-    cfg["evaluate"]["enabled"] = False
-    cfg.update(progress_bar=False, run_dir=str(run_dir))
-    return OmegaConf.create(cfg)
+    tiny = [
+        "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0",
+        "meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1",
+        "inner.total_timesteps=512", "inner.num_steps=32", "inner.num_minibatches=2", "inner.update_epochs=2",
+        "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
+        f"run_dir={run_dir}", *(overrides or []),
+    ]
+    with initialize_config_dir(config_dir=str(configs), version_base=None):
+        return compose("meta_train", overrides=tiny)
 
 
 @pytest.mark.slow
 def test_two_generation_meta_training_writes_a_loadable_optimizer(tmp_path):
-    from metarl.optimizers import meta
+    from metarl.jobs import meta_train_optimizer
 
-    summary = meta.run(_tiny_meta_train_config(tmp_path), tmp_path)
+    cfg = _tiny_meta_train_config(tmp_path, ["+env.overrides.gravity=12.0"])
+    assert cfg.job == "meta_train_optimizer"
+    summary = meta_train_optimizer.run(cfg, tmp_path)
     log = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in log] == [0, 1]
     assert all(np.isfinite(r["fitness_mean"]) for r in log)
     optimizer, meta_params, header = load_learned_optimizer(summary["artifact"])
     assert optimizer.config == LearnedOptimizer(init_grad_scale=1.0).config
     assert header["extra"]["generations"] == 2 and header["extra"]["envs"] == ["CartPole-v1"]
+    # env.overrides reach the fitness and the reference, and the artifact records the whole config
+    assert header["extra"]["env_overrides"] == {"gravity": 12.0}
+    assert header["extra"]["resolved_config"]["env"]["overrides"] == {"gravity": 12.0}
     # the ES moved the mean away from its start (the SGD-like grad_scale = 1)
     assert float(meta_params["grad_scale"]) != 1.0
     assert (tmp_path / "reference_returns.json").is_file() and (tmp_path / "meta_curve.png").is_file()
+
+
+def test_env_overrides_change_the_optimizer_fitness_environment(monkeypatch):
+    """optimizer=learned honours env.overrides: every inner env is built with them."""
+    import envs
+    from metarl.agents.ppo import PPOConfig
+    from metarl.meta import fitness as fitness_module
+    from metarl.meta.fitness import FitnessConfig
+    from metarl.meta.optimizer_fitness import make_fitness
+
+    made = []
+    real_make = envs.make
+    monkeypatch.setattr(fitness_module.envs, "make", lambda name, **kw: made.append((name, kw)) or real_make(name, **kw))
+    make_fitness(LearnedOptimizer(), ["CartPole-v1"], PPOConfig(), FitnessConfig(), {"CartPole-v1": 1.0},
+                 overrides={"gravity": 12.0})
+    assert made == [("CartPole-v1", {"gravity": 12.0})]
 
 
 @pytest.mark.slow
@@ -437,7 +458,7 @@ def test_two_generation_meta_training_through_the_cli(tmp_path):
         "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
         f"run_dir={tmp_path}",
     ]
-    cli = [sys.executable, "-c", "from metarl.jobs.meta_train import main; main()", *overrides]
+    cli = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *overrides]
     done = subprocess.run(cli, cwd=root, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     log = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]

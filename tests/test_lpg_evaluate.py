@@ -11,27 +11,22 @@ import numpy as np
 import pytest
 
 import envs
-from metarl.agents.ppo import make_train
+from metarl.agents.policy import categorical_act, evaluate_policy
+from metarl.agents.ppo import PPO, make_train
 from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_lpg_lifetime
-from metarl.eval.lpg_baselines import (
-    evaluate_policy,
-    evaluation_key,
-    make_ppo_runner,
-    ppo_config_for,
-    ppo_policy_logits,
-)
+from metarl.eval.lpg_baselines import evaluation_key, make_ppo_runner, ppo_config_for
+from metarl.cli.evaluate import main
 from metarl.eval.lpg import (
     LPGEvalResults,
     aggregate,
     evaluate,
     level_batch,
-    main,
-    parse_args,
+    methods_for,
     wide_tables,
     write_results,
 )
 from metarl.lpg.lifetime import LPGLifetime
-from metarl.meta.lpg_es import save_rule
+from metarl.lpg.artifact import save_rule
 
 TINY_AGENT = AgentConfig(num_envs=4, num_steps=8, eval_episodes=2)
 
@@ -66,9 +61,11 @@ def test_ppo_row_equals_a_direct_make_train_call_per_seed_and_level():
     assert final.shape == (2,) and curves.shape == (2, 3)
 
     @jax.jit
-    def direct(key, level):  # make_train's program on one level, then the shared evaluation
+    def direct(key, level):  # make_train's program on one level, then the shared evaluation of PPO's policy
         state, metrics = make_train(config, env, level)(key)
-        return evaluate_policy(env, ppo_policy_logits(config, state), evaluation_key(key), level, 3), metrics
+        act = PPO(config, env, level).policy()
+        episodes = evaluate_policy(act, PPO.policy_params(state), env, level, evaluation_key(key), 3)
+        return jnp.mean(episodes["return"]), metrics
 
     for i in range(2):
         expected, metrics = direct(keys[i], jax.tree.map(lambda x: x[i], levels))
@@ -78,7 +75,7 @@ def test_ppo_row_equals_a_direct_make_train_call_per_seed_and_level():
 
 
 def test_evaluate_policy_is_the_lifetime_evaluation():
-    # PPO rows are scored by evaluate_policy; it must be the loop LPG/A2C rows are scored by
+    # PPO rows are scored by metarl.agents.policy.evaluate_policy; it must be the loop LPG/A2C rows are scored by
     from metarl.lpg.agents import policy_logits
 
     env, level = envs.make("CartPole-v1")
@@ -86,8 +83,9 @@ def test_evaluate_policy_is_the_lifetime_evaluation():
                            LPGRule(LPGConfig(hidden=8)))
     params = lifetime.init_params(jax.random.PRNGKey(1))
     params["actor"]["out"]["kernel"] = 30.0 * params["actor"]["out"]["kernel"]  # far from uniform
-    logits = lambda obs: policy_logits(params, lifetime.observe(obs))  # noqa: E731
-    both = jax.jit(lambda k: (evaluate_policy(env, logits, k, level, 4), lifetime.evaluate(params, k, level)))
+    act = categorical_act(lambda p, obs: policy_logits(p, lifetime.observe(obs)))
+    ours = lambda k: jnp.mean(evaluate_policy(act, params, env, level, k, 4)["return"])  # noqa: E731
+    both = jax.jit(lambda k: (ours(k), lifetime.evaluate(params, k, level)))
     ours, theirs = both(jax.random.PRNGKey(5))
     assert float(ours) == pytest.approx(float(theirs), abs=1e-5) and float(ours) > 0.0
 
@@ -100,7 +98,7 @@ def test_lifetime_axis_in_one_call_matches_separate_lifetimes(ta_rule, tmp_path)
     assert results.env_steps["dense", 5] == 4 * 8 * 5
     # the masked short lifetime is exactly a separate run of 2 updates (same keys as the evaluation uses)
     from metarl.eval.lpg import _EVAL_SALT
-    from metarl.meta.lpg_es import load_rule
+    from metarl.lpg.artifact import load_rule
 
     rule, agent_config, meta_params, _ = load_rule(ta_rule)
     level_key, agent_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(_EVAL_SALT), 0))
@@ -156,12 +154,28 @@ def test_tables_csv_and_plots_have_a_row_per_env_lifetime_and_method(tmp_path):
         assert paths[key].stat().st_size > 0
 
 
-def test_cli_options_map_to_evaluate_arguments():
-    args = parse_args(["objective=r.npz", "levels=[dense,small]", "minatar=[Breakout-MinAtar]",
-                       "baselines=[ppo,random]", "lifetimes=[10,40,120]", "compare=[a.npz]", "ppo.lr=0.001"])
-    assert args["methods"] == ["LPG", "PPO", "random"] and args["lifetimes"] == [10, 40, 120]
-    assert args["ppo"] == {"lr": 0.001} and args["compare"] == ["a.npz"] and args["minatar"] == ["Breakout-MinAtar"]
-    assert parse_args(["objective=r.npz"])["methods"] == ["LPG", "A2C", "PPO", "random"]  # CLI default: all
+def test_cli_options_map_to_evaluate_arguments(monkeypatch, tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from metarl.jobs import evaluate as job
+
+    seen = {}
+
+    def fake_evaluate_and_write(rule, out_dir, **kwargs):
+        seen.update(rule=rule, out_dir=out_dir, **kwargs)
+        (tmp_path / "aggregate.md").write_text("table")
+        return {"table": tmp_path / "aggregate.md"}
+
+    monkeypatch.setattr(job, "evaluate_and_write", fake_evaluate_and_write)
+    with initialize_config_module("configs.evaluate", version_base=None):
+        cfg = compose("evaluate", overrides=[
+            "artifact=r.npz", "levels=[dense,small]", "minatar=[Breakout-MinAtar]", "baselines=[ppo,random]",
+            "lifetimes=[10,40,120]", "compare=[a.npz]", "+ppo.lr=0.001", "seeds=3"])
+    job.run_lpg(cfg, tmp_path)
+    assert seen["rule"] == "r.npz" and seen["methods"] == ["LPG", "PPO", "random"]
+    assert seen["lifetimes"] == [10, 40, 120] and seen["levels"] == ["dense", "small"] and seen["seeds"] == 3
+    assert seen["ppo"] == {"lr": 0.001} and seen["compare"] == ["a.npz"] and seen["minatar"] == ["Breakout-MinAtar"]
+    assert methods_for(["a2c", "PPO", "random"]) == ["LPG", "A2C", "PPO", "random"]  # the config's default: all
 
 
 @pytest.mark.parametrize("option, message", [
@@ -169,12 +183,14 @@ def test_cli_options_map_to_evaluate_arguments():
     ("levels=[dense,bogus]", "unknown grid-world level 'bogus'"),
     ("baselines=[a2c,sac]", "unknown baseline 'sac'"),
     ("lifetimes=[10,0]", "each lifetime must be a positive integer, got 0"),
-    ("ppo.num_steps=4", "ppo.num_steps is fixed by the LPG agent config"),
+    ("+ppo.num_steps=4", "ppo.num_steps is fixed by the LPG agent config"),
     ("compare=[missing.npz]", "no artifact file at missing.npz"),
+    ("env=CartPole-v1", "job evaluate_lpg has no setting 'env'"),  # an objective-evaluation option
 ])
-def test_cli_bad_names_exit_2_with_one_line_before_compiling(ta_rule, option, message, capsys):
+def test_cli_bad_names_exit_2_with_one_line_before_compiling(ta_rule, option, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Hydra's run directory goes below the working directory
     with pytest.raises(SystemExit) as exit_info:
-        main([f"objective={ta_rule}", option, "seeds=2"])
+        main([f"artifact={ta_rule}", option, "seeds=2"])
     assert exit_info.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("metarl-evaluate: error: ") and message in err[0]

@@ -1,4 +1,4 @@
-"""The meta-gradient driver: agent replacement on new levels, lifetimes, level pools, checkpoint/resume, CLI.
+"""The meta-gradient driver: agent replacement on new levels, lifetimes, level pools, checkpoint/resume, the job.
 
 Compilation dominates: every driver test shares one compiled chunk program and
 one A2C program (``teacher=groove``, cached by :func:`programs`). The DR branch
@@ -6,8 +6,6 @@ one A2C program (``teacher=groove``, cached by :func:`programs`). The DR branch
 """
 
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,16 +15,17 @@ import pytest
 from envs.gridworld import GridWorld
 from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_meta_gradient_step
 from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
-from metarl.meta.lpg_es import load_rule
-from metarl.meta.lpg_meta_gradient import (MetaGradientRunConfig, initial_state, parse_args, programs, run,
-                                            run_from_config, training_env)
+from metarl.jobs import meta_train_lpg_mg
+from metarl.lpg.artifact import load_rule
+from metarl.meta.gradient_loop import run_gradient_loop
+from metarl.meta.lpg_meta_gradient import MetaGradientRunConfig, initial_state, meta_train, programs, training_env
 
 ENV = GridWorld(6, 3, 3, tabular=True, level="small")
 RULE = LPGRule(LPGConfig(hidden=8, pred_dim=4))
 TINY_RUN = dict(num_agents=4, meta_steps=4, chunk=2, inner_updates=2, agent_lifetime=8, teacher="groove",
                 pool_capacity=16, refresh_levels=4,
                 rule={"hidden": 8, "pred_dim": 4}, agent={"num_envs": 4, "num_steps": 5, "eval_episodes": 2})
-QUIET = dict(log_fn=lambda _: None)
+
 
 
 def _leaves_equal(a, b):
@@ -75,7 +74,7 @@ def test_lifetimes_are_log_uniform_and_bad_options_raise():
 
 def test_run_writes_log_and_artifact_and_resume_is_exact(tmp_path):
     config = MetaGradientRunConfig(**TINY_RUN)
-    assert run(config, tmp_path / "straight", **QUIET)["meta_steps"] == 4
+    assert meta_train(config, tmp_path / "straight")["meta_steps"] == 4
     records = [json.loads(line) for line in (tmp_path / "straight" / "meta_log.jsonl").read_text().splitlines()]
     assert [r["meta_step"] for r in records] == [2, 4] and all(np.isfinite(r["meta_loss"]) for r in records)
     rule, agent_config, meta_params, header = load_rule(tmp_path / "straight")
@@ -85,11 +84,18 @@ def test_run_writes_log_and_artifact_and_resume_is_exact(tmp_path):
     initial = initial_state(learner, env, config, antagonist).meta_params
     assert not _leaves_equal(meta_params, initial)  # the rule was trained
     # 2 steps, then resume to 4: bit-equal to 4 straight steps; a repeat is deterministic
-    run(MetaGradientRunConfig(**{**TINY_RUN, "meta_steps": 2}), tmp_path / "resumed", **QUIET)
-    run(config, tmp_path / "resumed", resume=True, **QUIET)
+    meta_train(MetaGradientRunConfig(**{**TINY_RUN, "meta_steps": 2}), tmp_path / "resumed")
+    # a run killed after logging a chunk but before its checkpoint: the resumed run logs that chunk once
+    log = tmp_path / "resumed" / "meta_log.jsonl"
+    log.write_text(log.read_text() + json.dumps({"meta_step": 4, "meta_loss": 0.0}) + "\n")
+    meta_train(config, tmp_path / "resumed", resume=True)
     assert _leaves_equal(meta_params, load_rule(tmp_path / "resumed")[2])
+    resumed = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["meta_step"] for r in resumed] == [2, 4]
+    assert resumed[0] == records[0] | {"seconds": resumed[0]["seconds"]}
+    assert resumed[1]["meta_loss"] == records[1]["meta_loss"]
     # a time limit stops after the first chunk and still saves the rule
-    limited = run(MetaGradientRunConfig(**{**TINY_RUN, "time_limit_s": 1e-6}), tmp_path / "limited", **QUIET)
+    limited = meta_train(MetaGradientRunConfig(**{**TINY_RUN, "time_limit_s": 1e-6}), tmp_path / "limited")
     assert limited["meta_steps"] == 2 and limited["stopped_by_time_limit"]
     assert (tmp_path / "limited" / "learned_rule.npz").exists()
 
@@ -122,34 +128,52 @@ def test_level_pool_scores_samples_and_refreshes():
 
 
 def test_groove_run_scores_the_pool(tmp_path):
-    summary = run(MetaGradientRunConfig(**TINY_RUN), tmp_path, **QUIET)
+    summary = meta_train(MetaGradientRunConfig(**TINY_RUN), tmp_path)
     records = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]
     assert summary["meta_steps"] == 4 and sum(r["finished"] for r in records) >= 4  # lifetimes <= 8 updates
     assert 0 < records[-1]["pool_played"] <= 1 and np.isfinite(records[-1]["pool_score_mean"])
     assert load_rule(tmp_path)[3]["extra"]["teacher"] == "groove"
-    # metarl-meta-train objective=lpg_mg routes here and builds the same run from the objective section
+    # the job (metarl-meta-train objective=lpg_mg) builds the same run from the objective section
     from omegaconf import OmegaConf
 
-    from metarl import meta_train
-
-    cfg = OmegaConf.create({"objective": {"name": "lpg_mg", **TINY_RUN}, "resume": False})
-    again = meta_train.run(cfg, tmp_path / "from_config")
+    cfg = OmegaConf.create({"job": "meta_train_lpg_mg", "objective": {"job": "meta_train_lpg_mg", "name": "lpg_mg",
+                                                                       **TINY_RUN},
+                            "seed": 0, "resume": False, "progress_bar": False})
+    again = meta_train_lpg_mg.run(cfg, tmp_path / "from_config")
+    rule_header = load_rule(again["artifact"])[3]
     assert _leaves_equal(load_rule(tmp_path)[2], load_rule(again["artifact"])[2])
+    assert rule_header["extra"]["resolved_config"]["objective"]["num_agents"] == TINY_RUN["num_agents"]
     with pytest.raises(ValueError, match="objective.bogus"):
-        run_from_config(OmegaConf.create({"objective": {"name": "lpg_mg", "bogus": 1}}), tmp_path / "bad")
+        meta_train_lpg_mg.run_config(OmegaConf.create({"objective": {"name": "lpg_mg", "bogus": 1}}))
 
 
-def test_training_env_cli_and_bad_options():
+def test_training_env_and_bad_options():
     env = training_env("small")
     assert (env.max_grid_size, env.max_n_objs) == (6, 3)
     for bad, match in (({"level": "dense"}, "level"), ({"num_agents": 0}, "num_agents"),
                        ({"teacher": "x"}, "teacher")):
         with pytest.raises(ValueError, match=match):
             MetaGradientRunConfig(**bad)
-    config, run_dir, resume = parse_args(["run_dir=x", "rule.hidden=16", "lifetime_min=10", "resume=true"])
-    assert config.rule == {"hidden": 16, "pred_dim": 8} and config.lifetime_min == 10 and resume
-    with pytest.raises(ValueError, match="unknown option"):
-        parse_args(["run_dir=x", "bogus=1"])
-    out = subprocess.run([sys.executable, "-m", "metarl.meta.lpg_meta_gradient", "num_agents=0", "run_dir=x"],
-                         capture_output=True, text=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
-    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "num_agents" in out.stderr
+    from omegaconf import OmegaConf
+
+    # the top-level seed fills in objective.seed; lists become tuples
+    config = meta_train_lpg_mg.run_config(OmegaConf.create(
+        {"objective": {"name": "lpg_mg", "rule": {"hidden": 16}, "lifetime_min": 10, "regularisers": [0, 0, 0, 0]},
+         "seed": 3}))
+    assert config.rule == {"hidden": 16} and config.lifetime_min == 10 and config.seed == 3
+    assert config.regularisers == (0, 0, 0, 0)
+
+
+def test_gradient_loop_counts_steps_logs_each_chunk_and_stops_on_time(tmp_path):
+    def chunk(state):
+        return {"step": state["step"] + 3, "x": state["x"] * 0.5}, {"x": state["x"]}
+
+    state = {"step": jnp.zeros((), jnp.int32), "x": jnp.ones(())}
+    done = run_gradient_loop(chunk, state, tmp_path, 7, steps_done=lambda s: int(s["step"]))
+    assert [r["meta_step"] for r in done.history] == [3, 6, 9] and int(done.state["step"]) == 9
+    assert [r["x"] for r in done.history] == [1.0, 0.5, 0.25] and not done.stopped_by_time_limit
+    again = run_gradient_loop(chunk, state, tmp_path, 12, steps_done=lambda s: int(s["step"]), resume=True)
+    assert again.resumed_from == 9 and [r["meta_step"] for r in again.history] == [3, 6, 9, 12]
+    fresh = run_gradient_loop(chunk, state, tmp_path / "fresh", 12, steps_done=lambda s: int(s["step"]),
+                              time_limit_s=1e-9)
+    assert fresh.stopped_by_time_limit and [r["meta_step"] for r in fresh.history] == [3]

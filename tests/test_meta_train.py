@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from metarl.agents.ppo import PPOConfig
-from metarl.io.artifacts import load_artifact, load_objective
-from metarl.meta import read_log
+import metarl.jobs  # noqa: F401 (registers every job)
+from metarl.io.artifacts import load_artifact
+from metarl.io.progress import read_log
+from metarl.jobs.meta_train import build_objective
+from metarl.jobs.registry import get
 from metarl.meta.fitness import (
     FitnessConfig,
     as_env_list,
@@ -24,9 +27,10 @@ from metarl.meta.fitness import (
     measure_reference_returns,
     score_returns,
 )
+from metarl.meta.settings import section, split_meta_config
 from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
-from metarl.jobs.meta_train import build_objective, split_meta_config
 from metarl.objectives import LPO
+from metarl.objectives.io import load_objective
 
 # Two epochs x two minibatches: with a single gradient step per update r = 1 throughout,
 # where every drift has zero value and gradient, so objectives could not differ.
@@ -90,7 +94,7 @@ def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: in
     env.pop(ABORT_ENV_VAR, None)
     if abort is not None:
         env[ABORT_ENV_VAR] = str(abort)
-    command = [sys.executable, "-c", "from metarl.jobs.meta_train import main; main()", *args]
+    command = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cache_dir.parent)
 
 
@@ -121,6 +125,9 @@ def test_cli_two_generations_end_to_end(straight_run):
     objective, params, header = load_objective(run_dir / "learned_objective.npz")
     assert objective.name == "lpo" and objective.hidden_size == 8 and params["w1"].shape == (8, 8)
     assert header["extra"]["generations"] == 2
+    resolved = header["extra"]["resolved_config"]  # the whole config that produced the artifact
+    assert resolved["job"] == "meta_train" and resolved["inner"]["hidden_sizes"] == [16]
+    assert resolved["meta"]["population_size"] == 4 and resolved["objective"]["hidden_size"] == 8
     final_copy, _ = load_artifact(run_dir / "checkpoints" / "final_objective.npz")
     np.testing.assert_array_equal(final_copy["w2"], params["w2"])
     assert {"1", "2"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
@@ -177,3 +184,33 @@ def test_meta_config_errors_name_the_problem():
         build_objective({"name": "dpo"}, PPOConfig())
     ta = build_objective({"name": "ta_lpo", "use_log_lifetime": True}, PPOConfig(total_timesteps=2560, num_steps=128))
     assert ta.lifetime == 5  # N filled in from the inner run: 2560 / (4 * 128) updates
+
+
+@pytest.mark.parametrize(
+    "overrides, job, writes",
+    [
+        ([], "meta_train", "objective"),
+        (["objective=ta_lpo"], "meta_train", "objective"),
+        (["objective=ppo", "optimizer=learned"], "meta_train_optimizer", "learned_optimizer"),
+        (["objective=lpg"], "meta_train_lpg", "lpg_rule"),
+        (["objective=ta_lpg", "teacher=domain_randomization"], "meta_train_lpg", "lpg_rule"),
+        (["objective=lpg_mg"], "meta_train_lpg_mg", "lpg_rule"),
+    ],
+)
+def test_the_config_names_its_job_and_the_job_its_sections(overrides, job, writes):
+    from hydra import compose, initialize_config_dir
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base=None):
+        cfg = compose("meta_train", overrides=overrides)
+    registered = get(cfg.job)
+    assert cfg.job == job and registered.writes == (writes,) and registered.config_name == "meta_train"
+    # every section a job declares exists in its config; the routing keys never reach a job's settings
+    assert set(registered.sections) <= set(cfg.keys())
+    assert "job" not in section(cfg, "objective") and "meta_train_job" not in section(cfg, "optimizer")
+
+
+def test_lpg_mg_uses_no_es_sections():
+    assert not {"env", "meta", "evaluate", "inner", "fitness"} & set(get("meta_train_lpg_mg").sections)
+    assert not {"inner", "fitness"} & set(get("meta_train_lpg").sections)
+    assert "optimizer" not in get("meta_train").sections and "optimizer" in get("meta_train_optimizer").sections

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metarl.io.artifacts import load_artifact, load_objective, save_artifact, save_objective
+from metarl.io.artifacts import load_artifact, save_artifact
+from metarl.objectives.io import load_objective, save_objective
 from metarl.objectives import DPO, LPO, TALPO, PPOClip, dpo_drift, make_objective, ppo_clip_drift, ratio_features
 
 

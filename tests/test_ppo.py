@@ -13,7 +13,8 @@ import pytest
 import envs
 from curricula.base import Feedback
 from metarl.agents import networks
-from metarl.agents.ppo import METRIC_NAMES, PPO, PPOConfig, make_train
+from metarl.agents.ppo import METRIC_NAMES, PPO, PPOConfig, PPOHooks, make_train
+from metarl.agents.ppo_loss import Batch, pack
 
 TINY = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 3, update_epochs=2, num_minibatches=2)
 
@@ -35,7 +36,7 @@ def _fixed_batch(agent: PPO, params, key):
     old_logp = logp_now + jax.random.uniform(k_old, (b,), minval=-0.5, maxval=0.5)
     adv = jax.random.normal(k_adv, (b,))
     zeros = jnp.zeros((b,))
-    batch = jnp.concatenate([obs, actions[:, None], jnp.stack([old_logp, zeros, adv, zeros], 1)], axis=1)
+    batch = Batch(obs=obs, action=actions.astype(jnp.int32), old_logp=old_logp, old_value=zeros, advantage=adv, target=zeros)
     return batch, obs, actions.astype(jnp.int32), old_logp, adv
 
 
@@ -56,7 +57,7 @@ def test_ppo_clip_drift_matches_hand_written_clipped_surrogate(cartpole):
         return -jnp.mean(jnp.minimum(ratio * a, jnp.clip(ratio, 0.8, 1.2) * a))
 
     def ppo_loss(params):
-        total, (aux, _) = agent._loss(params, batch, {}, jnp.float32(0.3))
+        total, (aux, _) = agent.loss(params, batch, {}, jnp.float32(0.3))
         return total, aux
 
     (loss, aux), grads = jax.jit(jax.value_and_grad(ppo_loss, has_aux=True))(params)
@@ -284,14 +285,15 @@ def test_half_masked_loss_equals_loss_on_the_unmasked_half(cartpole):
     params = jax.tree.map(lambda p: p * 30.0, plain.init(jax.random.key(0)).params)
     batch, *_ = _fixed_batch(plain, params, jax.random.key(1))
     # Give values/targets something to fit so the critic term matters.
-    batch = batch.at[:, -3].set(jax.random.normal(jax.random.key(2), (batch.shape[0],)))
-    batch = batch.at[:, -1].set(jax.random.normal(jax.random.key(3), (batch.shape[0],)))
-    weight = (jnp.arange(batch.shape[0]) % 2).astype(jnp.float32)
-    weighted = jnp.concatenate([batch, weight[:, None]], axis=1)
-    kept = batch[weight > 0]
+    b = batch.obs.shape[0]
+    batch = batch.replace(old_value=jax.random.normal(jax.random.key(2), (b,)),
+                          target=jax.random.normal(jax.random.key(3), (b,)))
+    weight = (jnp.arange(b) % 2).astype(jnp.float32)
+    weighted = batch.replace(weight=weight)
+    kept = jax.tree.map(lambda x: x[weight > 0], batch)
 
     def loss(agent, b):
-        return jax.value_and_grad(lambda p: agent._loss(p, b, {}, jnp.float32(0.3)), has_aux=True)(params)
+        return jax.value_and_grad(lambda p: agent.loss(p, b, {}, jnp.float32(0.3)), has_aux=True)(params)
 
     (total, (aux, dormancy)), grads = jax.jit(lambda b: loss(masked, b))(weighted)
     (ref_total, (ref_aux, ref_dormancy)), ref_grads = jax.jit(lambda b: loss(plain, b))(kept)
@@ -317,6 +319,114 @@ def test_robust_plr_trains_only_on_replayed_batches_under_jit(cartpole):
     assert not trained[0] and trained.any() and not trained.all(), trained
     assert int(state.teacher_state.buffer.size) >= 2
     assert np.all(np.isfinite(metrics["episode_return"][-1]))
+
+
+# --- the batch: named arrays, shuffled as one matrix ---------------------------------------
+def test_pack_round_trips_named_arrays_with_their_dtypes():
+    b = 6
+    batch = Batch(obs=jnp.arange(b * 3, dtype=jnp.float32).reshape(b, 3), action=jnp.arange(b, dtype=jnp.int32),
+                  old_logp=-jnp.ones(b), old_value=jnp.zeros(b), advantage=jnp.linspace(-1, 1, b),
+                  target=jnp.ones(b), weight=(jnp.arange(b) % 2).astype(jnp.float32))
+    packed, unpack = pack(batch)
+    assert packed.shape == (b, 3 + 1 + 4 + 1) and packed.dtype == jnp.float32
+    rows = unpack(packed[::-1])  # a shuffle of rows unpacks to the same shuffle of every field
+    for field in ("obs", "action", "old_logp", "old_value", "advantage", "target", "weight"):
+        np.testing.assert_array_equal(getattr(rows, field), getattr(batch, field)[::-1], err_msg=field)
+    assert rows.action.dtype == jnp.int32
+    unweighted, unpack_unweighted = pack(batch.replace(weight=None))
+    assert unweighted.shape[1] == packed.shape[1] - 1 and unpack_unweighted(unweighted).weight is None
+
+
+# --- the public policy ----------------------------------------------------------------------
+def _trained(env, env_params, config, seed=0):
+    agent = PPO(config, env, env_params)
+    state, _ = jax.jit(agent.run, static_argnums=1)(agent.init(jax.random.key(seed)), config.num_updates)
+    return agent, state
+
+
+def test_greedy_policy_is_the_argmax_of_the_trained_actor(cartpole):
+    env, env_params = cartpole
+    agent, state = _trained(env, env_params, dataclasses.replace(TINY, normalize_obs=True))
+    obs = jax.random.normal(jax.random.key(1), (32, 4))
+    # the greedy act evaluators used before the policy API: normalise, actor, arg-max
+    x = jnp.clip((obs - state.obs_rms.mean) / jnp.sqrt(state.obs_rms.var + 1e-8), -10.0, 10.0)
+    expected = jnp.argmax(networks.apply_mlp(state.params["actor"], x, "tanh")[0], axis=-1)
+    act = jax.jit(agent.policy(greedy=True))
+    actions = act(PPO.policy_params(state), obs, jax.random.key(2))
+    np.testing.assert_array_equal(actions, expected)
+    assert actions.dtype == jnp.int32
+    sampled = jax.jit(agent.policy())(PPO.policy_params(state), jnp.zeros((4000, 4)), jax.random.key(3))
+    logits = networks.apply_mlp(state.params["actor"], jnp.clip(-state.obs_rms.mean / jnp.sqrt(state.obs_rms.var + 1e-8),
+                                                                 -10, 10)[None], "tanh")[0][0]
+    np.testing.assert_allclose(np.bincount(np.asarray(sampled), minlength=2) / 4000, jax.nn.softmax(logits), atol=0.03)
+
+
+def test_gaussian_policy_mean_is_clipped_and_shaped_for_the_env():
+    env, env_params = envs.make("Pendulum-v1")
+    agent = PPO(TINY, env, env_params)
+    state = agent.init(jax.random.key(0))
+    params = dict(state.params, actor={**state.params["actor"], "head": jax.tree.map(
+        lambda p: 1000.0 * p, state.params["actor"]["head"])})  # means far outside the [-2, 2] torque box
+    obs = jax.random.normal(jax.random.key(1), (16, 3))
+    mean = networks.apply_mlp(params["actor"], obs, "tanh")[0]
+    expected = jnp.clip(mean, -2.0, 2.0).reshape(16, 1)
+    pp = {"params": params, "obs_rms": state.obs_rms}
+    greedy = agent.policy(greedy=True)(pp, obs, jax.random.key(0))
+    np.testing.assert_allclose(greedy, expected)
+    assert np.any(np.abs(np.asarray(mean)) > 2.0)
+    sampled = agent.policy()(pp, obs, jax.random.key(0))
+    assert sampled.shape == (16, 1) and float(jnp.max(jnp.abs(sampled))) <= 2.0
+
+
+# --- hooks ----------------------------------------------------------------------------------
+class CountingHooks(PPOHooks):
+    """Counts updates in the hook state and pulls the critic head's bias towards 5."""
+
+    def __init__(self, coef):
+        self.coef = coef
+
+    def init(self, state, key):
+        return state.replace(hook_state={"updates": jnp.zeros((), jnp.int32)})
+
+    def loss_extra(self, params, batch, hook_state):
+        return self.coef * jnp.sum(jnp.square(params["critic"]["head"]["bias"] - 5.0))
+
+    def after_update(self, state):
+        updates = state.hook_state["updates"] + 1
+        return state.replace(hook_state={"updates": updates}), {"hook_updates": updates}
+
+
+def test_hooks_are_called_and_their_loss_term_is_trained(cartpole):
+    env, env_params = cartpole
+    plain = make_train(TINY, env, env_params)
+    inert = make_train(TINY, env, env_params, hooks=PPOHooks())
+    pulled = make_train(TINY, env, env_params, hooks=CountingHooks(coef=10.0))
+    key = jax.random.key(0)
+    (s_plain, m_plain), (s_inert, _), (s_pulled, m_pulled) = plain(key), inert(key), pulled(key)
+    # default hooks change nothing
+    for a, b in zip(jax.tree.leaves(s_plain.params), jax.tree.leaves(s_inert.params)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(m_pulled["hook_updates"], [1, 2, 3])
+    assert int(s_pulled.hook_state["updates"]) == TINY.num_updates
+    assert not np.array_equal(s_pulled.params["critic"]["head"]["bias"], s_plain.params["critic"]["head"]["bias"])
+    # the hook's term is part of the minibatch loss
+    hooked, agent = PPO(TINY, env, env_params, hooks=CountingHooks(coef=10.0)), PPO(TINY, env, env_params)
+    params = agent.init(key).params
+    batch = _fixed_batch(agent, params, jax.random.key(1))[0]
+    total, _ = hooked.loss(params, batch, {}, jnp.float32(0.3), {"updates": 0})
+    plain_total, _ = agent.loss(params, batch, {}, jnp.float32(0.3))
+    np.testing.assert_allclose(total - plain_total, 10.0 * 25.0, rtol=1e-5)
+
+
+def test_reset_envs_starts_fresh_episodes_of_new_tasks(cartpole):
+    env, env_params = cartpole
+    agent = PPO(TINY, env, env_params)
+    state, _ = jax.jit(agent.update)(agent.init(jax.random.key(0)))
+    tasks = env.task_space.sample_batch(jax.random.key(1), TINY.num_envs)
+    fresh = agent.reset_envs(state, jax.random.key(2), tasks)
+    np.testing.assert_allclose(fresh.env_params.gravity, tasks.gravity)
+    np.testing.assert_array_equal(fresh.env_state.episode_length, 0)
+    assert fresh.obs.shape == state.obs.shape
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -361,8 +471,8 @@ def test_rollout_matches_gymnax_step(cartpole, episode_tasks):
     agent = PPO(config, env, env.task_space.sample_batch(jax.random.key(5), config.num_envs), teacher=teacher)
     assert agent.preset_resets
     state = agent.init(jax.random.key(0))
-    draws = agent._draw(state.key)
-    traj, _, _ = agent._rollout(
+    draws = agent.rollout.draw(state.key)
+    traj, _, _ = agent.rollout.run(
         state.params, state.obs_rms, state.env_state, state.obs, state.env_params, draws["noise"], draws["step"]
     )
     reference = LogWrapper(TaskResetWrapper(env) if episode_tasks else env)

@@ -115,14 +115,12 @@ def test_factory_builds_every_config_and_rejects_bad_names():
 
 
 @pytest.mark.slow
-def test_short_curriculum_run_through_the_cli(tmp_path):
-    from hydra import compose, initialize_config_dir
+def test_short_curriculum_run_through_the_job(tmp_path):
+    from hydra import compose, initialize_config_module
 
-    from curricula import cli
+    from metarl.jobs.curriculum import run
 
-    cli._register_config()
-    config_dir = str((cli.Path(cli.__file__).resolve().parent.parent / "configs"))
-    with initialize_config_dir(config_dir=config_dir, version_base=None):
+    with initialize_config_module("configs", version_base=None):
         cfg = compose(
             config_name="curriculum",
             overrides=[
@@ -136,9 +134,9 @@ def test_short_curriculum_run_through_the_cli(tmp_path):
                 f"run_dir={tmp_path}",
             ],
         )
-    summary = cli.run(cfg, tmp_path)
+    summary = run(cfg, tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert summary["updates"] == 16 and summary["teacher"] == "alp_gmm"
+    assert summary["updates"] == 16 and summary["teacher"] == "alp_gmm" and summary["env"] == "stumps"
     # 16 updates of PPO already master a good part of the feasible held-out tasks (60% feasible)
     assert summary["mastered"] >= 0.3, summary
     metrics = np.load(tmp_path / "metrics.npz")

@@ -1,9 +1,10 @@
-"""metarl-train: outputs of a tiny run, and one-line failures for bad configs."""
+"""metarl-train: outputs of a tiny run (the installed console script), one-line failures for bad configs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,18 +13,22 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from metarl.io.outputs import bootstrap_ci, load_checkpoint
+import envs
+from metarl.io.artifacts import find_artifact, read_header
+from metarl.io.outputs import load_checkpoint
 from metarl.jobs.train import run
+from metarl.stats import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["agent.total_timesteps=256", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1"]
+SCRIPT = shutil.which("metarl-train", path=str(Path(sys.executable).parent)) or "metarl-train"
 
 
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.run(
-        [sys.executable, "-m", "metarl.jobs.train", *args, f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    return subprocess.run(  # from the run directory, not the checkout: configs come with the package
+        [SCRIPT, *args, f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -43,6 +48,10 @@ def test_tiny_run_writes_every_output(tmp_path):
     kernel = np.asarray(restored["params"]["actor"]["hidden_0"]["kernel"])
     assert kernel.shape == (2, 4, 64)  # both seeds' final parameters
     assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    header = read_header(find_artifact(tmp_path))  # the run directory's artifact: the policy checkpoint
+    assert header["kind"] == "policy_checkpoint" and header["extra"]["checkpoint"] == "checkpoint"
+    assert header["config"]["total_timesteps"] == 256
+    assert header["extra"]["resolved_config"]["agent"]["total_timesteps"] == 256
 
 
 def test_bad_config_exits_nonzero_with_one_line(tmp_path):
@@ -63,7 +72,8 @@ def test_bad_config_exits_nonzero_with_one_line(tmp_path):
         (["agent.action_dist=gaussian"], "needs a continuous action space"),
         (["env=pendulum", "agent.action_dist=categorical"], "needs a discrete action space"),
         (["seeds=0"], "seeds must be a positive integer"),
-        (["+agent.learning_rate=0.1"], "unknown setting agent.learning_rate"),
+        (["+agent.learning_rate=0.1"], "agent.learning_rate is not a setting"),
+        (["+env.overide={}"], "env.overide is not a setting"),
         (["+env.overrides.gravty=3.0"], "no parameter 'gravty'"),
     ],
 )
@@ -77,7 +87,7 @@ def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
 
 def test_every_env_config_composes_and_validates():
     from metarl.agents.ppo import PPOConfig
-    from metarl.config import build_dataclass, make_env
+    from metarl.config import build_dataclass, env_spec
 
     names = sorted(p.relative_to(ROOT / "configs" / "env").with_suffix("").as_posix()
                    for p in (ROOT / "configs" / "env").rglob("*.yaml"))
@@ -85,13 +95,14 @@ def test_every_env_config_composes_and_validates():
     for name in names:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
             cfg = compose("train", overrides=[f"env={name}"])
-        env, params = make_env(cfg.env)
+        name, overrides = env_spec(cfg.env)
+        env, params = envs.make(name, **overrides)
         build_dataclass(PPOConfig, cfg.agent, "agent").validate(env, params)
 
 
 def test_bootstrap_interval_hand_checked():
     # Two seeds: the bootstrap mean of a column is one of 1, 2 (same seed twice) or 1.5.
-    mean, low, high = bootstrap_ci(np.array([[1.0, 5.0], [2.0, 5.0]]), n_boot=4000)
+    mean, low, high = bootstrap_ci(np.array([[1.0, 5.0], [2.0, 5.0]]), reps=4000)
     np.testing.assert_allclose(mean, [1.5, 5.0])
     np.testing.assert_allclose(low, [1.0, 5.0])
     np.testing.assert_allclose(high, [2.0, 5.0])

@@ -89,3 +89,16 @@ def categorical_act(logits_fn: Callable[[Any, jax.Array], jax.Array], greedy: bo
         return jnp.argmax(logits, axis=-1) if greedy else jax.random.categorical(key, logits)
 
     return act
+
+
+def gaussian_act(mean_log_std_fn: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]], greedy: bool = False) -> ActFn:
+    """An ``ActFn`` from ``mean_log_std_fn(params, obs) -> (mean, log_std)``: a diagonal
+    Gaussian sample, or the mean when ``greedy`` (unclipped: bounds are the caller's)."""
+
+    def act(params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        mean, log_std = mean_log_std_fn(params, obs)
+        if greedy:
+            return mean
+        return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+
+    return act

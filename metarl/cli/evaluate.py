@@ -1,5 +1,35 @@
-"""Console entry point (temporary shim while the CLI layer is split out)."""
+"""``metarl-evaluate``: evaluate an artifact; its recorded kind chooses the evaluation job.
 
-from metarl.jobs.evaluate import main
+    metarl-evaluate artifact=<learned_objective.npz | run dir> env=CartPole-v1 seeds=8 compare=[ppo,dpo]
+    metarl-evaluate artifact=<learned_optimizer.npz> compare_optimizers=[adam] env=[CartPole-v1,Acrobot-v1]
+    metarl-evaluate artifact=<learned_rule.npz> levels=[dense,long,small] baselines=[a2c,ppo,random]
+    metarl-evaluate objective=dpo optimizer=adam@1e-3     # no artifact: fixed objective x zoo optimizer
 
-__all__ = ["main"]
+Its config (``configs/evaluate/evaluate.yaml``) sits apart from the other
+groups, so ``objective=``, ``optimizer=`` and ``env=`` are plain values here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metarl.cli.app import CONFIG_PACKAGE, run_app
+
+DEFAULT_JOB = "evaluate_objective"
+
+
+def job_for(cfg) -> str:
+    """The registered job that reads the artifact's kind; ``evaluate_objective`` without an artifact."""
+    from metarl.jobs import registry
+    from metarl.jobs.evaluate import artifact_kind
+
+    kind = artifact_kind(cfg)
+    return registry.job_reading(kind).name if kind is not None else DEFAULT_JOB
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_app("metarl-evaluate", "evaluate", job_for, config_package=f"{CONFIG_PACKAGE}.evaluate", argv=argv)
+
+
+if __name__ == "__main__":
+    main()

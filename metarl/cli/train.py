@@ -1,5 +1,19 @@
-"""Console entry point (temporary shim while the CLI layer is split out)."""
+"""``metarl-train``: PPO on one environment over several vmapped seeds (job ``train``).
 
-from metarl.jobs.train import main
+    metarl-train env=gridworld/dense seeds=8 agent.total_timesteps=1e6
+    metarl-train env=pendulum optimizer=sgd agent.anneal_lr=false
+"""
 
-__all__ = ["main"]
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metarl.cli.app import run_app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_app("metarl-train", "train", "train", argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,8 @@
-"""Method (intervention) settings: one frozen dataclass, chosen by ``method=``.
+"""Continual methods by name: their settings (one frozen dataclass, chosen by ``method=``)
+and the registry of method objects (:mod:`metarl.continual.method_base`).
+
+    method = get_method("ewc", ewc_coef=1e3)      # a Method with its hooks
+    method = MethodConfig("ewc", ewc_coef=1e3).build()
 
 Units: schedules count PPO *updates* (one rollout + its epochs); continual
 backprop steps once per update, so its maturity and replacement rate are per
@@ -9,9 +13,30 @@ update (LoP's are per SGD step: m 1e4, ρ 1e-4; one update here is
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-METHODS = ("finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay")
+from metarl.config import build_dataclass, close_matches
+from metarl.continual import loss_methods, surgery_methods  # noqa: F401  (they register their methods)
+from metarl.continual.method_base import Method, registered
+
 RESET_WHICH = ("all", "last", "critic")
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(registered())
+
+
+def method_class(name: str) -> type[Method]:
+    """The registered class of ``name``; unknown names raise with the close matches."""
+    classes = registered()
+    if name not in classes:
+        raise ValueError(f"method.name must be one of {tuple(classes)}, got {name!r}{close_matches(str(name), list(classes))}")
+    return classes[name]
+
+
+def get_method(name: str, **settings: Any) -> Method:
+    """The method registered as ``name``, with ``settings`` (``MethodConfig`` fields) over the defaults."""
+    return build_dataclass(MethodConfig, {"name": name, **settings}, "method").build()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +67,7 @@ class MethodConfig:
     replay_coef: float = 1.0
 
     def validate(self) -> None:
-        if self.name not in METHODS:
-            raise ValueError(f"method.name must be one of {METHODS}, got {self.name!r}")
+        method = method_class(self.name)
         if self.reset_which not in RESET_WHICH:
             raise ValueError(f"method.reset_which must be one of {RESET_WHICH}, got {self.reset_which!r}")
         for field in ("every_updates", "redo_every_updates", "cbp_maturity"):
@@ -57,7 +81,9 @@ class MethodConfig:
                 raise ValueError(f"method.{field} must be >= 0, got {getattr(self, field)}")
         if not 0 <= self.cbp_decay < 1:
             raise ValueError(f"method.cbp_decay must be in [0, 1), got {self.cbp_decay}")
-        if self.name == "redo" and self.redo_every_updates < 1:
-            raise ValueError("method.redo_every_updates must be >= 1 for ReDo")
-        if self.name in ("reset", "shrink_perturb") and not self.at_switch and self.every_updates < 1:
-            raise ValueError(f"method {self.name!r} never fires: set at_switch or every_updates")
+        method.validate(self)
+
+    def build(self) -> Method:
+        """The method object, after validating the settings."""
+        self.validate()
+        return method_class(self.name)(self)

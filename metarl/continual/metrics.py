@@ -1,4 +1,4 @@
-"""Continual World metrics (algorithms.md §6.1), with revisits made explicit.
+"""Continual World metrics (docs/algorithms.md §6.1), with revisits made explicit.
 
 Inputs are evaluation curves: ``eval_steps[E]`` (env steps at which every
 task was evaluated) and ``perf[E, T]`` (score of task ``t`` in [0, 1], e.g.
@@ -23,9 +23,9 @@ Definitions (CW's, generalised to streams that revisit tasks):
   from-scratch single-task reference run on task i over ``(0, L_i]``, ``L_i``
   the visit's length. ``FT_i = (AUC_i - AUC_i^ref) / (1 - AUC_i^ref)`` (NaN
   when ``AUC^ref = 1``) and the raw difference ``AUC_i - AUC_i^ref``.
-* Across seeds: percentile bootstrap of the mean, 4000 resamples, 90 %,
-  ``numpy.random.default_rng(0)``; rliable's IQM (25 % trimmed mean over
-  runs x tasks) with a stratified bootstrap at the same settings.
+* Across seeds (:mod:`metarl.stats`): percentile bootstrap of the mean, 4000
+  resamples, 90 %; rliable's IQM (25 % trimmed mean over runs x tasks) with a
+  stratified bootstrap at the same settings.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.stats
+
+from metarl.stats import bootstrap_ci, iqm_ci
 
 LAST_K = 5
 BOOTSTRAP_REPS = 4000
@@ -159,47 +160,6 @@ def _nanmean(x: np.ndarray) -> float:
 # ---------------------------------------------------------------------------
 
 
-def bootstrap_ci(
-    values: Any, reps: int = BOOTSTRAP_REPS, confidence: float = CONFIDENCE, seed: int = 0
-) -> tuple[float, float, float]:
-    """``(mean, low, high)``: percentile bootstrap of the mean over seeds."""
-    x = np.asarray(values, np.float64).ravel()
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        raise ValueError("bootstrap_ci: no finite values")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(reps, x.size))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    return float(x.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def iqm_ci(
-    scores: Any, reps: int = BOOTSTRAP_REPS, confidence: float = CONFIDENCE, seed: int = 0
-) -> tuple[float, float, float]:
-    """rliable's IQM of ``scores[runs, tasks]`` with a stratified percentile bootstrap.
-
-    Runs are resampled independently within each task, as rliable's
-    ``StratifiedBootstrap`` does. (``rliable.library`` itself cannot be
-    imported with arch 7.2 + pandas 3, so the resampling is done here.)
-    """
-    from rliable import metrics as rly_metrics
-
-    scores = np.asarray(scores, np.float64)
-    if scores.ndim == 1:
-        scores = scores[:, None]
-    n_runs, n_tasks = scores.shape
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n_runs, size=(reps, n_runs, n_tasks))
-    resampled = np.take_along_axis(scores[None], idx, axis=1)
-    # aggregate_iqm is a 25 % trimmed mean over all entries; same, batched over reps
-    stats = scipy.stats.trim_mean(resampled.reshape(reps, -1), proportiontocut=0.25, axis=1)
-    tail = 100 * (1 - confidence) / 2
-    point = float(rly_metrics.aggregate_iqm(scores))
-    return point, float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
-
-
 def summarize_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Bootstrap CI of each scalar metric across seeds, plus the IQM of
     final per-task performance."""
@@ -208,10 +168,10 @@ def summarize_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, dict[str, f
         vals = np.array([m[name] for m in per_seed], np.float64)
         if np.all(np.isnan(vals)):
             continue
-        mean, lo, hi = bootstrap_ci(vals)
+        mean, lo, hi = bootstrap_ci(vals, reps=BOOTSTRAP_REPS, confidence=CONFIDENCE)
         out[name] = {"mean": mean, "ci_low": lo, "ci_high": hi, "n_seeds": int(np.sum(~np.isnan(vals)))}
     final = np.stack([m["final_performance"] for m in per_seed])
-    iqm, lo, hi = iqm_ci(final)
+    iqm, lo, hi = iqm_ci(final, reps=BOOTSTRAP_REPS, confidence=CONFIDENCE)
     out["final_performance_iqm"] = {"mean": iqm, "ci_low": lo, "ci_high": hi, "n_seeds": len(per_seed)}
     return out
 
@@ -234,8 +194,8 @@ def plot_task_curves(eval_steps: Any, perf: Any, segments: Sequence[Any], task_n
         mean = perf[:, :, i].mean(0)
         ax.plot(steps, mean, color=cmap(i % 10), label=str(task_names[i]))
         if perf.shape[0] > 1:
-            bands = np.array([bootstrap_ci(perf[:, e, i], reps=500)[1:] for e in range(perf.shape[1])])
-            ax.fill_between(steps, bands[:, 0], bands[:, 1], color=cmap(i % 10), alpha=0.2)
+            _, low, high = bootstrap_ci(perf[:, :, i], reps=500, confidence=CONFIDENCE)
+            ax.fill_between(steps, low, high, color=cmap(i % 10), alpha=0.2)
     for v in visits(segments):
         ax.axvspan(v.start, v.end, color=cmap(v.task % 10), alpha=0.06)
         ax.axvline(v.end, color="grey", lw=0.5)

@@ -1,4 +1,4 @@
-"""Plasticity diagnostics (algorithms.md §6.2), pure and jittable.
+"""Plasticity diagnostics (docs/algorithms.md §6.2), pure and jittable.
 
 From activations ``[batch, ..., units]``: the ReDo score and the τ-dormant
 fraction (τ ∈ {0, 0.025, 0.1}), effective rank (Roy & Vetterli) and stable

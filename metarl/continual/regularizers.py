@@ -11,7 +11,7 @@ the optimizer, so the penalty's gradient is not clipped with it.
 * L2:       ``λ‖θ‖²``          -> anchor 0, w = 1, c = 2λ
 * L2-init:  ``λ‖θ − θ0‖²``     -> anchor θ0, w = 1, c = 2λ
 * EWC:      ``(λ/2) Σ F (θ − θ*)²`` -> anchor θ*, w = F (diagonal Fisher), c = λ;
-  θ* and F are taken at the end of the previous task (algorithms.md §6.3).
+  θ* and F are taken at the end of the previous task (docs/algorithms.md §6.3).
 
 :func:`grad_norm_probe` records per-layer gradient norms in its state, which
 is how the runner logs gradient norms without a hook in PPO.
@@ -73,6 +73,11 @@ def set_anchor(opt_state: Any, anchor: Any = None, weight: Any = None, coef: flo
         )
 
     return jax.tree.map(replace, opt_state, is_leaf=_is_anchor)
+
+
+def find_anchor(opt_state: Any) -> AnchorState:
+    """The (first) :class:`AnchorState` inside ``opt_state``."""
+    return next(s for s in jax.tree.leaves(opt_state, is_leaf=_is_anchor) if _is_anchor(s))
 
 
 def penalty_value(params: Any, state: AnchorState) -> jax.Array:

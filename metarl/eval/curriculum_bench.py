@@ -2,8 +2,10 @@
 
 Training is split into ``segments`` calls of ``PPO.run`` (one compiled
 program, reused); after each segment the greedy policy of every seed is
-scored on the held-out set and the teacher state is snapshotted (to host) so
-its sampling distribution / level buffer can be plotted afterwards.
+scored on the held-out set (first episode per task, through
+:func:`metarl.agents.policy.evaluate_policy`) and the teacher state is
+snapshotted (to host) so its sampling distribution / level buffer can be
+plotted afterwards. Statistics over seeds: :mod:`metarl.stats`.
 
 Seeds run under ``vmap`` (every teacher's state is a pytree). ``vmap`` turns
 data-dependent branches into selects, so a teacher with an expensive
@@ -23,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.jobs.curriculum import build, evaluate_greedy, held_out_tasks, mastered, resolve_config
+from metarl.agents.policy import evaluate_policy
+from metarl.eval.curriculum import build, held_out_tasks, mastered, resolve_config
 
 
 @dataclass
@@ -42,8 +45,11 @@ class SegmentedRun:
 
 
 def _evaluator(env: Any, agent: Any, tasks: Any, max_steps: int):
+    greedy, n = agent.policy(greedy=True), jax.tree.leaves(tasks)[0].shape[0]
+
     def score(state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        result = evaluate_greedy(agent, state, tasks, max_steps, key)
+        result = evaluate_policy(greedy, agent.policy_params(state), env, tasks, key, n, max_steps=max_steps,
+                                 batched_params=True)
         won = mastered(env, result).astype(jnp.float32)
         return jnp.mean(won), jnp.mean(result["return"]), won
 
@@ -57,7 +63,7 @@ def run_segmented(
     vmap_seeds: bool = True,
     snapshot: bool = True,
 ) -> SegmentedRun:
-    """Train ``cfg`` (shaped like ``metarl.jobs.curriculum.DEFAULTS`` plus ``teacher``) for every seed.
+    """Train ``cfg`` (shaped like ``metarl.eval.curriculum.DEFAULTS`` plus ``teacher``) for every seed.
 
     Evaluates before training and after each of ``segments`` equal parts of
     ``agent.total_timesteps`` (rounded down to whole updates per segment).
@@ -122,34 +128,3 @@ def run_segmented(
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
     )
-
-
-def bootstrap_ci(values: Any, reps: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, low, high)``: mean over the last axis with a percentile-bootstrap interval."""
-    values = np.asarray(values, np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-D array, got shape {values.shape}")
-    rng = np.random.default_rng(seed)
-    draws = values[rng.integers(0, values.size, (reps, values.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(values.mean()), float(np.quantile(draws, alpha)), float(np.quantile(draws, 1.0 - alpha))
-
-
-def curve_ci(values: Any, reps: int = 2000, level: float = 0.95) -> np.ndarray:
-    """``[3, points]`` mean / low / high over seeds (axis 0) at every evaluation point."""
-    values = np.asarray(values)
-    return np.array([bootstrap_ci(values[:, j], reps, level) for j in range(values.shape[1])]).T
-
-
-def iqm_ci(values: Any, reps: int = 2000) -> tuple[float, float, float] | None:
-    """rliable IQM with a stratified-bootstrap 95% interval (None with fewer than 5 runs)."""
-    values = np.asarray(values, np.float64)
-    if values.size < 5:
-        return None
-    from rliable import library as rly
-    from rliable import metrics
-
-    point, interval = rly.get_interval_estimates(
-        {"x": values.reshape(-1, 1)}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps
-    )
-    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.eval.curriculum_bench import SegmentedRun, curve_ci
+from metarl.eval.curriculum_bench import SegmentedRun
+from metarl.stats import bootstrap_ci
 
 
 def _pyplot():
@@ -39,7 +40,7 @@ def plot_curves(runs: Sequence[SegmentedRun], path: str | Path, title: str, ylab
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=90)
     for run in runs:
-        mean, low, high = 100 * curve_ci(run.mastered)
+        mean, low, high = (100 * x for x in bootstrap_ci(run.mastered))
         ax.plot(run.timesteps, mean, label=f"{run.teacher} (n={run.mastered.shape[0]})")
         ax.fill_between(run.timesteps, low, high, alpha=0.2)
     ax.set_xlabel("env steps")

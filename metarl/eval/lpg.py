@@ -1,9 +1,10 @@
 """Evaluate learned LPG rules: agents trained by them vs A2C vs PPO vs a uniform-random policy.
 
-    metarl-evaluate objective=outputs/.../learned_rule.npz levels=[dense,long,small] \
+    metarl-evaluate artifact=outputs/.../learned_rule.npz levels=[dense,long,small] \
         minatar=[Breakout-MinAtar,SpaceInvaders-MinAtar] baselines=[a2c,ppo,random] \
         lifetimes=[10,40,120] compare=[outputs/.../dr/learned_rule.npz] seeds=8
-    python -m metarl.eval.lpg ...   (the same; metarl-evaluate routes LPG rules here)
+
+(``metarl-evaluate`` runs this for artifacts of kind ``lpg_rule``.)
 
 Grid worlds (``levels``, names from ``envs.gridworld``): a named level
 (``dense``, ``sparse``, ``long``, ...) is used as is; a distribution
@@ -27,19 +28,15 @@ method sees the same keys and levels, seed by seed.
 
 Writes ``per_seed.csv``, ``aggregate.md`` (one table per suite and lifetime,
 then the long table), ``aggregate.csv`` / ``aggregate.json`` (IQM and mean with
-95% bootstrap intervals; IQM via rliable when importable, else the same
-stratified bootstrap from :mod:`metarl.jobs.evaluate`), ``returns.png`` (a panel per
+95% bootstrap intervals from :mod:`metarl.stats`), ``returns.png`` (a panel per
 suite and lifetime) and, with several lifetimes, ``lifetimes.png``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
-import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,14 +47,16 @@ import numpy as np
 
 import envs
 from envs.gridworld_levels import DISTRIBUTIONS, LEVELS
-from metarl.jobs.evaluate import _rliable_iqm, stratified_bootstrap_iqm
 from metarl.eval.lpg_baselines import env_steps, make_ppo_runner, ppo_config_for
 from metarl.eval.lpg_envs import check_minatar, minatar_env, mlp_agent_config
-from metarl.io.outputs import bootstrap_ci
+from metarl.config import positive_int
+from metarl.eval import report
+from metarl.eval.report import ci_text, iqm_interval, mean_interval, text
+from metarl.io.outputs import pyplot, write_csv
 
 METHODS = ("LPG", "A2C", "PPO", "random")
 DEFAULT_METHODS = ("LPG", "A2C", "random")  # evaluate()'s default (meta-training's own evaluation); the CLI adds PPO
-BASELINES = {"a2c": "A2C", "ppo": "PPO", "random": "random"}
+BASELINES = {"a2c": "A2C", "ppo": "PPO", "random": "random"}  # baselines=[...] names -> method rows
 DEFAULT_LEVELS = ("dense", "sparse", "long", "small", "medium")
 DEFAULT_MINATAR_UPDATES = 100
 _EVAL_SALT = 104_729  # evaluation keys differ from every meta-training key
@@ -168,7 +167,7 @@ def rule_label(header: dict, path: str | Path) -> str:
 
 def load_rules(primary: str | Path, compare: Sequence[str | Path] = ()) -> list[RuleSpec]:
     """The evaluated rule (label ``LPG``) and the comparison rules (distinct labels, same agent config)."""
-    from metarl.meta.lpg_es import load_rule
+    from metarl.lpg.artifact import load_rule
 
     specs = [RuleSpec("LPG", *load_rule(primary))]
     for path in compare:
@@ -192,12 +191,6 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
     return list(methods)
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def evaluate(
     rule_artifact: str | Path,
     levels: Sequence[str] = DEFAULT_LEVELS,
@@ -218,13 +211,13 @@ def evaluate(
     if not levels and not minatar:
         raise ValueError("nothing to evaluate: give grid-world levels and/or MinAtar envs")
     methods = _check_methods(methods)
-    seeds = _positive_int("seeds", seeds)
-    minatar_updates = _positive_int("minatar_updates", minatar_updates)
+    seeds = positive_int(seeds, "seeds")
+    minatar_updates = positive_int(minatar_updates, "minatar_updates")
     rules = load_rules(rule_artifact, compare)
     agent_config, header = rules[0].agent_config, rules[0].header
     if lifetimes is None:
         lifetimes = [int(header.get("extra", {}).get("lifetime") or 50)]
-    lifetimes = [_positive_int("each lifetime", n) for n in lifetimes]
+    lifetimes = [positive_int(n, "each lifetime") for n in lifetimes]
     if not lifetimes:
         raise ValueError("lifetimes must name at least one lifetime")
     ppo_overrides = _frozen(ppo)
@@ -275,17 +268,21 @@ def _evaluate_env(results: LPGEvalResults, label: str, env: Any, ppo_env: Any, b
 
 
 # --- aggregation ------------------------------------------------------------------------
+def methods_for(baselines: Sequence[str]) -> list[str]:
+    """Method rows for ``baselines=[a2c,ppo,random]`` (any subset, any case): the rule(s), then those."""
+    bad = [b for b in baselines if str(b).lower() not in BASELINES]
+    if bad:
+        raise ValueError(f"unknown baseline {bad[0]!r}; choose from {list(BASELINES)}")
+    return ["LPG"] + [BASELINES[str(b).lower()] for b in baselines]
+
+
 def interval_row(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict:
     """IQM and mean of per-seed scores, each with a 95% bootstrap interval."""
     scores = np.asarray(scores, np.float64)
-    mean, low, high = bootstrap_ci(scores, n_boot=reps, seed=seed)
-    row = {"seeds": int(scores.size), "mean": float(mean[0]), "mean_low": float(low[0]), "mean_high": float(high[0])}
-    if np.isfinite(scores).all():
-        estimate = _rliable_iqm(scores[:, None], reps, seed) or stratified_bootstrap_iqm(scores[:, None], reps, seed)
-        row |= {"iqm": estimate[0], "iqm_low": estimate[1], "iqm_high": estimate[2]}
-    else:
-        row |= {"iqm": math.nan, "iqm_low": math.nan, "iqm_high": math.nan}
-    return row
+    mean, low, high = mean_interval(scores, reps, seed)
+    iqm, iqm_low, iqm_high = iqm_interval(scores[:, None], reps, seed)
+    return {"seeds": int(scores.size), "mean": mean, "mean_low": low, "mean_high": high,
+            "iqm": iqm, "iqm_low": iqm_low, "iqm_high": iqm_high}
 
 
 def aggregate(results: LPGEvalResults, seed: int = 0, reps: int = 2000) -> list[dict]:
@@ -298,18 +295,21 @@ def aggregate(results: LPGEvalResults, seed: int = 0, reps: int = 2000) -> list[
     return rows
 
 
+LONG_TABLE = [
+    ("level", False, text("level")),
+    ("lifetime", True, text("lifetime")),
+    ("method", False, text("method")),
+    ("IQM return", True, text("iqm", 3)),
+    ("95% CI", False, ci_text("iqm_low", "iqm_high", 3)),
+    ("mean", True, text("mean", 3)),
+    ("95% CI", False, ci_text("mean_low", "mean_high", 3)),
+    ("seeds", True, text("seeds")),
+]
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The long table: one line per (env, lifetime, method)."""
-    lines = [
-        "| level | lifetime | method | IQM return | 95% CI | mean | 95% CI | seeds |",
-        "|---|---:|---|---:|---|---:|---|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['level']} | {r['lifetime']} | {r['method']} | {r['iqm']:.3f} | [{r['iqm_low']:.3f}, {r['iqm_high']:.3f}] "
-            f"| {r['mean']:.3f} | [{r['mean_low']:.3f}, {r['mean_high']:.3f}] | {r['seeds']} |"
-        )
-    return "\n".join(lines)
+    return report.markdown_table(rows, LONG_TABLE)
 
 
 def _groups(rows: list[dict]) -> list[tuple[str, int]]:
@@ -339,15 +339,6 @@ def wide_tables(rows: list[dict]) -> str:
 
 
 # --- plots ------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save_figure(plt: Any, fig: Any, axes: Any, ylabel: str, title: str, path: Path) -> Path:
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
@@ -360,7 +351,7 @@ def _save_figure(plt: Any, fig: Any, axes: Any, ylabel: str, title: str, path: P
 
 def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") -> Path:
     """Grouped bars (IQM with 95% CI) per env, one panel per suite and lifetime."""
-    plt = _pyplot()
+    plt = pyplot()
     groups = _groups(rows)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     widths = [len({r["level"] for r in rows if r.get("suite", "gridworld") == s}) for s, _ in groups]
@@ -388,7 +379,7 @@ def plot_returns(rows: list[dict], path: Path, title: str = "LPG evaluation") ->
 
 def plot_lifetimes(rows: list[dict], path: Path, title: str = "evaluation return against lifetime") -> Path:
     """IQM (95% CI band) against lifetime per method, a panel per grid-world env (several lifetimes only)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in rows if r.get("suite", "gridworld") == "gridworld"]
     levels = list(dict.fromkeys(r["level"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -411,17 +402,12 @@ def write_results(results: LPGEvalResults, out_dir: str | Path, seed: int = 0, r
     paths = {"per_seed": out_dir / "per_seed.csv", "table": out_dir / "aggregate.md",
              "table_csv": out_dir / "aggregate.csv", "table_json": out_dir / "aggregate.json",
              "plot": out_dir / "returns.png"}
-    with paths["per_seed"].open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["level", "lifetime", "method", "seed", "return"])
-        for (level, lifetime, method), scores in results.final.items():
-            writer.writerows([level, lifetime, method, s, f"{v:.5f}"] for s, v in enumerate(scores))
+    write_csv(paths["per_seed"], [{"level": level, "lifetime": lifetime, "method": method, "seed": s, "return": f"{v:.5f}"}
+                                  for (level, lifetime, method), scores in results.final.items()
+                                  for s, v in enumerate(scores)])
     rows = aggregate(results, seed, reps)
     paths["table"].write_text(wide_tables(rows) + "\n### all rows\n\n" + markdown_table(rows) + "\n")
-    with paths["table_csv"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(paths["table_csv"], rows)
     paths["table_json"].write_text(json.dumps(rows, indent=1))
     versus = " vs ".join(dict.fromkeys(r["method"] for r in rows))
     plot_returns(rows, paths["plot"], f"{results.rule_label} evaluation: {versus}")
@@ -432,67 +418,3 @@ def write_results(results: LPGEvalResults, out_dir: str | Path, seed: int = 0, r
 
 def evaluate_and_write(rule_artifact: str | Path, out_dir: str | Path, seed: int = 0, **kwargs: Any) -> dict[str, Path]:
     return write_results(evaluate(rule_artifact, seed=seed, **kwargs), out_dir, seed)
-
-
-# --- CLI --------------------------------------------------------------------------------
-_CLI_KEYS = {"objective", "levels", "seeds", "lifetimes", "seed", "out_dir", "methods", "baselines", "minatar",
-             "minatar_updates", "compare", "ppo"}
-_LIST_KEYS = ("levels", "lifetimes", "methods", "baselines", "minatar", "compare")
-
-
-def parse_args(argv: Sequence[str]) -> dict:
-    """``key=value`` pairs (OmegaConf dot-list syntax: lists as ``[a,b]``, ``ppo.lr=1e-3``) -> ``evaluate`` kwargs.
-
-    ``baselines=[a2c,ppo,random]`` (any subset, lower case) picks the rows next to
-    the rule(s); ``methods=[LPG,A2C,PPO,random]`` is the older spelling. The CLI
-    default is every baseline.
-    """
-    from omegaconf import OmegaConf
-
-    for item in argv:
-        if "=" not in item:
-            raise ValueError(f"expected key=value, got {item!r}")
-    args = OmegaConf.to_container(OmegaConf.from_dotlist(list(argv)), resolve=True)
-    unknown = sorted(set(args) - _CLI_KEYS)
-    if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} (valid: {', '.join(sorted(_CLI_KEYS))})")
-    if "objective" not in args:
-        raise ValueError("objective=<learned_rule.npz or its run directory> is required")
-    for key in _LIST_KEYS:
-        if key in args and args[key] is not None and not isinstance(args[key], list):
-            args[key] = [args[key]]
-    if args.get("ppo") is not None and not isinstance(args["ppo"], dict):
-        raise ValueError("ppo options go as ppo.<field>=value, e.g. ppo.lr=1e-3")
-    baselines = args.pop("baselines", None)
-    if baselines is not None:
-        if args.get("methods") is not None:
-            raise ValueError("give baselines=[...] or methods=[...], not both")
-        bad = [b for b in baselines if str(b).lower() not in BASELINES]
-        if bad:
-            raise ValueError(f"unknown baseline {bad[0]!r}; choose from {list(BASELINES)}")
-        args["methods"] = ["LPG"] + [BASELINES[str(b).lower()] for b in baselines]
-    elif args.get("methods") is None:
-        args["methods"] = list(METHODS)
-    if args.get("levels") is None:
-        args["levels"] = list(DEFAULT_LEVELS)
-    return {k: v for k, v in args.items() if v is not None}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``metarl-evaluate``-style entry point for LPG rules; bad input exits 2 with one line."""
-    import time
-
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        out_dir = Path(args.pop("out_dir", None) or f"outputs/evaluate_lpg/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-        artifact = args.pop("objective")
-        paths = evaluate_and_write(artifact, out_dir, **args)
-    except ValueError as error:
-        print(f"metarl-evaluate: error: {' '.join(str(error).split())}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(paths["table"].read_text())
-    print(f"evaluation written to {out_dir}")
-
-
-if __name__ == "__main__":
-    main()

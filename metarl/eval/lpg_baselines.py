@@ -6,9 +6,10 @@ exactly that budget (same ``num_envs`` and ``num_steps``, ``N`` updates).
 :func:`make_ppo_runner` trains one PPO agent per (key, level) with
 ``PPO(config, env, level).init(key)`` + ``run`` (the program ``make_train``
 builds, but with the level as an argument so seeds can have different levels)
-and scores the trained stochastic policy with :func:`evaluate_policy`, the same
-episode loop as :meth:`metarl.lpg.lifetime.Lifetime.evaluate`, on the
-evaluation key an LPG lifetime with the same key uses.
+and scores the trained stochastic policy (``PPO.policy()``) with
+:func:`metarl.agents.policy.evaluate_policy`, the episode loop LPG and A2C
+lifetimes are scored by, on the evaluation key an LPG lifetime with the same
+key uses: with the same key every method meets the same start states.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from metarl.agents import networks
+from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo import PPO, PPOConfig
 from metarl.lpg.agents import AgentConfig
-from metarl.lpg.lifetime import evaluate_policy as lifetime_evaluation
 
 # PPOConfig fields that the evaluation sets from the LPG agent config and lifetime
 _BUDGET_FIELDS = ("num_envs", "num_steps", "total_timesteps")
@@ -53,24 +53,6 @@ def evaluation_key(key: jax.Array) -> jax.Array:
     return jax.random.split(key, 3)[2]
 
 
-def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: jax.Array, level_params: Any,
-                    episodes: int) -> jax.Array:
-    """:func:`metarl.lpg.lifetime.evaluate_policy` for a policy on flat float32 observations ``[episodes, D]``."""
-    flat = lambda obs: logits_fn(jnp.reshape(obs, (episodes, -1)).astype(jnp.float32))  # noqa: E731
-    return lifetime_evaluation(env, flat, key, level_params, episodes)
-
-
-def ppo_policy_logits(config: PPOConfig, state: Any) -> Callable[[jax.Array], jax.Array]:
-    """The trained actor as ``flat obs -> logits`` (normalised with the run's statistics when PPO did)."""
-
-    def logits(obs: jax.Array) -> jax.Array:
-        if config.normalize_obs:
-            obs = state.obs_rms.normalize(obs).astype(jnp.float32)
-        return networks.apply_mlp(state.params["actor"], obs, config.activation)[0]
-
-    return logits
-
-
 def make_ppo_runner(config: PPOConfig, env: Any, eval_episodes: int) -> Callable:
     """Jitted ``run(keys [S], levels [S, ...]) -> (final_return [S], returns [S, updates])``.
 
@@ -86,8 +68,9 @@ def make_ppo_runner(config: PPOConfig, env: Any, eval_episodes: int) -> Callable
     def one_seed(key: jax.Array, level: Any) -> tuple[jax.Array, jax.Array]:
         trainer = PPO(config, env, level)
         state, metrics = trainer.run(trainer.init(key), config.num_updates)
-        final = evaluate_policy(env, ppo_policy_logits(config, state), evaluation_key(key), level, eval_episodes)
-        return final, metrics["episode_return"]
+        episodes = evaluate_policy(trainer.policy(), trainer.policy_params(state), env, level, evaluation_key(key),
+                                   eval_episodes)
+        return jnp.mean(episodes["return"]), metrics["episode_return"]
 
     return jax.jit(jax.vmap(one_seed))
 

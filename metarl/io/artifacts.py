@@ -10,12 +10,20 @@ string (a NumPy unicode scalar, so ``allow_pickle=False`` loads it):
 Meta-parameters must be nested dicts (string keys) and lists of arrays,
 which is what the objectives and optimizers in this package use.  Files are
 written to a temporary name and renamed, so a reader never sees half a file.
+
+``kind`` says what the file holds (``objective``, ``lpg_rule``,
+``learned_optimizer``, ``policy_checkpoint``); readers such as
+``metarl-evaluate`` choose what to do from it (:func:`read_header`), never from
+the array names. An artifact stored in another format (an orbax checkpoint)
+gets the same header as a ``.json`` file (:func:`save_header`).
+:func:`find_artifact` turns a run directory into its artifact file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,8 @@ FORMAT = "metarl-artifact"
 VERSION = 1
 _HEADER_KEY = "__header__"
 _LIST_MARK = "#"  # path segment prefix for list indices: "layers/#0/kernel"
+# what a run directory's artifact is called: learned_{objective,optimizer,rule}.npz, a policy checkpoint's header
+RUN_DIR_ARTIFACTS = ("learned_*.npz", "policy_checkpoint.json")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
@@ -98,39 +108,93 @@ def save_artifact(
     return path
 
 
+def _checked(header: Any, path: Path) -> dict:
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
+        found = header if not isinstance(header, dict) else f"{header.get('format')} v{header.get('version')}"
+        raise ValueError(f"{path}: unsupported artifact format {found}")
+    return header
+
+
+def _unreadable(path: Path, error: BaseException) -> ValueError:
+    return ValueError(f"{path} is not a readable metarl artifact ({type(error).__name__})")
+
+
+def _open_npz(path: Path) -> Any:
+    if not path.is_file():
+        raise ValueError(f"no artifact file at {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:  # not an .npz at all
+        raise _unreadable(path, error) from None
+    if not hasattr(data, "files"):  # a bare .npy array
+        raise ValueError(f"{path} is not a metarl artifact (an array, not an .npz archive)")
+    return data
+
+
+def _npz_header(data: Any, path: Path) -> dict:
+    if _HEADER_KEY not in data.files:
+        raise ValueError(f"{path} is not a metarl artifact (no {_HEADER_KEY})")
+    try:
+        header = json.loads(str(data[_HEADER_KEY]))
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise _unreadable(path, error) from None
+    return _checked(header, path)
+
+
 def load_artifact(path: str | os.PathLike) -> tuple[Any, dict]:
     """Returns (meta_params as nested dicts/lists of float arrays, header dict)."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no artifact file at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        if _HEADER_KEY not in data.files:
-            raise ValueError(f"{path} is not a metarl artifact (no {_HEADER_KEY})")
-        header = json.loads(str(data[_HEADER_KEY]))
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise ValueError(f"{path}: unsupported artifact format {header.get('format')} v{header.get('version')}")
-        leaves = {name: np.array(data[name]) for name in header["leaves"]}
+    with _open_npz(path) as data:
+        header = _npz_header(data, path)
+        try:
+            leaves = {name: np.array(data[name]) for name in header["leaves"]}
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise _unreadable(path, error) from None
     return _unflatten(leaves), header
 
 
-def save_objective(path: str | os.PathLike, objective: Any, meta_params: Any, extra: dict | None = None) -> Path:
-    """Save a drift objective (name + constructor config) with its meta-parameters."""
-    from metarl.objectives import objective_config
+# --- headers without arrays: artifacts stored in another format (an orbax checkpoint) -----------------
+def save_header(
+    path: str | os.PathLike, *, kind: str, name: str, config: dict | None = None, extra: dict | None = None
+) -> Path:
+    """Write the description of an artifact whose arrays live elsewhere, as ``<path>.json``."""
+    path = Path(path)
+    if path.suffix != ".json":
+        raise ValueError(f"artifact header path must end in .json, got {path}")
+    header = {"format": FORMAT, "version": VERSION, "kind": kind, "name": name, "config": config or {},
+              "leaves": [], "extra": extra or {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(header, indent=1))
+    os.replace(tmp, path)
+    return path
 
-    return save_artifact(
-        path, meta_params, kind="objective", name=objective.name, config=objective_config(objective), extra=extra
-    )
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The header of an artifact (``.npz``: without loading its arrays; ``.json``: a :func:`save_header` file)."""
+    path = Path(path)
+    if path.suffix != ".json":
+        with _open_npz(path) as data:
+            return _npz_header(data, path)
+    if not path.is_file():
+        raise ValueError(f"no artifact file at {path}")
+    try:
+        header = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise _unreadable(path, error) from None
+    return _checked(header, path)
 
 
-def load_objective(path: str | os.PathLike) -> tuple[Any, Any, dict]:
-    """Returns (objective, meta_params as jnp float32 arrays, header)."""
-    import jax
-    import jax.numpy as jnp
-
-    from metarl.objectives import make_objective
-
-    meta_params, header = load_artifact(path)
-    if header["kind"] != "objective":
-        raise ValueError(f"{path} holds a {header['kind']!r}, not an objective")
-    objective = make_objective(header["name"], **header["config"])
-    return objective, jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), meta_params), header
+def find_artifact(path: str | os.PathLike) -> Path:
+    """``path`` itself when it is a file, else the one artifact at the top of a run directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"no artifact file or run directory at {path}")
+    found = sorted({p for pattern in RUN_DIR_ARTIFACTS for p in path.glob(pattern) if p.is_file()})
+    if not found:
+        raise ValueError(f"no artifact ({' or '.join(RUN_DIR_ARTIFACTS)}) in {path}")
+    if len(found) > 1:
+        raise ValueError(f"{path} holds several artifacts ({', '.join(p.name for p in found)}); name the file")
+    return found[0]

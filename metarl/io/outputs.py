@@ -2,8 +2,7 @@
 
 * ``config.yaml`` — the resolved configuration (:func:`write_config`)
 * ``metrics.jsonl`` / ``.csv`` — one row per seed per update (:func:`write_metrics`)
-* ``learning_curve.png`` — mean over seeds with a 95% bootstrap interval
-  (:func:`bootstrap_ci`, :func:`plot_learning_curve`)
+* tables and JSON (:func:`write_csv`, :func:`jsonable`); figures (:func:`pyplot`)
 * ``checkpoint/`` — an orbax checkpoint of a pytree (:func:`save_checkpoint`)
 * a terminal progress bar fed from inside ``jit`` (:class:`ProgressBar`)
 """
@@ -69,74 +68,35 @@ def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], stem: str = "
     return path
 
 
-def bootstrap_ci(
-    values: Any, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 (seeds) and a percentile-bootstrap interval, per column.
-
-    NaNs (no data yet for a seed) are ignored; a column with one seed has a
-    zero-width interval.
-    """
-    x = np.asarray(values, np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
-    with np.errstate(all="ignore"), _quiet_nan_warnings():
-        mean = np.nanmean(x, axis=0)
-        boots = np.nanmean(x[idx], axis=1)  # [n_boot, columns]
-        alpha = (1.0 - confidence) / 2.0
-        low, high = np.nanquantile(boots, [alpha, 1.0 - alpha], axis=0)
-    return mean, low, high
-
-
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
-
-
-def plot_learning_curve(
-    path: str | Path,
-    x: Any,
-    curves: Mapping[str, Any],
-    xlabel: str = "environment steps",
-    ylabel: str = "episode return",
-    title: str | None = None,
-) -> Path:
-    """One line per label: mean over seeds with a shaded 95% bootstrap interval.
-
-    ``curves`` maps a label to an array ``[seeds, len(x)]``.
-    """
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (runs write files, never open windows)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, values in curves.items():
-        mean, low, high = bootstrap_ci(values)
-        ax.plot(x, mean, label=f"{label} (n={np.asarray(values).shape[0]})")
-        ax.fill_between(x, low, high, alpha=0.25)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    return plt
+
+
+def jsonable(tree: Any) -> Any:
+    """Nested dicts/lists/arrays/NumPy scalars as JSON values (non-finite floats become ``null``)."""
+    if isinstance(tree, Mapping):
+        return {str(k): jsonable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [jsonable(v) for v in tree]
+    if isinstance(tree, np.ndarray):
+        return jsonable(tree.tolist())
+    return _jsonable(tree)
+
+
+def write_csv(path: str | Path, rows: list[dict], header: list[str] | None = None) -> Path:
+    """Rows of dicts as CSV (columns: ``header`` or the first row's keys)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header or (list(rows[0]) if rows else []))
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 
@@ -198,8 +158,11 @@ class ProgressBar:
 
 def summarize_final(metrics: Mapping[str, Any], name: str = "episode_return", fraction: float = 0.1) -> dict:
     """Mean/min/max over seeds of ``name`` averaged over the last ``fraction`` of updates."""
+    import warnings
+
     x = np.asarray(metrics[name], np.float64)
     k = max(1, int(round(x.shape[1] * fraction)))
-    with _quiet_nan_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed without a finished episode stays NaN
         per_seed = np.nanmean(x[:, -k:], axis=1)
     return {"mean": float(np.nanmean(per_seed)), "min": float(np.nanmin(per_seed)), "max": float(np.nanmax(per_seed))}

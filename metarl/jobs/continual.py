@@ -1,86 +1,74 @@
-"""``metarl-continual benchmark=ccartpole5 method=ewc seeds=3`` (Hydra).
+"""Job ``continual`` (``metarl-continual``): PPO across a task stream, Continual World metrics.
+
+    metarl-continual benchmark=ccartpole5 method=ewc seeds=3
 
 Writes into the run directory: ``config.yaml`` (resolved), ``results.npz``
 (eval steps, per-task returns and scores ``[seeds, evals, tasks]``, the
 reference runs, plasticity diagnostics), ``metrics.json`` (Continual World
 metrics per seed, bootstrap/IQM summary, intervention log, compile counts)
-and ``task_curves.png``. A bad configuration exits non-zero with one line.
+and ``task_curves.png``. A bad configuration fails before anything compiles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from metarl.agents.ppo import PPOConfig
+from metarl.config import build_dataclass, check_keys, plain
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
 from metarl.continual.streams import from_spec, get_stream
+from metarl.io.outputs import jsonable, write_config
+from metarl.jobs.registry import Job, register
+
+BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent")
+# eval.<key> (the benchmark's protocol, then the user's overrides) -> RunConfig field
+EVAL_FIELDS = {
+    "every_steps": "eval_every_steps",
+    "episodes": "eval_episodes",
+    "max_steps": "eval_max_steps",
+    "greedy": "eval_greedy",
+    "obs_buffer_updates": "obs_buffer_updates",
+    "replay_per_task": "replay_per_task",
+}
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return None if not np.isfinite(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def _fields(cls, values: dict, where: str) -> dict:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where}.{unknown[0]} is not a setting (valid: {', '.join(sorted(names))})")
-    return values
-
-
-def build(cfg: dict) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
-    """Config dict -> (stream, agent, method, run) with one-line errors."""
-    bench = dict(cfg.get("benchmark") or {})
+def build(cfg: Any) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
+    """Config -> (stream, agent, method, run) with one-line errors."""
+    cfg = plain(cfg)
+    bench = check_keys(cfg.get("benchmark"), BENCHMARK_KEYS, "benchmark")
     if bench.get("spec"):  # an inline stream spec (data), e.g. for a quick experiment
         stream = from_spec(dict(bench["spec"]))
     elif bench.get("stream"):
         stream = get_stream(str(bench["stream"]), bench.get("steps_per_task"))
     else:
         raise ValueError("benchmark.stream (a registered name) or benchmark.spec is required (e.g. benchmark=ccartpole5)")
-    agent_values = {**dict(bench.get("agent") or {}), **dict(cfg.get("agent") or {})}
-    agent = PPOConfig(**_fields(PPOConfig, agent_values, "agent"))
-    method = MethodConfig(**_fields(MethodConfig, dict(cfg.get("method") or {}), "method"))
-    ev = {**dict(bench.get("eval") or {}), **dict(cfg.get("eval") or {})}
-    run_values = {
-        "eval_every_steps": ev.get("every_steps", 20_000),
-        "eval_episodes": ev.get("episodes", 5),
-        "eval_max_steps": ev.get("max_steps", 500),
-        "eval_greedy": bool(ev.get("greedy", False)),
-        "obs_buffer_updates": ev.get("obs_buffer_updates", 16),
-        "replay_per_task": ev.get("replay_per_task", 512),
-        "seeds": cfg.get("seeds", 1),
-        "seed": cfg.get("seed", 0),
-    }
+    agent = build_dataclass(PPOConfig, {**(bench.get("agent") or {}), **(cfg.get("agent") or {})}, "agent")
+    method = build_dataclass(MethodConfig, cfg.get("method"), "method")
+    protocol = {**check_keys(bench.get("eval"), EVAL_FIELDS, "benchmark.eval"),
+                **check_keys(cfg.get("eval"), EVAL_FIELDS, "eval")}
+    run_values = {EVAL_FIELDS[k]: v for k, v in protocol.items()} | {"seeds": cfg.get("seeds", 1), "seed": cfg.get("seed", 0)}
+    run_values["eval_greedy"] = bool(run_values.get("eval_greedy", False))
     run = RunConfig(**{k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in run_values.items()})
     run.validate()
     method.validate()
     return stream, agent, method, run
 
 
-def run(cfg: dict, run_dir: Path) -> dict[str, Any]:
-    stream, agent, method, run_cfg = build(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    progress = bool(cfg.get("progress", False))
+def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """Check the config, run the stream (and the from-scratch references), write the run directory."""
+    stream, agent, method, run_cfg = build(cfg)  # fails before compiling anything
+    cfg = plain(cfg)
+    run_dir = Path(run_dir)
+    write_config(run_dir, cfg)
     runner = ContinualRunner(stream, agent, method, run_cfg)
-    results = runner.run(progress=progress)
+    results = runner.run(progress=bool(cfg.get("progress", False)))
     ref = reference_runs(stream, agent, run_cfg, runner) if cfg.get("reference", True) else None
     evaluation = evaluate_results(results, ref)
     arrays = {
@@ -104,37 +92,14 @@ def run(cfg: dict, run_dir: Path) -> dict[str, Any]:
         "compile_counts": runner.compile_counts(),
         "wall_time_s": results["wall_time_s"],
     }
-    (run_dir / "metrics.json").write_text(json.dumps(_plain(record), indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(jsonable(record), indent=1))
     M.plot_task_curves(results["eval_steps"], results["perf"], results["segments"], stream.task_names,
                        str(run_dir / "task_curves.png"))
+    for name, m in record["metrics"].items():
+        print(f"{name}: {m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
+    print(f"run directory: {run_dir}")
     return record
 
 
-def main() -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    config_dir = Path(__file__).resolve().parents[2] / "configs"
-
-    @hydra.main(version_base=None, config_path=str(config_dir), config_name="continual")
-    def _main(cfg) -> None:
-        run_dir = Path(cfg.out_dir) if cfg.get("out_dir") else Path(HydraConfig.get().runtime.output_dir)
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        try:
-            build(plain)  # fail before compiling anything
-        except (ValueError, TypeError) as err:
-            print(f"metarl-continual: {err}", file=sys.stderr)
-            sys.exit(2)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        record = run(plain, run_dir)
-        for name, m in record["metrics"].items():
-            print(f"{name}: {m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
-        print(f"run directory: {run_dir}")
-
-    _main()
-
-
-if __name__ == "__main__":
-    main()
+JOB = register(Job("continual", run, "continual", "PPO across a task stream; Continual World metrics",
+                   sections=("benchmark", "method", "seeds", "seed", "reference", "progress", "eval", "agent", "out_dir")))

@@ -10,9 +10,11 @@
     learner = make_meta_gradient_step(AgentConfig(), env, rule)   # K=5, clip 0.5 + Adam 1e-4
     meta_params, metrics = run_meta_gradient(key, AgentConfig(), env, rule, meta_params, levels, num_steps=100)
 
+    save_rule(path, rule, AgentConfig(), meta_params)   # learned_rule.npz; load_rule(path) reads it back
+
     # a full meta-gradient run (population of agents replaced on new levels, DR / GROOVE / PLR levels,
-    # TA-LPG lifetimes, checkpoints, learned_rule.npz for metarl.eval.lpg):
-    python -m metarl.meta.lpg_meta_gradient run_dir=outputs/lpg_mg level=small meta_steps=1500 teacher=dr
+    # TA-LPG lifetimes, checkpoints, learned_rule.npz for metarl.eval.lpg; metarl.meta.lpg_meta_gradient):
+    metarl-meta-train objective=lpg_mg objective.level=small objective.meta_steps=1500 objective.teacher=dr
 
 Interface notes (additions to the fixed interface, no changes):
 * ``train`` also takes ``optimizer_params=`` (learned optimizers; ``None`` uses
@@ -35,6 +37,7 @@ Interface notes (additions to the fixed interface, no changes):
 
 from metarl.lpg.a2c import A2CLifetime, make_a2c_lifetime
 from metarl.lpg.agents import AgentConfig, lpg_agent_loss
+from metarl.lpg.artifact import load_rule, save_rule
 from metarl.lpg.lifetime import LifetimeResult, LPGLifetime, make_lpg_lifetime
 from metarl.lpg.meta_gradient import MetaGradient, MetaGradientState, make_meta_gradient_step, run_meta_gradient
 from metarl.lpg.rule import LPGConfig, LPGInputs, LPGRule
@@ -49,9 +52,11 @@ __all__ = [
     "LifetimeResult",
     "MetaGradient",
     "MetaGradientState",
+    "load_rule",
     "lpg_agent_loss",
     "make_a2c_lifetime",
     "make_lpg_lifetime",
     "make_meta_gradient_step",
     "run_meta_gradient",
+    "save_rule",
 ]

@@ -2,7 +2,7 @@
 
 Tabular actor and critic with SGD (lr 40 / 4) or an MLP with Adam 1e-3;
 GAE(λ=0.95) that bootstraps through time limits, entropy 0.01, per-module
-gradient clip 0.5, 64 envs x 20 steps per update (algorithms.md §1.2).
+gradient clip 0.5, 64 envs x 20 steps per update (docs/algorithms.md §1.2).
 """
 
 from __future__ import annotations

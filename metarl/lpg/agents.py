@@ -9,7 +9,7 @@ Agents are dicts of small networks over the flat observation:
   instead of a product with a 5409-wide one-hot, and rollouts store 2 floats
   per step instead of 5409 (the one-hot version was memory-bound, and 3x
   slower per step with 16 vmapped agents than with one).
-* ``mlp``: one hidden layer of 32 tanh units (algorithms.md §1.2).
+* ``mlp``: one hidden layer of 32 tanh units (docs/algorithms.md §1.2).
 
 LPG agent = ``{"actor": obs->logits, "pred": obs->y logits}`` (no critic: the
 rule replaces it); A2C agent = ``{"actor": obs->logits, "critic": obs->value}``.
@@ -32,7 +32,7 @@ _PROB_EPS = 1e-8  # as GROOVE: keeps log pi(a|s) finite for a collapsed policy
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
-    """Inner agent and lifetime settings (algorithms.md §1.2)."""
+    """Inner agent and lifetime settings (docs/algorithms.md §1.2)."""
 
     kind: str = "tabular"  # "tabular" | "mlp"
     num_envs: int = 64

@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 
 import envs
-from metarl.config import cli_errors
-from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_a2c_lifetime, make_lpg_lifetime
+from metarl.lpg.a2c import make_a2c_lifetime
+from metarl.lpg.agents import AgentConfig
+from metarl.lpg.lifetime import make_lpg_lifetime
+from metarl.lpg.rule import LPGConfig, LPGRule
 
 
 def _timed(fn, *args) -> tuple[float, float, object]:
@@ -64,13 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--algo", choices=("lpg", "a2c"), default="lpg")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
-    with cli_errors("metarl.lpg.bench"):
-        if args.updates < 1 or any(n < 1 for n in args.agents):
-            raise ValueError("--updates and --agents must be positive")
+    if args.updates < 1 or any(n < 1 for n in args.agents):
+        parser.error("--updates and --agents must be positive")
+    try:
         rows = bench(args.level, args.updates, args.agents, args.hidden, args.algo)
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(rows, f, indent=1)
+    except ValueError as err:  # e.g. an unknown level: one line, exit status 2
+        parser.exit(2, f"metarl.lpg.bench: error: {err}\n")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 A lifetime is ``num_updates`` (static) updates, each one rollout of
 ``num_envs x num_steps`` steps that continues the previous one (episodes span
 updates), followed by an evaluation of the stochastic policy: ``eval_episodes``
-fresh envs play one episode each. ``lifetime`` (traced, default
+fresh envs play one episode each (:func:`metarl.agents.policy.evaluate_policy`,
+the loop every evaluator and baseline uses). ``lifetime`` (traced, default
 ``num_updates``) masks updates beyond it, so log-uniform lifetimes can be
 sampled inside one compiled program: the agent stops learning, the loop
 still runs to ``num_updates``.
@@ -23,6 +24,7 @@ import optax
 from flax import struct
 
 from envs.wrappers import LogWrapper
+from metarl.agents import policy
 from metarl.lpg import agents as A
 from metarl.lpg.rule import LPGInputs, LPGRule
 
@@ -57,44 +59,6 @@ class AgentState:
     key: jax.Array
     last_return: jax.Array  # carried when an update sees no finished episode
     update_index: jax.Array  # int32 updates attempted so far
-
-
-def _episode_bound(level_params: Any) -> jax.Array:
-    # every episode ends by its time limit; the bound only guards envs without one
-    return jnp.asarray(getattr(level_params, "max_steps_in_episode", 100_000), jnp.int32) + 1
-
-
-def evaluate_policy(env: Any, logits_fn: Callable[[jax.Array], jax.Array], key: jax.Array, level_params: Any,
-                    episodes: int) -> jax.Array:
-    """Mean undiscounted return of one episode in each of ``episodes`` fresh envs.
-
-    ``logits_fn(obs batch as the env returns it) -> logits``; actions are sampled
-    from the stochastic policy. Every evaluated method (LPG, A2C, PPO rows of
-    :mod:`metarl.eval.lpg`) goes through this loop, so with the same key they
-    meet the same start states.
-    """
-    k_reset, k_run = jax.random.split(key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, episodes), level_params)
-    bound = _episode_bound(level_params)
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def cond(carry):
-        t, _, _, _, _, finished = carry
-        return jnp.logical_and(t < bound, ~jnp.all(finished))
-
-    def body(carry):
-        t, key, env_state, obs, total, finished = carry
-        key, k_act, k_env = jax.random.split(key, 3)
-        action = jax.random.categorical(k_act, logits_fn(obs))
-        obs, env_state, reward, terminated, truncated, _ = step_env(
-            jax.random.split(k_env, episodes), env_state, action, level_params)
-        total = total + jnp.where(finished, 0.0, reward)
-        finished = finished | terminated | truncated
-        return t + 1, key, env_state, obs, total, finished
-
-    carry = (jnp.zeros((), jnp.int32), k_run, env_state, obs, jnp.zeros((episodes,), jnp.float32),
-             jnp.zeros((episodes,), bool))
-    return jnp.mean(jax.lax.while_loop(cond, body, carry)[4])
 
 
 class Lifetime(abc.ABC):
@@ -168,9 +132,10 @@ class Lifetime(abc.ABC):
         return traj, env_state, obs
 
     def evaluate(self, params: Any, key: jax.Array, level_params: Any) -> jax.Array:
-        """Mean undiscounted return of one episode in each of ``eval_episodes`` fresh envs."""
-        logits = lambda obs: A.policy_logits(params, self.observe(obs))  # noqa: E731
-        return evaluate_policy(self.env, logits, key, level_params, self.config.eval_episodes)
+        """Mean undiscounted return of one episode in each of ``eval_episodes`` fresh envs (stochastic policy)."""
+        act = policy.categorical_act(lambda p, obs: A.policy_logits(p, self.observe(obs)))
+        episodes = policy.evaluate_policy(act, params, self.env, level_params, key, self.config.eval_episodes)
+        return jnp.mean(episodes["return"])
 
     def apply_grads(self, state: AgentState, grads: Any, key: jax.Array, progress: jax.Array,
                     optimizer_params: Any) -> tuple[Any, Any]:

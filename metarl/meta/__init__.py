@@ -1,32 +1,36 @@
-"""ES meta-training: a maximising evosax wrapper, a generic checkpointed loop, logging.
+"""Meta-learning: the one ES loop, the one chunked meta-gradient loop, fitness builders.
 
-Reusable by anything with a meta-parameter pytree and a batched fitness
-``fitness(key, meta_params_batch) -> [population]`` (learned objectives here,
-learned optimizers in ``metarl.optimizers``).
+* :mod:`metarl.meta.es` — a maximising evosax wrapper over any meta-parameter pytree;
+* :mod:`metarl.meta.trainer` — the ES generation loop (checkpoint/resume, JSONL log,
+  chunked/sharded populations, optional extra state such as a level teacher);
+* :mod:`metarl.meta.gradient_loop` — jitted chunks of meta-gradient steps with the same
+  log/checkpoint/resume discipline;
+* fitness builders: :mod:`~metarl.meta.fitness` (learned PPO objectives),
+  :mod:`~metarl.meta.optimizer_fitness` (learned optimizers), :mod:`~metarl.meta.lpg_es`
+  (LPG rules by ES) and :mod:`~metarl.meta.lpg_meta_gradient` (LPG rules by meta-gradients).
 """
 
-from metarl.io.checkpoint import ESCheckpointer
 from metarl.meta.es import ESConfig, EvolutionStrategy, replace_nonfinite
-from metarl.io.progress import GenerationLog, read_log, truncate_log
+from metarl.meta.gradient_loop import GradientLoopResult, run_gradient_loop
 from metarl.meta.trainer import (
     AllCandidatesFailedError,
     MetaTrainResult,
     TrainerConfig,
+    make_generation,
     make_population_evaluator,
     run_meta_training,
 )
 
 __all__ = [
     "AllCandidatesFailedError",
-    "ESCheckpointer",
     "ESConfig",
     "EvolutionStrategy",
-    "GenerationLog",
+    "GradientLoopResult",
     "MetaTrainResult",
     "TrainerConfig",
+    "make_generation",
     "make_population_evaluator",
-    "read_log",
     "replace_nonfinite",
+    "run_gradient_loop",
     "run_meta_training",
-    "truncate_log",
 ]

@@ -12,8 +12,11 @@ the same seeds within a generation.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -24,6 +27,7 @@ from metarl.agents.ppo import PPOConfig, make_train
 from metarl.objectives.ppo_clip import PPOClip
 
 REDUCTIONS = ("final", "mean")
+REFERENCE_FILE = "reference_returns.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +113,20 @@ def make_normalised_fitness(
     return fitness
 
 
+def make_trains(env_names: Sequence[str], ppo_config: PPOConfig, overrides: dict | None = None,
+                **train_kwargs: Any) -> list[Callable]:
+    """One PPO ``train`` per env (``make_train``'s keyword arguments: ``drift=``, ``optimizer=``)."""
+    return [make_train(ppo_config, *envs.make(name, **(overrides or {})), **train_kwargs) for name in env_names]
+
+
+def seed_scores(train: Callable, key: jax.Array, env_index: int, num_seeds: int, reduce: str, final_fraction: float,
+                *train_args: Any) -> jax.Array:
+    """``[num_seeds]`` scores of ``train(seed key, *train_args)`` (jitted, vmapped over the env's seed keys)."""
+    keys = seed_keys(key, env_index, num_seeds)
+    returns = jax.jit(jax.vmap(lambda k: train(k, *train_args)[1]["episode_return"]))(keys)
+    return score_returns(returns, reduce, final_fraction)
+
+
 def make_inner_fitness(
     objective: Any,
     env_names: Sequence[str],
@@ -118,7 +136,7 @@ def make_inner_fitness(
     overrides: dict | None = None,
 ) -> Callable[[jax.Array, Any], jax.Array]:
     """Fitness of a population of drift meta-parameters (see :func:`make_normalised_fitness`)."""
-    trains = [make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=objective) for name in env_names]
+    trains = make_trains(env_names, ppo_config, overrides, drift=objective)
     return make_normalised_fitness(trains, env_names, config, reference_returns, lambda mp: (mp,))
 
 
@@ -126,10 +144,31 @@ def measure_reference_returns(
     env_names: Sequence[str], ppo_config: PPOConfig, config: FitnessConfig, key: jax.Array, overrides: dict | None = None
 ) -> dict[str, float]:
     """PPO-clip's score per env, with the fitness's reduction, over ``reference_seeds`` seeds."""
-    out = {}
-    for index, name in enumerate(env_names):
-        train = make_train(ppo_config, *envs.make(name, **(overrides or {})), drift=PPOClip(ppo_config.clip_eps))
-        keys = seed_keys(key, index, config.reference_seeds)
-        returns = jax.jit(jax.vmap(lambda k: train(k)[1]["episode_return"]))(keys)
-        out[name] = float(jnp.mean(score_returns(returns, config.reduce, config.final_fraction)))
-    return out
+    trains = make_trains(env_names, ppo_config, overrides, drift=PPOClip(ppo_config.clip_eps))
+    return {
+        name: float(jnp.mean(seed_scores(train, key, index, config.reference_seeds, config.reduce,
+                                         config.final_fraction)))
+        for index, (name, train) in enumerate(zip(env_names, trains))
+    }
+
+
+def stored_reference_returns(
+    run_dir: Path, env_names: list[str], ppo_config: PPOConfig, config: FitnessConfig, seed: int, resume: bool,
+    overrides: dict | None = None,
+) -> dict[str, float]:
+    """PPO's score per env: measured once per run into ``reference_returns.json``, read back on resume."""
+    path = Path(run_dir) / REFERENCE_FILE
+    if resume and path.is_file():
+        stored = json.loads(path.read_text())
+        if sorted(stored["returns"]) != sorted(env_names):
+            raise ValueError(f"resume: {path} has envs {sorted(stored['returns'])}, this run has {sorted(env_names)}")
+        return stored["returns"]
+    returns = measure_reference_returns(env_names, ppo_config, config, jax.random.PRNGKey(seed + 1), overrides)
+    _write_json_atomic(path, {"returns": returns, "seeds": config.reference_seeds, "reduce": config.reduce})
+    return returns
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)

@@ -1,6 +1,6 @@
-"""A meta-gradient LPG run: a population of agents at different points of their lifetimes.
+"""LPG rules by meta-gradients: a population of agents at different points of their lifetimes.
 
-    python -m metarl.meta.lpg_meta_gradient run_dir=outputs/lpg_mg level=small meta_steps=600 seed=0
+    metarl-meta-train objective=lpg_mg objective.level=small objective.meta_steps=600 run_dir=outputs/lpg_mg
 
 Every meta step (:class:`metarl.lpg.meta_gradient.MetaGradient`) moves each
 of ``num_agents`` agents ``inner_updates`` LPG updates further, differentiates
@@ -14,38 +14,34 @@ with ``refresh_levels`` new levels after every chunk). ``lifetime_min`` gives
 TA-LPG's log-uniform lifetimes; the first lifetimes are staggered so that the
 batch always mixes young and old agents (the rule must work at every stage).
 
-The loop jits ``chunk`` meta steps at a time; after each chunk it appends the
-chunk-mean metrics to ``meta_log.jsonl`` and saves an orbax checkpoint in
-``checkpoints/`` (the whole learner state, written atomically by
-:class:`metarl.io.checkpoint.ESCheckpointer`: ``resume=true`` continues it). At the end, or when
-``time_limit_s`` is reached (equal-wall-time comparisons), it writes
-``learned_rule.npz``, loadable by :func:`metarl.meta.lpg_es.load_rule` and
-:mod:`metarl.eval.lpg`.
+:func:`meta_train` runs ``chunk`` meta steps per jitted call through the one
+chunked loop (:func:`metarl.meta.gradient_loop.run_gradient_loop`: one
+``meta_log.jsonl`` record and one orbax checkpoint of the whole learner state
+per chunk, exact resume, ``time_limit_s`` for equal-wall-time comparisons) and
+writes ``learned_rule.npz`` (:mod:`metarl.lpg.artifact`), which
+:mod:`metarl.eval.lpg` evaluates. The job is :mod:`metarl.jobs.meta_train_lpg_mg`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
 from envs.gridworld import GridWorld
 from envs.gridworld_levels import DISTRIBUTIONS
-from metarl.meta.lpg_es import ARTIFACT, build_agent_config, build_rule, save_rule
 from metarl.lpg.a2c import make_a2c_lifetime
-from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
+from metarl.lpg.artifact import ARTIFACT, build_agent_config, build_rule, save_rule
 from metarl.lpg.meta_gradient import DEFAULT_REGULARISERS, MetaGradient, MetaGradientState
-from metarl.io.checkpoint import ESCheckpointer
+from metarl.meta.gradient_loop import run_gradient_loop
 
-CHECKPOINTS = "checkpoints"
-LOG = "meta_log.jsonl"
 TEACHERS = ("dr", "groove", "plr")
 
 
@@ -191,110 +187,30 @@ def programs(config: MetaGradientRunConfig) -> tuple[MetaGradient, GridWorld, An
     return _PROGRAMS[key]
 
 
-def run(config: MetaGradientRunConfig, run_dir: str | Path, resume: bool = False,
-        log_fn=print) -> dict:
-    """Meta-train, checkpoint and save ``learned_rule.npz``; returns a summary dict."""
+def describe_chunk(record: dict) -> str:
+    """One progress line per chunk."""
+    return (f"step {record['meta_step']:5d}  meta_loss {record['meta_loss']:+.4f}  "
+            f"train_return {record['train_return']:+.3f}  entropy {record['policy_entropy']:.3f}  "
+            f"{record['seconds']:.1f}s")
+
+
+def meta_train(config: MetaGradientRunConfig, run_dir: str | Path, *, resume: bool = False,
+               report: Callable[[dict], None] | None = None, extra: dict | None = None) -> dict:
+    """Meta-train (or resume), then save ``learned_rule.npz`` with ``extra`` in its header; returns a summary."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     learner, env, chunk, antagonist = programs(config)
-    state = initial_state(learner, env, config, antagonist)
-    checkpointer, log_path = ESCheckpointer(run_dir / CHECKPOINTS, max_to_keep=2), run_dir / LOG
-    if resume and checkpointer.latest_generation() is not None:
-        _, state, _ = checkpointer.restore(state)
-    elif log_path.exists():
-        log_path.unlink()
-    started, wall = time.perf_counter(), 0.0
-    stopped_early = False
-    while int(state.step) < config.meta_steps:
-        t0 = time.perf_counter()
-        state, metrics = chunk(state)
-        state = refresh_pool(learner, env, config, antagonist, state)
-        record = {"meta_step": int(state.step), **{k: float(v) for k, v in jax.device_get(metrics).items()},
-                  "seconds": time.perf_counter() - t0}
-        with log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        checkpointer.save(int(state.step), state, {"meta_steps_done": int(state.step)})
-        log_fn(f"step {record['meta_step']:5d}  meta_loss {record['meta_loss']:+.4f}  "
-               f"train_return {record['train_return']:+.3f}  entropy {record['policy_entropy']:.3f}  "
-               f"{record['seconds']:.1f}s")
-        wall = time.perf_counter() - started
-        if config.time_limit_s is not None and wall >= config.time_limit_s:
-            stopped_early = int(state.step) < config.meta_steps
-            break
-    checkpointer.close()
-    extra = {"path": "meta_gradient", "level": config.level, "lifetime": config.agent_lifetime,
-             "lifetime_min": config.lifetime_min, "meta_steps": int(state.step), "num_agents": config.num_agents,
-             "inner_updates": config.inner_updates, "meta_lr": config.meta_lr, "seed": config.seed,
-             "teacher": config.teacher, "objective": "ta_lpg" if config.lifetime_min is not None else "lpg"}
-    artifact = save_rule(run_dir / ARTIFACT, learner.rule, learner.agent_config, state.meta_params, extra)
-    return {"artifact": str(artifact), "meta_steps": int(state.step), "wall_seconds": wall,
-            "stopped_by_time_limit": stopped_early}
-
-
-def run_from_config(cfg: Any, run_dir: str | Path) -> dict:
-    """``metarl-meta-train objective=lpg_mg``: the ``objective`` section (minus ``name``) is the run config."""
-    from metarl.config import build_dataclass, plain
-
-    section = {k: v for k, v in (plain(cfg.objective) or {}).items() if k != "name"}
-    if "seed" not in section and cfg.get("seed") is not None:
-        section["seed"] = int(cfg.seed)  # the job's top-level seed=, as for every other objective
-    config = build_dataclass(MetaGradientRunConfig, section, "objective")
-    return run(config, run_dir, resume=bool(cfg.get("resume", False)))
-
-
-# --- CLI ------------------------------------------------------------------------------------
-def parse_args(argv: Sequence[str]) -> tuple[MetaGradientRunConfig, Path, bool]:
-    """``key=value`` pairs: the config fields, ``run_dir=`` (required), ``resume=true``; dicts as ``rule.hidden=16``."""
-    fields = {f.name: f for f in dataclasses.fields(MetaGradientRunConfig)}
-    values: dict[str, Any] = {}
-    nested: dict[str, dict] = {"rule": {}, "agent": {}}
-    run_dir, resume = None, False
-    for arg in argv:
-        if "=" not in arg:
-            raise ValueError(f"expected key=value, got {arg!r}")
-        key, raw = arg.split("=", 1)
-        value = _parse_value(raw)
-        if key == "run_dir":
-            run_dir = Path(raw)
-        elif key == "resume":
-            resume = bool(value)
-        elif "." in key and key.split(".", 1)[0] in nested:
-            group, name = key.split(".", 1)
-            nested[group][name] = value
-        elif key in fields:
-            values[key] = tuple(value) if key == "regularisers" else value
-        else:
-            raise ValueError(f"unknown option {key!r} (valid: run_dir, resume, {', '.join(fields)})")
-    if run_dir is None:
-        raise ValueError("run_dir= is required")
-    defaults = MetaGradientRunConfig()
-    for group, overrides in nested.items():
-        if overrides:
-            values[group] = {**getattr(defaults, group), **overrides}
-    return MetaGradientRunConfig(**values), run_dir, resume
-
-
-def _parse_value(raw: str) -> Any:
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("null", "none"):
-        return None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    try:
-        config, run_dir, resume = parse_args(sys.argv[1:] if argv is None else argv)
-        summary = run(config, run_dir, resume)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    main()
+    result = run_gradient_loop(
+        chunk, initial_state(learner, env, config, antagonist), run_dir, config.meta_steps,
+        steps_done=lambda state: int(state.step),
+        after_chunk=lambda state: refresh_pool(learner, env, config, antagonist, state),
+        resume=resume, time_limit_s=config.time_limit_s, report=report,
+    )
+    steps = int(result.state.step)
+    rule_extra = {"path": "meta_gradient", "level": config.level, "lifetime": config.agent_lifetime,
+                  "lifetime_min": config.lifetime_min, "meta_steps": steps, "num_agents": config.num_agents,
+                  "inner_updates": config.inner_updates, "meta_lr": config.meta_lr, "seed": config.seed,
+                  "teacher": config.teacher, "objective": "ta_lpg" if config.lifetime_min is not None else "lpg",
+                  **(extra or {})}
+    artifact = save_rule(run_dir / ARTIFACT, learner.rule, learner.agent_config, result.state.meta_params, rule_extra)
+    return {"run_dir": str(run_dir), "artifact": str(artifact), "meta_steps": steps,
+            "wall_seconds": result.wall_seconds, "stopped_by_time_limit": result.stopped_by_time_limit}

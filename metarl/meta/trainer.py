@@ -1,13 +1,23 @@
-"""Generic ES meta-training loop: any meta-parameter pytree, any batched fitness.
+"""The one ES meta-training loop: any meta-parameter pytree, any batched fitness, optional extra state.
 
-``fitness_fn(key, meta_params_batch) -> [population]`` (maximised) must treat
-candidates independently given the shared key (common random numbers), so
-evaluating the population whole, in chunks, or sharded gives the same values.
+Two kinds of fitness:
 
-Per generation g (keys are ``fold_in(seed_key, g)``, so a resumed run replays
-exactly the same randomness):  ask -> one jitted evaluation of the population
--> host check for failures -> tell -> JSONL/progress record -> checkpoint
-every ``checkpoint_every`` generations and at the end.
+* plain: ``fitness_fn(key, meta_params_batch) -> [population]`` (maximised).
+  Candidates must be independent given the shared key (common random
+  numbers), so the population can be evaluated whole, in chunks
+  (``chunk_size``) or sharded over local devices with the same values.
+* stateful (``extra_state`` given): ``fitness_fn(key, population, extra) ->
+  (fitness, extra, metrics)``. ``extra`` is any pytree carried from one
+  generation to the next (e.g. a level teacher's buffer); it is checkpointed
+  with the ES state, so it survives a resume. ``metrics`` (scalars) join the
+  generation's log record. A stateful fitness chunks its own population
+  (:func:`make_population_evaluator` does it).
+
+Per generation g (key ``fold_in(seed_key, g)``, so a resumed run replays
+exactly the same randomness) one compiled program runs ask -> evaluate ->
+tell; the host then stops if every candidate failed, appends the JSONL and
+progress record, and checkpoints every ``checkpoint_every`` generations and
+at the end.
 """
 
 from __future__ import annotations
@@ -20,19 +30,22 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from metarl.io.checkpoint import ESCheckpointer
-from metarl.meta.es import EvolutionStrategy
 from metarl.io.progress import GenerationLog, read_log
+from metarl.meta.es import EvolutionStrategy
 
 FitnessFn = Callable[[jax.Array, Any], jax.Array]
+StatefulFitnessFn = Callable[[jax.Array, Any, Any], tuple[jax.Array, Any, dict]]
 
 # Test-only: exit abruptly (no cleanup, like a kill) once this many generations
 # are done and checkpointed.  Used by the kill-and-resume test.
 ABORT_ENV_VAR = "METARL_ABORT_AFTER_GENERATION"
 ABORT_EXIT_CODE = 75
+LOG = "meta_log.jsonl"
 
 
 class AllCandidatesFailedError(RuntimeError):
@@ -63,6 +76,7 @@ class MetaTrainResult:
     es_state: Any
     history: list[dict]  # the JSONL records, one per generation
     resumed_from: int  # generations restored from a checkpoint (0 for a fresh run)
+    extra_state: Any = None  # a stateful fitness's final extra state
 
 
 def make_population_evaluator(
@@ -70,9 +84,10 @@ def make_population_evaluator(
 ) -> Callable[[jax.Array, Any], jax.Array]:
     """One jitted call ``evaluate(key, population) -> [population_size]``.
 
-    ``chunk_size`` splits the population into sequential chunks (``lax.map``)
-    to bound memory; with several local devices each call's population axis
-    is sharded over them.
+    ``population`` is any pytree with leading axis ``population_size``.
+    ``chunk_size`` splits it into sequential chunks (``lax.map``) to bound
+    memory; with several local devices each call's population axis is
+    sharded over them.
     """
     per_call = population_size if chunk_size is None else min(chunk_size, population_size)
     if population_size % per_call:
@@ -102,14 +117,53 @@ def make_population_evaluator(
     return jax.jit(evaluate)
 
 
-def _generation_keys(seed_key: jax.Array, generation: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    ask_key, eval_key, tell_key = jax.random.split(jax.random.fold_in(seed_key, generation), 3)
-    return ask_key, eval_key, tell_key
+def strong_types(tree: Any) -> Any:
+    """Drop weak types (evosax's initial ``best_fitness``) so generation 1 reuses generation 0's program."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), tree)
+
+
+def make_generation(es: EvolutionStrategy, fitness_fn: StatefulFitnessFn) -> Callable:
+    """The one compiled program of a generation: ``(key, es_state, extra) -> (es_state, extra, fitness, metrics)``."""
+
+    def generation(key: jax.Array, es_state: Any, extra: Any):
+        ask_key, eval_key, tell_key = jax.random.split(key, 3)
+        population, es_state = es.ask(ask_key, es_state)
+        fitness, extra, fitness_metrics = fitness_fn(eval_key, population, extra)
+        es_state, metrics = es.tell(tell_key, population, fitness, es_state)
+        return strong_types(es_state), strong_types(extra), fitness, {**metrics, **fitness_metrics}
+
+    return jax.jit(generation)
+
+
+def _stateless(evaluate: Callable[[jax.Array, Any], jax.Array]) -> StatefulFitnessFn:
+    def fitness(key: jax.Array, population: Any, extra: Any) -> tuple[jax.Array, Any, dict]:
+        return evaluate(key, population), extra, {}
+
+    return fitness
+
+
+def _pack(es_state: Any, extra: Any, stateful: bool) -> Any:
+    # a plain run's checkpoint is the ES state alone (as before extra state existed)
+    return {"es": es_state, "extra": extra} if stateful else es_state
+
+
+def _unpack(state: Any, stateful: bool) -> tuple[Any, Any]:
+    return (state["es"], state["extra"]) if stateful else (state, None)
+
+
+def history_summary(history: list[dict]) -> dict:
+    """First/last population-mean fitness, the best candidate seen and the count of failed candidates."""
+    return {
+        "first_fitness_mean": history[0]["fitness_mean"],
+        "last_fitness_mean": history[-1]["fitness_mean"],
+        "best_fitness": max(r["fitness_max"] for r in history),
+        "nonfinite": sum(r["num_nonfinite"] for r in history),
+    }
 
 
 def run_meta_training(
     es: EvolutionStrategy,
-    fitness_fn: FitnessFn,
+    fitness_fn: FitnessFn | StatefulFitnessFn,
     init_mean: Any,
     key: jax.Array,
     config: TrainerConfig,
@@ -118,45 +172,50 @@ def run_meta_training(
     resume: bool = False,
     metadata: dict | None = None,
     description: str = "meta-train",
+    extra_state: Any = None,
 ) -> MetaTrainResult:
     """Evolve ``init_mean`` for ``config.generations``; see module docstring.
 
-    Writes ``run_dir/meta_log.jsonl`` and ``run_dir/checkpoints/<generations done>``.
-    ``metadata`` (JSON) is stored with every checkpoint.
+    Writes ``run_dir/meta_log.jsonl`` and ``run_dir/checkpoints/<generations done>``
+    (the ES state, or ``{"es", "extra"}`` with an extra state). ``metadata``
+    (JSON) is stored with every checkpoint.
     """
     run_dir = Path(run_dir)
+    stateful = extra_state is not None
+    if not stateful:
+        evaluator = make_population_evaluator(fitness_fn, es.population_size, config.chunk_size, config.shard)
+        fitness_fn = _stateless(evaluator)
     init_key, seed_key = jax.random.split(key)
-    state = es.init(init_key, init_mean)
+    state = strong_types(_pack(es.init(init_key, init_mean), extra_state, stateful))
     checkpointer = ESCheckpointer(run_dir / "checkpoints", max_to_keep=config.max_checkpoints)
     start = 0
     if resume and checkpointer.latest_generation() is not None:
         start, state, _ = checkpointer.restore(state)
         start = min(start, config.generations)
+    es_state, extra = _unpack(state, stateful)
 
-    evaluate = make_population_evaluator(fitness_fn, es.population_size, config.chunk_size, config.shard)
-    ask = jax.jit(es.ask)
-    tell = jax.jit(es.tell)
+    generation_fn = make_generation(es, fitness_fn)
     abort_after = int(os.environ.get(ABORT_ENV_VAR, "0") or 0)
-    log_path = run_dir / "meta_log.jsonl"
+    log_path = run_dir / LOG
 
     with GenerationLog(log_path, config.generations, start, description, config.show_progress) as log:
         for generation in range(start, config.generations):
             started = time.perf_counter()
-            ask_key, eval_key, tell_key = _generation_keys(seed_key, generation)
-            population, state = ask(ask_key, state)
-            fitness = np.asarray(evaluate(eval_key, population))
+            next_es, next_extra, fitness, metrics = generation_fn(
+                jax.random.fold_in(seed_key, generation), es_state, extra)
+            fitness = np.asarray(fitness)
             if not np.isfinite(fitness).any():
                 raise AllCandidatesFailedError(
                     f"generation {generation}: all {fitness.size} candidates returned NaN/inf fitness "
                     "(inner training diverged); lower meta.sigma or check the objective"
                 )
-            state, metrics = tell(tell_key, population, fitness, state)
-            metrics = jax.device_get(metrics)
-            log.record(generation, **metrics, seconds=time.perf_counter() - started)
+            es_state, extra = next_es, next_extra
+            log.record(generation, **jax.device_get(metrics), seconds=time.perf_counter() - started)
             done = generation + 1
             if done % config.checkpoint_every == 0 or done == config.generations:
-                checkpointer.save(done, state, {"generations_done": done, **(metadata or {})})
+                metadata_now = {"generations_done": done, **(metadata or {})}
+                checkpointer.save(done, _pack(es_state, extra, stateful), metadata_now)
                 if abort_after and done >= abort_after:
                     os._exit(ABORT_EXIT_CODE)
     checkpointer.close()
-    return MetaTrainResult(es.mean(state), state, read_log(log_path), start)
+    return MetaTrainResult(es.mean(es_state), es_state, read_log(log_path), start, extra)

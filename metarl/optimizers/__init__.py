@@ -12,6 +12,7 @@ from typing import Any
 
 import optax
 
+from metarl.config import plain
 from metarl.optimizers.dormancy import dormant_fraction, layer_dormancy, neutral_dormancy, redo_scores
 from metarl.optimizers.instrument import make_instrumented_train, recording
 from metarl.optimizers.io import build_learned_optimizer, load_learned_optimizer, save_learned_optimizer
@@ -19,24 +20,16 @@ from metarl.optimizers.learned import LearnedOptimizer, LearnedOptimizerState, O
 from metarl.optimizers.zoo import make_optimizer, optimizer_names
 
 LEARNED = "learned"
-
-
-def _plain(cfg: Any) -> dict:
-    try:  # hydra's DictConfig -> plain containers
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra
-        pass
-    if not isinstance(cfg, Mapping):
-        raise ValueError(f"optimizer config must be a mapping, got {type(cfg).__name__}")
-    return dict(cfg)
+META_TRAIN_JOB = "meta_train_job"
 
 
 def build_optimizer(cfg: Any) -> optax.GradientTransformation | LearnedOptimizer:
     """``{name: adam, learning_rate: ..., **kwargs}`` or ``{name: learned, type: open, **options}``."""
-    cfg = _plain(cfg)
+    cfg = plain(cfg)
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"optimizer config must be a mapping, got {type(cfg).__name__}")
+    cfg = dict(cfg)
+    cfg.pop(META_TRAIN_JOB, None)  # routes metarl-meta-train to its job; not an optimizer option
     if "name" not in cfg:
         raise ValueError("optimizer config needs a 'name'")
     name = cfg.pop("name")

@@ -1,8 +1,10 @@
 """Save and load a learned optimizer as a self-describing ``.npz`` (no pickle).
 
 Uses the project's artifact format (:mod:`metarl.io.artifacts`) with
-``kind="optimizer"``: the header names the optimizer and carries its
-``config``, so ``load_learned_optimizer`` rebuilds it without any other input.
+``kind="learned_optimizer"`` (files written before the kind had its full name
+say ``"optimizer"`` and still load): the header names the optimizer and
+carries its ``config``, so ``load_learned_optimizer`` rebuilds it without any
+other input.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from metarl.io.artifacts import load_artifact, save_artifact
 from metarl.optimizers.learned import LearnedOptimizer
 
-KIND = "optimizer"
+KIND = "learned_optimizer"
+LEGACY_KINDS = ("optimizer",)
 LEARNED_OPTIMIZERS = {LearnedOptimizer.name: LearnedOptimizer}
 
 
@@ -41,7 +44,7 @@ def save_learned_optimizer(
 def load_learned_optimizer(path: str | os.PathLike) -> tuple[LearnedOptimizer, Any, dict]:
     """Returns ``(optimizer, meta_params as float32 arrays, header)``; ``header["extra"]`` is the caller's."""
     meta_params, header = load_artifact(path)
-    if header["kind"] != KIND:
+    if header["kind"] != KIND and header["kind"] not in LEGACY_KINDS:
         raise ValueError(f"{path} holds a {header['kind']!r}, not an optimizer")
     optimizer = build_learned_optimizer(header["config"])
     meta_params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), meta_params)

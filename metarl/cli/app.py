@@ -1,0 +1,134 @@
+"""The one way a console script runs a job.
+
+:func:`run_app`:
+
+1. applies the XLA CPU defaults (:func:`metarl.runtime.configure_cpu`) before
+   anything imports JAX;
+2. runs Hydra on the job's primary config, found through the ``configs``
+   package (so a script works from any directory);
+3. looks the job up in :mod:`metarl.jobs.registry` and refuses a command-line
+   override of a top-level section the job does not use (``Job.sections``);
+4. reports errors one way: a bad configuration or input (``ValueError`` and
+   friends, Hydra/OmegaConf config errors) is ``<program>: error: <one line>``
+   on stderr and exit status 2. ``--debug`` or ``HYDRA_FULL_ERROR=1`` shows
+   the full traceback instead.
+
+The run directory is ``run_dir`` when the config sets one, else Hydra's
+output directory (``hydra.run.dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from metarl.runtime import configure_cpu
+
+CONFIG_PACKAGE = "configs"
+DEBUG_FLAG = "--debug"
+LOGGING_GROUPS = ("hydra/job_logging", "hydra/hydra_logging")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return ValueError, TypeError, FileNotFoundError, HydraException, OmegaConfBaseException
+
+
+def one_line(error: BaseException) -> str:
+    """An error message on one line (Hydra's and OmegaConf's span several)."""
+    return " ".join(str(error).split())
+
+
+@contextlib.contextmanager
+def reported_errors(program: str, debug: bool) -> Iterator[None]:
+    """The one error wrapper: user errors become ``<program>: error: <one line>``, exit status 2."""
+    try:
+        yield
+    except _user_errors() as error:
+        if debug:
+            raise
+        print(f"{program}: error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def check_sections(job: Any, overrides: Sequence[str]) -> None:
+    """An override of a top-level key outside ``job.sections`` is an error naming it."""
+    from metarl.config import override_keys
+
+    if job.sections is None:
+        return
+    for override, key in zip(overrides, override_keys(overrides)):
+        top = key.split(".")[0].split("@")[0]
+        if top not in ("hydra", "job") and top not in job.sections:  # job=<name> picks the job itself
+            raise ValueError(
+                f"{override}: job {job.name} has no setting {top!r} (its settings: {', '.join(job.sections)})"
+            )
+
+
+def _run_dir(cfg: Any) -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(cfg.get("run_dir") or HydraConfig.get().runtime.output_dir)
+
+
+@contextlib.contextmanager
+def _hydra_argv(program: str, argv: Sequence[str]) -> Iterator[None]:
+    """``sys.argv`` for Hydra, and its exceptions raised instead of printed (so they are reported here)."""
+    saved_argv, saved_flag = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    # Jobs print what they report; Hydra leaves Python logging alone unless asked (no log file, no INFO noise)
+    quiet = [f"{group}=none" for group in LOGGING_GROUPS if not any(a.startswith(group) for a in argv)]
+    sys.argv = [program, f"hydra.job.name={program}", *quiet, *argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        if saved_flag is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_flag
+
+
+def run_app(
+    program: str,
+    config_name: str,
+    job: str | Callable[[Any], str],
+    *,
+    config_package: str = CONFIG_PACKAGE,
+    after: Callable[[dict, Path], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Run ``job`` (a job name, or ``job(cfg) -> name``) on the Hydra config ``config_name`` and ``argv``.
+
+    ``after(summary, run_dir)`` prints what the job leaves for the user, if it does not itself.
+    """
+    configure_cpu()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    argv = [a for a in argv if a != DEBUG_FLAG]
+
+    def task(cfg: Any) -> None:
+        import metarl.jobs  # noqa: F401 (registers every job)
+        from metarl.config import user_overrides
+        from metarl.jobs import registry
+
+        # reported here too: Hydra would print its own line for an error raised out of the task
+        with reported_errors(program, debug):
+            chosen = registry.get(job(cfg) if callable(job) else job)
+            check_sections(chosen, user_overrides())
+            run_dir = _run_dir(cfg)
+            summary = chosen.run(cfg, run_dir)
+        if after is not None:
+            after(summary, run_dir)
+
+    import hydra
+
+    main = hydra.main(config_path=f"pkg://{config_package}", config_name=config_name, version_base=None)(task)
+    with reported_errors(program, debug), _hydra_argv(program, argv):
+        main()

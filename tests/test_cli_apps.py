@@ -1,0 +1,131 @@
+"""The console scripts: from any directory, one error format, unused options refused, evaluators by kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from metarl.cli import continual, curriculum, evaluate, meta_train, train
+from metarl.cli.app import check_sections
+from metarl.io.artifacts import save_artifact, save_header
+from metarl.jobs.registry import Job
+
+BIN = Path(sys.executable).parent
+SCRIPTS = ("metarl-train", "metarl-meta-train", "metarl-evaluate", "metarl-curriculum", "metarl-continual")
+
+
+def _script(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = shutil.which(name, path=str(BIN)) or name
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_console_script_helps_from_any_directory(name, tmp_path):
+    result = _script(name, ["--help"], tmp_path)  # not the checkout: the configs come with the package
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{name} is powered by Hydra" in result.stdout and "== Config ==" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_curriculum_on_maze_with_plr_tiny_budget(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _script("metarl-curriculum", [
+        "env=maze", "teacher=plr", "teacher.capacity=64", "agent.total_timesteps=512", "agent.num_envs=4",
+        "agent.num_steps=32", "eval.num_tasks=4", "eval.max_steps=16", f"run_dir={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env"] == "maze" and summary["teacher"] == "plr" and summary["updates"] == 4
+    assert 0.0 <= summary["mastered"] <= 1.0
+    assert np.load(run_dir / "metrics.npz")["episode_return"].shape == (4,)
+    assert (run_dir / ".hydra" / "config.yaml").is_file()  # the run directory is Hydra's, as run_dir says
+
+
+def _error_line(main, args, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("main, program, args, names", [
+    (train.main, "metarl-train", ["+teacher=plr"], "+teacher=plr: job train has no setting 'teacher'"),
+    (train.main, "metarl-train", ["+agent.foo=1"], "agent.foo is not a setting"),
+    (train.main, "metarl-train", ["agent.foo=1"], "Could not override 'agent.foo'"),
+    (train.main, "metarl-train", ["+env.overrides.gravty=3.0"], "no parameter 'gravty'"),
+    (train.main, "metarl-train", ["teacher=plr"], "Could not override 'teacher'"),
+    (curriculum.main, "metarl-curriculum", ["+optimizer=adam"], "job curriculum has no setting 'optimizer'"),
+    (curriculum.main, "metarl-curriculum", ["+eval.episodes=3"], "eval.episodes is not a setting"),
+    (continual.main, "metarl-continual", ["+env=maze"], "job continual has no setting 'env'"),
+    (continual.main, "metarl-continual", ["+eval.episodez=3"], "eval.episodez is not a setting"),
+    (evaluate.main, "metarl-evaluate", ["lifetimes=[3]"], "job evaluate_objective has no setting 'lifetimes'"),
+])
+def test_an_option_the_job_does_not_use_exits_2_naming_it(main, program, args, names, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Hydra's run directory goes below the working directory
+    line = _error_line(main, args, capsys)
+    assert line.startswith(f"{program}: error: ") and names in line, line
+
+
+def test_debug_shows_the_traceback(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="job train has no setting 'teacher'"):
+        train.main(["+teacher=plr", "--debug"])
+
+
+def test_sections_check_ignores_hydra_and_jobs_without_sections():
+    job = Job("j", lambda cfg, run_dir: {}, "train", sections=("agent", "env"))
+    check_sections(job, ["agent.lr=1", "env=maze", "hydra.run.dir=x", "+env.overrides.a=1", "~agent.lr"])
+    with pytest.raises(ValueError, match="seedz=3: job j has no setting 'seedz'"):
+        check_sections(job, ["seedz=3"])
+    check_sections(Job("all", lambda cfg, run_dir: {}, "train"), ["anything=1"])
+
+
+def test_meta_train_runs_the_job_its_config_names():
+    with initialize_config_module("configs", version_base=None):
+        cfg = compose("meta_train")
+        chosen = meta_train._job(cfg)
+        assert chosen == str(cfg.get("job") or "meta_train")
+
+
+@pytest.mark.parametrize("kind, job", [
+    ("objective", "evaluate_objective"),
+    ("lpg_rule", "evaluate_lpg"),
+    ("learned_optimizer", "evaluate_optimizer"),
+])
+def test_evaluate_picks_its_evaluator_from_the_recorded_kind(kind, job, tmp_path):
+    # same arrays, same name for every kind: only the header's kind tells the evaluations apart
+    path = save_artifact(tmp_path / "run" / "learned_thing.npz", {"w": np.zeros(3)}, kind=kind, name="x")
+    with initialize_config_module("configs.evaluate", version_base=None):
+        for spelling in (f"artifact={path}", f"artifact={path.parent}"):  # the file or its run directory
+            assert evaluate.job_for(compose("evaluate", overrides=[spelling])) == job
+        slot = "optimizer" if kind == "learned_optimizer" else "objective"  # objective=/optimizer= may name it
+        assert evaluate.job_for(compose("evaluate", overrides=[f"{slot}={path}"])) == job
+        assert evaluate.job_for(compose("evaluate", overrides=["objective=dpo", "optimizer=lion"])) == "evaluate_objective"
+
+
+def test_evaluate_refuses_an_artifact_no_job_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_header(tmp_path / "train_run" / "policy_checkpoint.json", kind="policy_checkpoint", name="ppo")
+    line = _error_line(evaluate.main, [f"artifact={tmp_path / 'train_run'}"], capsys)
+    assert "no job reads artifacts of kind 'policy_checkpoint'" in line
+
+
+@pytest.mark.parametrize("cli", [train, meta_train, evaluate, curriculum, continual])
+def test_every_entry_point_applies_the_cpu_defaults_first(cli, monkeypatch, capsys):
+    import metarl.cli.app as app
+
+    calls = []
+    monkeypatch.setattr(app, "configure_cpu", lambda: calls.append("cpu"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0 and calls == ["cpu"]
