@@ -159,7 +159,7 @@ def draw(graph, path):
             pa, pb = package_of(a), package_of(b)
             if pa != pb:
                 pkg_edges[(pa, pb)] = pkg_edges.get((pa, pb), 0) + 1
-    pkgs = sorted({package_of(m) for m in graph})
+    pkgs = sorted({package_of(m) for m in graph if m != "metarl"})  # the root package holds only a version
     rows: dict[int, list[str]] = {}
     for p in pkgs:
         rows.setdefault(layer_of(p) if layer_of(p) is not None else -1, []).append(p)
@@ -169,6 +169,8 @@ def draw(graph, path):
             pos[name] = ((x + 1) / (len(names) + 1), -y)
     fig, ax = plt.subplots(figsize=(11, 7))
     for (a, b), n in pkg_edges.items():
+        if a not in pos or b not in pos:
+            continue
         (x0, y0), (x1, y1) = pos[a], pos[b]
         up = (layer_of(b) or 0) > (layer_of(a) or 0)
         ax.annotate(
@@ -179,10 +181,11 @@ def draw(graph, path):
     for name, (x, y) in pos.items():
         ax.text(x, y, name, ha="center", va="center", fontsize=9,
                 bbox=dict(boxstyle="round", fc="white", ec="0.3"))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(rows) + 0.5, 0.5)
     ax.set_axis_off()
     ax.set_title("Package imports (grey: downward or same layer, red: upward)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def main(argv=None):
