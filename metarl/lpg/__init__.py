@@ -32,7 +32,7 @@ Interface notes (additions to the fixed interface, no changes):
   (time-dependent through the observation's time entry).
 * ``LPGRule.policy_gradient_params(key)``: hand-set GRU meta-parameters that
   reproduce REINFORCE with a discounted return-to-go (a reference rule).
-* ``python -m metarl.lpg.bench``: lifetime throughput (steps/s).
+* ``python scripts/bench_lpg.py``: lifetime throughput (steps/s).
 """
 
 from metarl.lpg.a2c import A2CLifetime, make_a2c_lifetime

@@ -1,4 +1,4 @@
-"""Throughput of LPG / A2C lifetimes: ``python -m metarl.lpg.bench --level dense --agents 1 16``.
+"""Throughput of LPG / A2C lifetimes: ``python scripts/bench_lpg.py --level dense --agents 1 16``.
 
 Times a jitted lifetime (compile excluded, evaluation included) for 1 agent and
 for ``n`` agents vmapped over keys and meta-parameters, and prints one JSON line.
@@ -12,6 +12,9 @@ import json
 import sys
 import time
 
+import metarl.runtime
+
+metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
 import jax
 import jax.numpy as jnp
 
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rows = bench(args.level, args.updates, args.agents, args.hidden, args.algo)
     except ValueError as err:  # e.g. an unknown level: one line, exit status 2
-        parser.exit(2, f"metarl.lpg.bench: error: {err}\n")
+        parser.exit(2, f"bench_lpg: error: {err}\n")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
