@@ -14,12 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job on CPU; `make run ARGS="meta.generations=4 verbose=true"` passes overrides through.
 run: $(STAMP)
-	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(VENV)/bin/metarl-meta-train
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(VENV)/bin/metarl-meta-train $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --durations=15 tests
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --dist loadgroup --durations=15 tests
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py

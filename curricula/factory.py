@@ -18,6 +18,8 @@ An optional ``label`` key is a display name and is ignored here.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,14 +29,53 @@ import jax.numpy as jnp
 from curricula import bandits, progress
 from curricula.alp_gmm import ALPGMM
 from curricula.arms import BinnedArms, TaskSetArms
-from curricula.bandit_teacher import BanditTeacher
+from curricula.bandit_teacher import SCALINGS, BanditTeacher
+from curricula.gmm import CRITERIA
+from curricula.level_buffer import PRIORITIZATIONS
 from curricula.plr import ACCEL, PLR
+from curricula.plr import SCORES as PLR_SCORES
 from curricula.simple import DomainRandomization, FixedTask
 from envs.task_space import stack_tasks
 
 # built by metarl.meta.lpg_es (they need an antagonist agent), not for PPO curricula
 META_TRAINING_TEACHERS = ("groove",)
 TEACHERS = ("domain_randomization", "fixed", "bandit", "alp_gmm", "plr", "robust_plr", "accel")
+# the class whose keyword arguments a teacher's config keys are (besides name, label and the keys built here)
+_CLASSES = {"bandit": BanditTeacher, "alp_gmm": ALPGMM, "plr": PLR, "robust_plr": PLR, "accel": PLR}
+_BUILT_HERE = {"fixed": ("task",), "bandit": ("arms", "algorithm", "signal"), "accel": ("mutate", "batch_size")}
+# Declared ranges of the teachers' numeric options (gt/ge/lt/le as in metarl.config.option), checked by the
+# caller before a teacher is built, so a bad value fails with its name before anything runs.
+OPTION_BOUNDS = {
+    "capacity": {"ge": 1}, "replay_prob": {"ge": 0, "le": 1}, "staleness_coef": {"ge": 0, "le": 1},
+    "temperature": {"gt": 0}, "min_fill_ratio": {"ge": 0, "le": 1}, "batch_size": {"ge": 1},
+    "fit_rate": {"ge": 2}, "random_task_ratio": {"ge": 0, "le": 1}, "history_size": {"ge": 1}, "em_iters": {"ge": 1},
+    "history": {"ge": 1},
+}
+# ... and of their named options
+OPTION_CHOICES = {"prioritization": PRIORITIZATIONS, "score": PLR_SCORES, "criterion": CRITERIA,
+                  "reward_scaling": SCALINGS}
+
+
+def unknown_teacher(name: Any) -> ValueError:
+    near = difflib.get_close_matches(str(name), TEACHERS, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    return ValueError(f"unknown teacher {name!r}{hint}; choose one of {list(TEACHERS)}")
+
+
+def teacher_options(name: str) -> dict[str, str]:
+    """The config keys of teacher ``name`` (besides ``name`` and ``label``) and their annotated types."""
+    if name not in TEACHERS:
+        raise unknown_teacher(name)
+    options = {key: "dict" for key in _BUILT_HERE.get(name, ())}
+    if name == "accel":
+        options["batch_size"] = "int | None"
+    if name in _CLASSES:
+        # set by make_teacher itself (robust: by the name, except for plr where it is an option)
+        skip = {"self", "task_space", "generator", *_BUILT_HERE.get(name, ()), *(() if name == "plr" else ("robust",))}
+        for key, param in inspect.signature(_CLASSES[name].__init__).parameters.items():
+            if key not in skip and param.kind is param.POSITIONAL_OR_KEYWORD:
+                options[key] = str(param.annotation)
+    return options
 
 
 def _named(cfg: Mapping, registry: Mapping, what: str):
@@ -91,7 +132,7 @@ def make_teacher(cfg: Any, task_space: Any, num_envs: int | None = None) -> Any:
             "use it with metarl-meta-train objective=lpg teacher=groove"
         )
     if name not in TEACHERS:
-        raise ValueError(f"unknown teacher {name!r}; choose one of {list(TEACHERS)}")
+        raise unknown_teacher(name)
     if name == "domain_randomization":
         return DomainRandomization(task_space)
     if name == "fixed":

@@ -129,3 +129,16 @@ def test_every_entry_point_applies_the_cpu_defaults_first(cli, monkeypatch, caps
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
     assert exit_info.value.code == 0 and calls == ["cpu"]
+
+
+def test_a_section_read_in_part_refuses_its_other_keys():
+    """LPG-by-ES reads only evaluate.enabled (its evaluation settings live in objective.eval)."""
+    from metarl.cli.app import check_sections
+    from metarl.jobs import registry
+
+    import metarl.jobs  # noqa: F401  (registers the jobs)
+
+    job = registry.get("meta_train_lpg")
+    check_sections(job, ["evaluate.enabled=false", "objective.eval.seeds=2"])
+    with pytest.raises(ValueError, match="has no setting 'evaluate.seeds' \\(of evaluate it reads only evaluate.enabled\\)"):
+        check_sections(job, ["evaluate.seeds=3"])

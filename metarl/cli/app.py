@@ -20,12 +20,16 @@ output directory (``hydra.run.dir``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from metarl.cli.argv import hydra_argv, take_verbose
+from metarl.cli.errors import check_override_syntax, describe
+from metarl.cli.output import configure_logging, help_footer
 from metarl.runtime import configure_cpu
 
 CONFIG_PACKAGE = "configs"
@@ -37,7 +41,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    return ValueError, TypeError, FileNotFoundError, HydraException, OmegaConfBaseException
+    return ValueError, TypeError, OSError, HydraException, OmegaConfBaseException
 
 
 def one_line(error: BaseException) -> str:
@@ -46,29 +50,39 @@ def one_line(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def reported_errors(program: str, debug: bool) -> Iterator[None]:
+def reported_errors(program: str, debug: bool, describe: Callable[[BaseException], str] = one_line) -> Iterator[None]:
     """The one error wrapper: user errors become ``<program>: error: <one line>``, exit status 2."""
     try:
         yield
     except _user_errors() as error:
         if debug:
             raise
-        print(f"{program}: error: {one_line(error)}", file=sys.stderr)
+        print(f"{program}: error: {describe(error)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def check_sections(job: Any, overrides: Sequence[str]) -> None:
-    """An override of a top-level key outside ``job.sections`` is an error naming it."""
+    """An override outside ``job.sections`` is an error naming it.
+
+    A section entry is a top-level key (``env``: everything under it is used)
+    or a dotted key (``evaluate.enabled``: only that key of ``evaluate`` is).
+    """
     from metarl.config import override_keys
 
     if job.sections is None:
         return
     for override, key in zip(overrides, override_keys(overrides)):
-        top = key.split(".")[0].split("@")[0]
-        if top not in ("hydra", "job") and top not in job.sections:  # job=<name> picks the job itself
-            raise ValueError(
-                f"{override}: job {job.name} has no setting {top!r} (its settings: {', '.join(job.sections)})"
-            )
+        key = key.split("@")[0]
+        top = key.split(".")[0]
+        if top in ("hydra", "job"):  # job=<name> picks the job itself
+            continue
+        if any(key == s or key.startswith(s + ".") or s.startswith(key + ".") for s in job.sections):
+            continue
+        used = [s for s in job.sections if s.startswith(top + ".")]
+        if used:  # the section is read only in part
+            raise ValueError(f"{override}: job {job.name} has no setting {key!r} (of {top} it reads only "
+                             f"{', '.join(used)})")
+        raise ValueError(f"{override}: job {job.name} has no setting {top!r} (its settings: {', '.join(job.sections)})")
 
 
 def _run_dir(cfg: Any) -> Path:
@@ -83,7 +97,7 @@ def _hydra_argv(program: str, argv: Sequence[str]) -> Iterator[None]:
     saved_argv, saved_flag = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     # Jobs print what they report; Hydra leaves Python logging alone unless asked (no log file, no INFO noise)
     quiet = [f"{group}=none" for group in LOGGING_GROUPS if not any(a.startswith(group) for a in argv)]
-    sys.argv = [program, f"hydra.job.name={program}", *quiet, *argv]
+    sys.argv = hydra_argv(program, argv, [f"hydra.job.name={program}", *quiet])
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
@@ -112,17 +126,27 @@ def run_app(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
     argv = [a for a in argv if a != DEBUG_FLAG]
+    explain = functools.partial(describe, argv=argv, config_name=config_name, package=config_package)
+    with reported_errors(program, debug, explain):
+        verbose, argv = take_verbose(argv)
+        check_override_syntax(argv)
 
     def task(cfg: Any) -> None:
+        configure_logging(verbose)  # before the jobs import JAX; after Hydra has set up logging
         import metarl.jobs  # noqa: F401 (registers every job)
-        from metarl.config import user_overrides
+        from metarl.cli.preflight import check_job
+        from metarl.config import check_overrides, primary_config, user_overrides
+        from metarl.io.run_dir import prepare_run_dir
         from metarl.jobs import registry
 
         # reported here too: Hydra would print its own line for an error raised out of the task
-        with reported_errors(program, debug):
+        with reported_errors(program, debug, explain):
             chosen = registry.get(job(cfg) if callable(job) else job)
             check_sections(chosen, user_overrides())
+            check_overrides(cfg, user_overrides(), primary_config(config_name, config_package))
             run_dir = _run_dir(cfg)
+            check_job(chosen.name, cfg, run_dir)  # every setting, name, input file and the run dir: nothing written yet
+            prepare_run_dir(run_dir, cfg)  # no new run into old work; a resume must match its config
             summary = chosen.run(cfg, run_dir)
         if after is not None:
             after(summary, run_dir)
@@ -130,5 +154,7 @@ def run_app(
     import hydra
 
     main = hydra.main(config_path=f"pkg://{config_package}", config_name=config_name, version_base=None)(task)
-    with reported_errors(program, debug), _hydra_argv(program, argv):
+    # what Hydra raises itself (a config group option it cannot find, a run directory it cannot create)
+    with reported_errors(program, debug, functools.partial(explain, setup=True)), _hydra_argv(program, argv), \
+            help_footer(argv):
         main()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from metarl.config import build_dataclass, close_matches
+from metarl.config import build_dataclass, check_fields, close_matches, option
 from metarl.continual import loss_methods, surgery_methods  # noqa: F401  (they register their methods)
 from metarl.continual.method_base import Method, registered
 
@@ -41,47 +41,39 @@ def get_method(name: str, **settings: Any) -> Method:
 
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
+    """The ``method`` section; each field declares what it accepts (:func:`metarl.config.option`)."""
+
     name: str = "finetune"
     # reset / shrink-and-perturb: at task switches and/or every N updates (0 = never)
     at_switch: bool = True
-    every_updates: int = 0
-    reset_which: str = "all"
-    reset_last_k: int = 1
-    shrink: float = 0.8
-    perturb: float = 0.01
+    every_updates: int = option(0, ge=0)
+    reset_which: str = option("all", choices=RESET_WHICH)
+    reset_last_k: int = option(1, ge=1)
+    shrink: float = option(0.8, ge=0, le=1)
+    perturb: float = option(0.01, ge=0)
     # ReDo (LoP PPO setting: τ 0.1 every 100 updates)
-    redo_tau: float = 0.1
-    redo_every_updates: int = 100
+    redo_tau: float = option(0.1, ge=0)
+    redo_every_updates: int = option(100, ge=0)
     # continual backprop
-    cbp_decay: float = 0.99
-    cbp_maturity: int = 100
-    cbp_replacement_rate: float = 1e-3
+    cbp_decay: float = option(0.99, ge=0, lt=1)
+    cbp_maturity: int = option(100, ge=0)
+    cbp_replacement_rate: float = option(1e-3, ge=0, le=1)
     # loss-side regularisers
-    l2_coef: float = 1e-3
-    l2_init_coef: float = 1e-3
-    ewc_coef: float = 1e4
+    l2_coef: float = option(1e-3, ge=0)
+    l2_init_coef: float = option(1e-3, ge=0)
+    ewc_coef: float = option(1e4, ge=0)
     ewc_accumulate: bool = False  # sum the Fishers of all earlier tasks instead of the last one
     # replay (behaviour cloning on earlier tasks' states)
-    replay_capacity: int = 4096
-    replay_batch: int = 64
-    replay_coef: float = 1.0
+    replay_capacity: int = option(4096, ge=1)
+    replay_batch: int = option(64, ge=1)
+    replay_coef: float = option(1.0, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def validate(self) -> None:
-        method = method_class(self.name)
-        if self.reset_which not in RESET_WHICH:
-            raise ValueError(f"method.reset_which must be one of {RESET_WHICH}, got {self.reset_which!r}")
-        for field in ("every_updates", "redo_every_updates", "cbp_maturity"):
-            if int(getattr(self, field)) < 0:
-                raise ValueError(f"method.{field} must be >= 0, got {getattr(self, field)}")
-        for field in ("reset_last_k", "replay_capacity", "replay_batch"):
-            if int(getattr(self, field)) < 1:
-                raise ValueError(f"method.{field} must be >= 1, got {getattr(self, field)}")
-        for field in ("l2_coef", "l2_init_coef", "ewc_coef", "replay_coef", "redo_tau", "cbp_replacement_rate"):
-            if getattr(self, field) < 0:
-                raise ValueError(f"method.{field} must be >= 0, got {getattr(self, field)}")
-        if not 0 <= self.cbp_decay < 1:
-            raise ValueError(f"method.cbp_decay must be in [0, 1), got {self.cbp_decay}")
-        method.validate(self)
+        """The method's own checks (e.g. a reset that never fires); the fields are checked on construction."""
+        method_class(self.name).validate(self)
 
     def build(self) -> Method:
         """The method object, after validating the settings."""

@@ -34,10 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 
 from metarl.agents.env_spec import EnvSpec
 from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo import PPO, PPOConfig
+from metarl.config import check_fields, option
 from metarl.continual import metrics as M
 from metarl.continual import plasticity as P
 from metarl.continual import regularizers as R
@@ -51,20 +53,21 @@ from metarl.continual.streams import Segment, TaskStream, build_env
 class RunConfig:
     """Protocol settings. Steps are env steps; they are rounded to whole chunks."""
 
-    eval_every_steps: int = 20_000
-    eval_episodes: int = 5
-    eval_max_steps: int = 500
+    eval_every_steps: int = option(20_000, ge=1)
+    eval_episodes: int = option(5, ge=1)
+    eval_max_steps: int = option(500, ge=1)
     eval_greedy: bool = False  # CW scores the stochastic policy
-    obs_buffer_updates: int = 16  # recent rollouts' observations kept for ReDo/EWC/replay/diagnostics
-    replay_per_task: int = 512  # states offered to the replay buffer at each task end
-    seeds: int = 1
+    obs_buffer_updates: int = option(16, ge=1)  # recent rollouts' observations kept for ReDo/EWC/replay/diagnostics
+    replay_per_task: int = option(512, ge=1)  # states offered to the replay buffer at each task end
+    seeds: int = option(1, ge=1)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
     def validate(self) -> None:
-        for field in ("eval_every_steps", "eval_episodes", "eval_max_steps", "obs_buffer_updates", "seeds", "replay_per_task"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        """Every field is checked on construction; kept for callers that validate explicitly."""
+        check_fields(self)
 
 
 def score_bounds(stream: TaskStream) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +186,9 @@ class ContinualRunner:
         eval_steps, returns, scores, diags, log = [], [], [], [], []
         step, t0 = 0, time.time()
         total_chunks = sum(seg_chunks)
-        done_chunks = 0
+        what = self.stream.id if len(segments) > 1 else f"{self.stream.id} task {segments[0].task} alone"
+        bar = tqdm(total=total_chunks, desc=f"{what} ({self.method.name})", unit="eval", disable=not progress,
+                   dynamic_ncols=True)
         for index, (seg, n_chunks) in enumerate(zip(segments, seg_chunks)):
             state, fired = self._switch(state, jnp.int32(seg.task), jnp.asarray(index > 0))
             if index > 0:
@@ -192,7 +197,6 @@ class ContinualRunner:
             for _ in range(n_chunks):
                 state, summary = self._chunk(state)
                 step += self.chunk_steps
-                done_chunks += 1
                 fired_n = np.asarray(summary["intervention_fired"])
                 if np.any(fired_n > 0):
                     log.append({"step": step, "event": "periodic", "method": self.method.name,
@@ -202,9 +206,9 @@ class ContinualRunner:
                 returns.append(np.asarray(ret))
                 scores.append(np.asarray(score))
                 diags.append({k: np.asarray(v) for k, v in diag.items()})
-                if progress:
-                    print(f"[{done_chunks}/{total_chunks}] step {step} task {seg.task} "
-                          f"mean score {np.mean(score):.3f} ({time.time() - t0:.0f}s)", flush=True)
+                bar.set_postfix(task=seg.task, score=f"{np.mean(score):.3f}", refresh=False)
+                bar.update(1)
+        bar.close()
         perf = np.stack(scores, axis=1)  # [seeds, evals, tasks]
         return {
             "stream": self.stream.id,
@@ -221,7 +225,8 @@ class ContinualRunner:
 
 
 def reference_runs(
-    stream: TaskStream, agent_cfg: PPOConfig, run_cfg: RunConfig, runner: ContinualRunner | None = None
+    stream: TaskStream, agent_cfg: PPOConfig, run_cfg: RunConfig, runner: ContinualRunner | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """From-scratch single-task fine-tuning runs, one per task, with the budget
     of that task's first visit. Returns ``(ref_steps[E], ref_perf[seeds, E, T])``
@@ -232,7 +237,7 @@ def reference_runs(
     first_len: dict[int, int] = {}
     for seg in stream.segments:
         first_len.setdefault(seg.task, seg.steps)
-    outs = {task: runner.run(segments=(Segment(task, steps),)) for task, steps in sorted(first_len.items())}
+    outs = {task: runner.run(progress, segments=(Segment(task, steps),)) for task, steps in sorted(first_len.items())}
     longest = max(len(o["eval_steps"]) for o in outs.values())
     ref_steps = runner.chunk_steps * np.arange(1, longest + 1)
     ref_perf = np.full((run_cfg.seeds, longest, stream.n_tasks), np.nan)

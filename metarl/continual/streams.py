@@ -31,6 +31,7 @@ from gymnax.environments import spaces
 import envs
 from envs.core import Environment
 from envs.task_space import Field, TaskSpace, index_tasks, stack_tasks
+from metarl.config import check_number, positive_int, unknown_name
 
 # ---------------------------------------------------------------------------
 # segments and schedules
@@ -55,9 +56,7 @@ def _merge(segments: Sequence[tuple[int, int]]) -> tuple[Segment, ...]:
 
 
 def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, name)
 
 
 def sequential(n_tasks: int, steps_per_task: int, order: Sequence[int] | None = None) -> tuple[Segment, ...]:
@@ -98,8 +97,7 @@ def power_law(
     """
     n_tasks, steps = _check_positive("n_tasks", n_tasks), _check_positive("steps_per_task", steps_per_task)
     n_segments = _check_positive("n_segments", n_segments)
-    if alpha < 0:
-        raise ValueError(f"power-law alpha must be >= 0, got {alpha}")
+    alpha = check_number(alpha, "power-law alpha", ge=0)
     weights = (np.arange(n_tasks) + 1.0) ** -float(alpha)
     draws = np.random.default_rng(seed).choice(n_tasks, size=n_segments, p=weights / weights.sum())
     return _merge([(int(t), steps) for t in draws])
@@ -455,8 +453,7 @@ def registered_streams() -> list[str]:
 def get_stream(name: str, steps_per_task: int | None = None) -> TaskStream:
     """A named stream; ``steps_per_task`` rescales every segment (renamed)."""
     if name not in STREAMS:
-        close = difflib.get_close_matches(name, registered_streams(), n=3)
-        raise ValueError(f"unknown stream {name!r}; close: {close} (see registered_streams())")
+        raise unknown_name("stream", name, registered_streams())
     stream = from_spec(STREAMS[name])
     if steps_per_task is None:
         return stream

@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from curricula.factory import make_teacher
+from curricula.factory import META_TRAINING_TEACHERS, OPTION_BOUNDS, OPTION_CHOICES, make_teacher, teacher_options
 from metarl.agents.policy import evaluate_policy
-from metarl.config import check_keys, plain
+from metarl.config import check_choice, check_finite, check_keys, check_number, check_value, close_matches, plain
+from metarl.io.outputs import ProgressBar
 
 TEST_SET_SEED = 31
 HELD_OUT_SETS = ("default", "named")
@@ -90,7 +91,31 @@ def resolve_config(cfg: Any) -> dict[str, Any]:
     merged["eval"] = {**DEFAULTS["eval"], **check_keys(cfg.get("eval"), DEFAULTS["eval"], "eval")}
     if not merged.get("teacher"):
         raise ValueError("config needs a teacher (e.g. teacher=domain_randomization)")
+    merged["seed"] = check_number(merged["seed"], "seed", integer=True)
+    for key in ("num_tasks", "max_steps"):
+        merged["eval"][key] = check_number(merged["eval"][key], f"eval.{key}", integer=True, ge=1)
+    check_choice(merged["eval"]["set"], "eval.set", HELD_OUT_SETS)
+    check_teacher(merged["teacher"])
     return merged
+
+
+def check_teacher(teacher: Any) -> None:
+    """The ``teacher`` section against the teacher's options: names, types and declared ranges (one line each)."""
+    if not isinstance(teacher, Mapping):
+        return  # make_teacher says what it needs
+    name = teacher.get("name")
+    if name in META_TRAINING_TEACHERS:
+        return  # make_teacher explains where such a teacher belongs
+    options = teacher_options(name)
+    for key, value in teacher.items():
+        if key in ("name", "label"):
+            continue
+        if key not in options:
+            hint = close_matches(key, options, or_list=True)
+            raise ValueError(f"teacher.{key} is not a setting of teacher {name}{hint}")
+        check_value(value, options[key], f"teacher.{key}", **OPTION_BOUNDS.get(key, {}))
+        if key in OPTION_CHOICES:
+            check_choice(value, f"teacher.{key}", OPTION_CHOICES[key])
 
 
 def build(merged: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -98,6 +123,7 @@ def build(merged: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     from metarl.agents.ppo import PPO, PPOConfig
     from metarl.config import build_dataclass
 
+    check_finite(merged["env_kwargs"] or {}, "env.overrides")
     env, params = envs.make(merged["env"], **(merged["env_kwargs"] or {}))
     ppo_config = build_dataclass(PPOConfig, merged["agent"], "agent")
     ppo_config.validate(env, params)
@@ -105,17 +131,24 @@ def build(merged: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return env, PPO(ppo_config, env, params, teacher=teacher), ppo_config
 
 
-def train_and_evaluate(cfg: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Train and score on the held-out set: ``(summary, per-update training metrics)``."""
+def prepare(cfg: Any) -> tuple[dict[str, Any], Any, Any, Any, Any]:
+    """``(config, env, agent, ppo_config, held-out tasks)``: every setting checked, nothing compiled yet."""
     merged = resolve_config(cfg)
     env, agent, ppo_config = build(merged)
-    tasks = held_out_tasks(env, int(merged["eval"]["num_tasks"]), merged["eval"]["set"])  # bad sets fail first
+    return merged, env, agent, ppo_config, held_out_tasks(env, merged["eval"]["num_tasks"], merged["eval"]["set"])
+
+
+def train_and_evaluate(cfg: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train and score on the held-out set: ``(summary, per-update training metrics)``."""
+    merged, env, agent, ppo_config, tasks = prepare(cfg)
 
     started = time.perf_counter()
     key_train, key_eval = jax.random.split(jax.random.PRNGKey(int(merged["seed"])))
     state = jax.jit(agent.init)(key_train)
-    state, metrics = jax.jit(agent.run, static_argnums=1)(state, ppo_config.num_updates)
-    jax.block_until_ready(state)
+    with ProgressBar(ppo_config.num_updates, description=f"{merged['env']} curriculum") as bar:
+        agent.progress_callback = bar.callback  # PPO reads it when run() is traced, just below
+        state, metrics = jax.jit(agent.run, static_argnums=1)(state, ppo_config.num_updates)
+        jax.block_until_ready(state)
     train_seconds = time.perf_counter() - started
 
     result = jax.jit(evaluate_greedy, static_argnums=(0, 3))(agent, state, tasks, int(merged["eval"]["max_steps"]), key_eval)

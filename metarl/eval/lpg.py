@@ -49,10 +49,10 @@ import envs
 from envs.gridworld_levels import DISTRIBUTIONS, LEVELS
 from metarl.eval.lpg_baselines import env_steps, make_ppo_runner, ppo_config_for
 from metarl.eval.lpg_envs import check_minatar, minatar_env, mlp_agent_config
-from metarl.config import positive_int
+from metarl.config import check_keys, positive_int, unknown_name
 from metarl.eval import report
 from metarl.eval.report import ci_text, iqm_interval, mean_interval, text
-from metarl.io.outputs import pyplot, write_csv
+from metarl.io.outputs import ProgressBar, pyplot, write_csv
 
 METHODS = ("LPG", "A2C", "PPO", "random")
 DEFAULT_METHODS = ("LPG", "A2C", "random")  # evaluate()'s default (meta-training's own evaluation); the CLI adds PPO
@@ -101,10 +101,22 @@ def _broadcast(params: Any, seeds: int) -> Any:
 
 
 def check_levels(levels: Sequence[str]) -> list[str]:
+    levels = names_list(levels, "levels")
     for level in levels:
         if level not in LEVELS and level not in DISTRIBUTIONS:
-            raise ValueError(f"unknown grid-world level {level!r}; known: {', '.join([*LEVELS, *DISTRIBUTIONS])}")
-    return list(levels)
+            raise unknown_name("grid-world level", level, [*LEVELS, *DISTRIBUTIONS])
+    return levels
+
+
+def as_list(value: Any, name: str) -> list:
+    """``value`` as a list; a lone string or number is refused (``levels=small`` would be five letters)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be a list, e.g. {name}=[{value}], got {value!r}")
+    return list(value)
+
+
+def names_list(value: Any, name: str) -> list[str]:
+    return [str(v) for v in as_list(value, name)]
 
 
 def _programs(env: Any, rule: Any, agent_config: Any, num_updates: int):
@@ -185,10 +197,63 @@ def load_rules(primary: str | Path, compare: Sequence[str | Path] = ()) -> list[
 
 
 def _check_methods(methods: Sequence[str]) -> list[str]:
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown method {bad[0]!r}; choose from {list(METHODS)}")
+    for method in methods:
+        if method not in METHODS:
+            raise unknown_name("method", method, METHODS)
     return list(methods)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationPlan:
+    """The checked arguments of :func:`evaluate` (built before anything compiles)."""
+
+    levels: list[str]
+    minatar: list[str]
+    methods: list[str]
+    seeds: int
+    minatar_updates: int
+    rules: list[RuleSpec]
+    lifetimes: list[int]
+    ppo_overrides: tuple
+
+
+EVALUATE_OPTIONS = ("levels", "seeds", "lifetimes", "methods", "minatar", "minatar_updates", "compare", "ppo")
+
+
+def check_settings(settings: Any, name: str = "objective.eval") -> None:
+    """:func:`evaluate` options without a rule file yet (meta-training's own evaluation): keys, names, counts."""
+    settings = check_keys(settings, (*EVALUATE_OPTIONS, "enabled"), name)
+    check_levels(settings.get("levels", DEFAULT_LEVELS))
+    check_minatar(names_list(settings.get("minatar", ()), f"{name}.minatar"))
+    _check_methods(names_list(settings.get("methods", DEFAULT_METHODS), f"{name}.methods"))
+    for key in ("seeds", "minatar_updates"):
+        if key in settings:
+            positive_int(settings[key], f"{name}.{key}")
+    if settings.get("lifetimes") is not None:
+        for lifetime in as_list(settings["lifetimes"], f"{name}.lifetimes"):
+            positive_int(lifetime, f"{name}.lifetimes: each lifetime")
+
+
+def check_arguments(rule_artifact: str | Path, levels: Sequence[str] = DEFAULT_LEVELS, seeds: int = 8,
+                    lifetimes: Sequence[int] | None = None, methods: Sequence[str] = DEFAULT_METHODS,
+                    minatar: Sequence[str] = (), minatar_updates: int = DEFAULT_MINATAR_UPDATES,
+                    compare: Sequence[str | Path] = (), ppo: dict | None = None) -> EvaluationPlan:
+    """Every argument of :func:`evaluate` checked (names, counts, rule files, PPO options); one-line errors."""
+    levels, minatar = check_levels(levels), check_minatar(names_list(minatar, "minatar"))
+    if not levels and not minatar:
+        raise ValueError("nothing to evaluate: give grid-world levels and/or MinAtar envs")
+    methods = _check_methods(methods)
+    seeds = positive_int(seeds, "seeds")
+    minatar_updates = positive_int(minatar_updates, "minatar_updates")
+    rules = load_rules(rule_artifact, names_list(compare, "compare"))
+    if lifetimes is None:
+        lifetimes = [int(rules[0].header.get("extra", {}).get("lifetime") or 50)]
+    lifetimes = [positive_int(n, "lifetimes: each lifetime") for n in as_list(lifetimes, "lifetimes")]
+    if not lifetimes:
+        raise ValueError("lifetimes must name at least one lifetime")
+    ppo_overrides = _frozen(ppo)
+    ppo_config_for(rules[0].agent_config, 1, dict(ppo_overrides))  # bad PPO options fail before compiling
+    return EvaluationPlan(levels, minatar, methods, seeds, minatar_updates, rules, lifetimes, ppo_overrides)
 
 
 def evaluate(
@@ -207,38 +272,32 @@ def evaluate(
 
     Every argument is checked before anything is compiled, so a bad name fails at once.
     """
-    levels, minatar = check_levels(levels), check_minatar(list(minatar))
-    if not levels and not minatar:
-        raise ValueError("nothing to evaluate: give grid-world levels and/or MinAtar envs")
-    methods = _check_methods(methods)
-    seeds = positive_int(seeds, "seeds")
-    minatar_updates = positive_int(minatar_updates, "minatar_updates")
-    rules = load_rules(rule_artifact, compare)
+    plan = check_arguments(rule_artifact, levels, seeds, lifetimes, methods, minatar, minatar_updates, compare, ppo)
+    levels, minatar, methods, seeds, rules = plan.levels, plan.minatar, plan.methods, plan.seeds, plan.rules
+    minatar_updates, lifetimes, ppo_overrides = plan.minatar_updates, plan.lifetimes, plan.ppo_overrides
     agent_config, header = rules[0].agent_config, rules[0].header
-    if lifetimes is None:
-        lifetimes = [int(header.get("extra", {}).get("lifetime") or 50)]
-    lifetimes = [positive_int(n, "each lifetime") for n in lifetimes]
-    if not lifetimes:
-        raise ValueError("lifetimes must name at least one lifetime")
-    ppo_overrides = _frozen(ppo)
-    ppo_config_for(agent_config, 1, dict(ppo_overrides))  # bad PPO options fail before compiling
     lpg_rules = rules if "LPG" in methods else []
     row_methods = [r.label for r in lpg_rules] + [m for m in methods if m != "LPG"]
     results = LPGEvalResults({}, {}, list(levels), lifetimes, header.get("name", "lpg").upper(), list(minatar),
                              minatar_updates if minatar else 0, methods=row_methods)
     base_key = jax.random.PRNGKey(seed + _EVAL_SALT)
-    for level_index, level in enumerate(levels):
-        level_key, agent_key = jax.random.split(jax.random.fold_in(base_key, level_index))
-        env, batch = level_batch(level, seeds, level_key)
-        results.suites[level] = "gridworld"
-        _evaluate_env(results, level, env, env, batch, jax.random.split(agent_key, seeds), agent_config, rules,
-                      lpg_rules, lifetimes, methods, ppo_overrides)
-    for index, name in enumerate(minatar):
-        agent_key = jax.random.fold_in(base_key, _MINATAR_INDEX + index)
-        raw_env, flat_env, params = minatar_env(name)
-        results.suites[name] = "minatar"
-        _evaluate_env(results, name, flat_env, raw_env, _broadcast(params, seeds), jax.random.split(agent_key, seeds),
-                      mlp_agent_config(agent_config), rules, lpg_rules, [minatar_updates], methods, ppo_overrides)
+    bar = ProgressBar(len(levels) + len(minatar), description=f"evaluate x{seeds} seeds", unit="env")
+    with bar:
+        for level_index, level in enumerate(levels):
+            level_key, agent_key = jax.random.split(jax.random.fold_in(base_key, level_index))
+            env, batch = level_batch(level, seeds, level_key)
+            results.suites[level] = "gridworld"
+            _evaluate_env(results, level, env, env, batch, jax.random.split(agent_key, seeds), agent_config,
+                          rules, lpg_rules, lifetimes, methods, ppo_overrides)
+            bar.callback(level_index + 1)
+        for index, name in enumerate(minatar):
+            agent_key = jax.random.fold_in(base_key, _MINATAR_INDEX + index)
+            raw_env, flat_env, params = minatar_env(name)
+            results.suites[name] = "minatar"
+            _evaluate_env(results, name, flat_env, raw_env, _broadcast(params, seeds),
+                          jax.random.split(agent_key, seeds), mlp_agent_config(agent_config), rules, lpg_rules,
+                          [minatar_updates], methods, ppo_overrides)
+            bar.callback(len(levels) + index + 1)
     return results
 
 
@@ -270,9 +329,9 @@ def _evaluate_env(results: LPGEvalResults, label: str, env: Any, ppo_env: Any, b
 # --- aggregation ------------------------------------------------------------------------
 def methods_for(baselines: Sequence[str]) -> list[str]:
     """Method rows for ``baselines=[a2c,ppo,random]`` (any subset, any case): the rule(s), then those."""
-    bad = [b for b in baselines if str(b).lower() not in BASELINES]
-    if bad:
-        raise ValueError(f"unknown baseline {bad[0]!r}; choose from {list(BASELINES)}")
+    for baseline in names_list(baselines, "baselines"):
+        if baseline.lower() not in BASELINES:
+            raise unknown_name("baseline", baseline, BASELINES)
     return ["LPG"] + [BASELINES[str(b).lower()] for b in baselines]
 
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo import PPO, PPOConfig
+from metarl.config import close_matches
 from metarl.lpg.agents import AgentConfig
 
 # PPOConfig fields that the evaluation sets from the LPG agent config and lifetime
@@ -38,13 +39,17 @@ def ppo_config_for(agent_config: AgentConfig, num_updates: int, overrides: dict 
         if name in _BUDGET_FIELDS:
             raise ValueError(f"ppo.{name} is fixed by the LPG agent config and lifetime; set it there instead")
         if name not in known:
-            raise ValueError(f"unknown PPO option ppo.{name} (valid: {', '.join(sorted(known - set(_BUDGET_FIELDS)))})")
+            hint = close_matches(name, known - set(_BUDGET_FIELDS), or_list=True)
+            raise ValueError(f"unknown PPO option ppo.{name}{hint}")
     if isinstance(num_updates, bool) or not isinstance(num_updates, int) or num_updates < 1:
         raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
     n, t = agent_config.num_envs, agent_config.num_steps
-    config = PPOConfig(**{"gamma": agent_config.gamma, "gae_lambda": agent_config.gae_lambda, **overrides,
-                          "num_envs": n, "num_steps": t, "total_timesteps": n * t * num_updates})
-    config.validate()
+    try:
+        config = PPOConfig(**{"gamma": agent_config.gamma, "gae_lambda": agent_config.gae_lambda, **overrides,
+                              "num_envs": n, "num_steps": t, "total_timesteps": n * t * num_updates})
+    except ValueError as error:  # the user wrote these as ppo.<field>
+        raise ValueError(str(error).replace("PPOConfig.", "ppo.")) from None
+    config.validate(prefix="ppo")
     return config
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import envs
 from envs.wrappers import FlattenObservation
+from metarl.config import unknown_name
 from metarl.lpg.agents import AgentConfig
 
 MINATAR_SUFFIX = "-MinAtar"
@@ -30,7 +31,7 @@ def check_minatar(names: list[str]) -> list[str]:
     known = minatar_names()
     for name in names:
         if name not in known:
-            raise ValueError(f"unknown MinAtar env {name!r}; known: {', '.join(known)}")
+            raise unknown_name("MinAtar env", name, known)
     return list(names)
 
 

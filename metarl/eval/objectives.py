@@ -26,10 +26,11 @@ import numpy as np
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
+from metarl.config import close_matches
 from metarl.eval.optimizers import OptimizerSpec
 from metarl.io.artifacts import find_artifact
 from metarl.objectives.io import load_objective
-from metarl.io.outputs import pyplot
+from metarl.io.outputs import ProgressBar, pyplot
 from metarl.meta.fitness import score_returns
 from metarl.objectives import TALPO, make_objective
 from metarl.optimizers.instrument import make_instrumented_train
@@ -76,7 +77,8 @@ def resolve_objective(spec: str, clip_eps: float = 0.2, label: str | None = None
         objective = make_objective(name.lower(), **({"clip_eps": clip_eps} if name.lower() == "ppo" else {}))
         return ObjectiveSpec(label or name.upper(), objective, {})
     if not Path(name).exists():
-        raise ValueError(f"objective must be ppo, dpo, an objective .npz or a run directory; {name!r} is none of these")
+        raise ValueError(f"objective must be ppo, dpo, an objective .npz or a run directory; {name!r} is none of these"
+                         f"{close_matches(name.lower(), FIXED_OBJECTIVES)}")
     objective, meta_params, header = load_objective(find_artifact(name))
     return ObjectiveSpec(label or f"learned {header['name'].upper()}", objective, meta_params, header)
 
@@ -167,13 +169,16 @@ def evaluate_objectives(
     runs = [as_run(s) for s in specs]
     returns: dict[str, dict[str, np.ndarray]] = {s.label: {} for s in runs}
     magnitudes: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for env_index, env_name in enumerate(env_names):
-        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), env_index), num_seeds)
-        for spec in runs:
-            curves, steps = train_with_magnitudes(spec, env_name, ppo_config, keys, overrides)
-            returns[spec.label][env_name] = curves
-            if steps is not None:
-                magnitudes.setdefault(spec.label, {})[env_name] = steps
+    with ProgressBar(len(env_names) * len(runs), description=f"evaluate x{num_seeds} seeds", unit="run") as bar:
+        for env_index, env_name in enumerate(env_names):
+            env_key = jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), env_index)
+            keys = jax.random.split(env_key, num_seeds)
+            for run_index, spec in enumerate(runs):
+                curves, steps = train_with_magnitudes(spec, env_name, ppo_config, keys, overrides)
+                returns[spec.label][env_name] = curves
+                if steps is not None:
+                    magnitudes.setdefault(spec.label, {})[env_name] = steps
+                bar.callback(env_index * len(runs) + run_index + 1)
     final = {
         label: np.stack(
             [np.asarray(score_returns(jnp.asarray(per_env[e]), "final", final_fraction)) for e in env_names], axis=1

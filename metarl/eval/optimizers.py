@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from metarl.config import group_config, group_options
+from metarl.config import check_number, close_matches, group_config, group_options
 from metarl.io.artifacts import find_artifact
 from metarl.io.outputs import pyplot
 from metarl.optimizers.instrument import GROUPS
@@ -53,9 +53,10 @@ def _zoo_optimizer(name: str, lr_text: str | None, learning_rate: float, label: 
     cfg = group_config(ZOO_GROUP, name, {"agent": {"lr": float(learning_rate)}})
     if lr_text is not None:
         try:
-            cfg["learning_rate"] = float(lr_text)
+            lr = float(lr_text)
         except ValueError:
             raise ValueError(f"bad learning rate in optimizer {name}@{lr_text}; write e.g. adam@1e-3") from None
+        cfg["learning_rate"] = check_number(lr, f"optimizer {name}@{lr_text}: the learning rate", gt=0)
     if name == "learned" and cfg.get("load"):
         return _learned_from_file(Path(cfg["load"]), label)
     optimizer = build_optimizer(cfg)
@@ -80,6 +81,7 @@ def resolve_optimizer(spec: str, learning_rate: float, label: str | None = None)
         raise ValueError(
             f"optimizer must be one of {', '.join(group_options(ZOO_GROUP))} (name@lr to set the lr), "
             f"a learned-optimizer .npz or a run directory; {text!r} is none of these"
+            f"{close_matches(name.lower(), group_options(ZOO_GROUP))}"
         )
     return _learned_from_file(find_artifact(text), label)
 

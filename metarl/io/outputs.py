@@ -1,7 +1,8 @@
 """Run-directory writers shared by the command-line apps.
 
 * ``config.yaml`` — the resolved configuration (:func:`write_config`)
-* ``metrics.jsonl`` / ``.csv`` — one row per seed per update (:func:`write_metrics`)
+* ``metrics.jsonl`` / ``.csv`` — one row per seed per update (:func:`write_metrics`, or
+  appended chunk by chunk: :func:`update_rows`, back as arrays with :func:`metric_arrays`)
 * tables and JSON (:func:`write_csv`, :func:`jsonable`); figures (:func:`pyplot`)
 * ``checkpoint/`` — an orbax checkpoint of a pytree (:func:`save_checkpoint`)
 * a terminal progress bar fed from inside ``jit`` (:class:`ProgressBar`)
@@ -50,6 +51,29 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[dict]:
         for s in range(n_seeds)
         for u in range(n_updates)
     ]
+
+
+def update_rows(metrics: Mapping[str, Any], first_update: int) -> list[dict]:
+    """``{name: [seeds, n]}`` for updates ``first_update..`` -> rows in update order, seeds within an update."""
+    arrays = {k: np.asarray(v) for k, v in metrics.items()}
+    (n_seeds, n_updates), names = next(iter(arrays.values())).shape[:2], sorted(arrays)
+    return [
+        {"seed": s, "update": first_update + u, **{k: _jsonable(arrays[k][s, u]) for k in names}}
+        for u in range(n_updates)
+        for s in range(n_seeds)
+    ]
+
+
+def metric_arrays(rows: list[dict], names: list[str]) -> dict[str, np.ndarray]:
+    """Metric rows (any order) -> ``{name: float64 [seeds, updates]}``; a ``null`` value is NaN."""
+    seeds = 1 + max(r["seed"] for r in rows)
+    updates = 1 + max(r["update"] for r in rows)
+    out = {name: np.full((seeds, updates), np.nan) for name in names}
+    for row in rows:
+        for name in names:
+            value = row.get(name)
+            out[name][row["seed"], row["update"]] = np.nan if value is None else value
+    return out
 
 
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], stem: str = "metrics", csv_too: bool = False) -> Path:
@@ -101,7 +125,7 @@ def write_csv(path: str | Path, rows: list[dict], header: list[str] | None = Non
 
 
 def save_checkpoint(path: str | Path, tree: Any) -> Path:
-    """Orbax checkpoint of a pytree of arrays at ``path`` (a new directory)."""
+    """Orbax checkpoint of a pytree of arrays at ``path`` (replaced if it exists: a resumed run rewrites it)."""
     import logging
 
     import orbax.checkpoint as ocp
@@ -112,7 +136,7 @@ def save_checkpoint(path: str | Path, tree: Any) -> Path:
     absl_logger.setLevel(logging.WARNING)  # orbax logs every step of a save at INFO
     try:
         with ocp.StandardCheckpointer() as checkpointer:
-            checkpointer.save(path, tree)
+            checkpointer.save(path, tree, force=True)
     finally:
         absl_logger.setLevel(level)
     return path

@@ -3,6 +3,12 @@
 One JSON object per line, one line per generation.  On resume the log is cut
 back to the generations covered by the checkpoint, so a resumed run's log is
 the same as an uninterrupted one's (up to wall-clock fields).
+
+Every JSONL log of a run (``meta_log.jsonl``, ``metrics.jsonl``) follows the
+same discipline: records are appended and fsynced *before* the checkpoint
+that covers them, and a resume cuts the file back to its checkpoint
+(:func:`truncate_log`), so each record is in the file exactly once. A kill in
+the middle of an append leaves a torn last line; :func:`read_log` drops it.
 """
 
 from __future__ import annotations
@@ -29,17 +35,39 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSONL log; a torn last line (a kill during an append) is dropped."""
     path = Path(path)
     if not path.exists():
         return []
-    with path.open() as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):  # only the last line can be half-written
+                break
+            raise ValueError(f"{path}:{number} is not a JSON record") from None
+    return records
 
 
-def truncate_log(path: str | os.PathLike, num_generations: int) -> None:
-    """Keep only records with ``generation < num_generations`` (atomic rewrite)."""
+def append_records(path: str | os.PathLike, records: list[dict]) -> None:
+    """Append JSON lines and flush them to disk (they must be there before the checkpoint that covers them)."""
+    with Path(path).open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def truncate_log(path: str | os.PathLike, below: int, key: str = "generation") -> None:
+    """Keep only records with ``record[key] < below`` (atomic rewrite; no file for ``below <= 0``)."""
     path = Path(path)
-    records = [r for r in read_log(path) if r["generation"] < num_generations]
+    if below <= 0:
+        path.unlink(missing_ok=True)
+        return
+    records = [r for r in read_log(path) if r[key] < below]
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
@@ -59,10 +87,7 @@ class GenerationLog:
     ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if start_generation == 0 and self.path.exists():
-            self.path.unlink()
-        elif self.path.exists():
-            truncate_log(self.path, start_generation)
+        truncate_log(self.path, start_generation)
         self._bar = tqdm(
             total=total_generations,
             initial=start_generation,
@@ -74,16 +99,19 @@ class GenerationLog:
 
     def record(self, generation: int, **values: Any) -> dict:
         record = {"generation": int(generation), **_jsonable(values)}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_records(self.path, [record])
         postfix = {"gen": generation}
         for key, label in (("fitness_max", "best"), ("fitness_mean", "mean"), ("seconds", "s/gen")):
             if key in record and isinstance(record[key], (int, float)):
                 postfix[label] = f"{record[key]:.3g}"
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
+        return record
+
+    def record_failure(self, generation: int, **values: Any) -> dict:
+        """A failed attempt at ``generation`` (``"failed": true``); the bar does not move."""
+        record = {"generation": int(generation), "failed": True, **_jsonable(values)}
+        append_records(self.path, [record])
         return record
 
     def close(self) -> None:

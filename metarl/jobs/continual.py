@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from metarl.agents.ppo import PPOConfig
-from metarl.config import build_dataclass, check_keys, plain
+from metarl.config import build_dataclass, check_bool, check_field, check_keys, check_number, plain, positive_int
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
@@ -46,19 +46,23 @@ def build(cfg: Any) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
     if bench.get("spec"):  # an inline stream spec (data), e.g. for a quick experiment
         stream = from_spec(dict(bench["spec"]))
     elif bench.get("stream"):
-        stream = get_stream(str(bench["stream"]), bench.get("steps_per_task"))
+        steps = bench.get("steps_per_task")
+        steps = None if steps is None else positive_int(steps, "benchmark.steps_per_task")
+        stream = get_stream(str(bench["stream"]), steps)
     else:
         raise ValueError("benchmark.stream (a registered name) or benchmark.spec is required (e.g. benchmark=ccartpole5)")
     agent = build_dataclass(PPOConfig, {**(bench.get("agent") or {}), **(cfg.get("agent") or {})}, "agent")
+    agent.validate()
     method = build_dataclass(MethodConfig, cfg.get("method"), "method")
+    method.validate()
     protocol = {**check_keys(bench.get("eval"), EVAL_FIELDS, "benchmark.eval"),
                 **check_keys(cfg.get("eval"), EVAL_FIELDS, "eval")}
-    run_values = {EVAL_FIELDS[k]: v for k, v in protocol.items()} | {"seeds": cfg.get("seeds", 1), "seed": cfg.get("seed", 0)}
-    run_values["eval_greedy"] = bool(run_values.get("eval_greedy", False))
-    run = RunConfig(**{k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in run_values.items()})
-    run.validate()
-    method.validate()
-    return stream, agent, method, run
+    run_values = {EVAL_FIELDS[k]: check_field(RunConfig, EVAL_FIELDS[k], v, f"eval.{k}") for k, v in protocol.items()}
+    run_values["seeds"] = positive_int(cfg.get("seeds", 1), "seeds")
+    run_values["seed"] = check_number(cfg.get("seed", 0), "seed", integer=True)
+    for switch in ("reference", "progress"):
+        check_bool(cfg.get(switch, False), switch)
+    return stream, agent, method, RunConfig(**run_values)
 
 
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
@@ -68,8 +72,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     write_config(run_dir, cfg)
     runner = ContinualRunner(stream, agent, method, run_cfg)
-    results = runner.run(progress=bool(cfg.get("progress", False)))
-    ref = reference_runs(stream, agent, run_cfg, runner) if cfg.get("reference", True) else None
+    progress = bool(cfg.get("progress", False))
+    results = runner.run(progress=progress)
+    ref = reference_runs(stream, agent, run_cfg, runner, progress) if cfg.get("reference", True) else None
     evaluation = evaluate_results(results, ref)
     arrays = {
         "eval_steps": results["eval_steps"],

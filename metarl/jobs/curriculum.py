@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from metarl.config import plain
-from metarl.eval.curriculum import train_and_evaluate
+from metarl.eval.curriculum import prepare, train_and_evaluate
 from metarl.jobs.registry import Job, register
+
+
+def check(cfg: Any) -> None:
+    """Every setting of ``cfg`` checked (teacher, env, agent, held-out set) without training or writing."""
+    prepare({k: v for k, v in plain(cfg).items() if k != "run_dir"})
+
 
 def run(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Train and evaluate ``cfg`` (the ``curriculum`` config); write the run directory."""

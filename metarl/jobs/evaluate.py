@@ -18,12 +18,15 @@ config the ``agent`` section is used as it is.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import envs
 from metarl.agents.ppo import PPOConfig
-from metarl.config import build_dataclass, group_options, override_keys, plain, user_overrides
-from metarl.eval.lpg import evaluate_and_write, methods_for
+from metarl.config import build_dataclass, check_finite, check_keys, check_number, group_options, override_keys, plain
+from metarl.config import user_overrides
+from metarl.eval.lpg import check_arguments, evaluate_and_write, methods_for
 from metarl.eval.objectives import FIXED_OBJECTIVES, combine_runs, evaluate_objectives, ppo_settings
 from metarl.eval.objectives import recorded_ppo_settings, resolve_objective
 from metarl.eval.optimizers import ZOO_GROUP, name_duplicates, resolve_optimizer
@@ -87,30 +90,65 @@ def _user_agent_keys() -> list[str]:
     return [key.split(".", 1)[1] for key in override_keys(user_overrides()) if key.startswith("agent.")]
 
 
-def _ppo_config(cfg: Any) -> PPOConfig:
-    """Recorded inner PPO (of the artifact) with the user's ``agent.*`` values; prints what they replaced."""
+def _ppo_config(cfg: Any) -> tuple[PPOConfig, str | None]:
+    """Recorded inner PPO (of the artifact) with the user's ``agent.*`` values, and a note of what they replaced."""
     path = artifact_path(cfg)
     recorded = recorded_ppo_settings(read_header(path)) if path is not None else None
     settings, notes = ppo_settings(recorded, plain(cfg.agent), _user_agent_keys())
+    note = None
     if recorded is not None:
         replaced = "; replaced: " + ", ".join(notes) if notes else ""
-        print(f"{PROGRAM}: inner PPO as recorded with {path.name}{replaced}")
-    return build_dataclass(PPOConfig, settings, "agent")
+        note = f"{PROGRAM}: inner PPO as recorded with {path.name}{replaced}"
+    return build_dataclass(PPOConfig, settings, "agent"), note
 
 
-def run_objectives(cfg: Any, run_dir: Path, kind: str = "objective") -> dict:
-    """Every objective x every optimizer on every env; the report in ``run_dir``."""
+def _common(cfg: Any) -> tuple[int, int]:
+    """``(seeds, seed)``, checked."""
+    seeds = check_number(cfg.get("seeds"), "seeds", integer=True, ge=1)
+    return seeds, check_number(cfg.get("seed"), "seed", integer=True)
+
+
+@dataclasses.dataclass
+class ObjectivesPlan:
+    """Everything an objective / optimizer evaluation needs, checked before anything compiles."""
+
+    specs: list
+    env_names: list[str]
+    overrides: dict
+    ppo_config: PPOConfig
+    seeds: int
+    seed: int
+    final_fraction: float
+    note: str | None  # what the user's agent.* replaced in the recorded inner PPO
+
+
+def plan_objectives(cfg: Any, kind: str = "objective") -> ObjectivesPlan:
+    """Check every option and resolve every name, file and env (:func:`run_objectives` without the runs)."""
+    seeds, seed = _common(cfg)
+    final_fraction = check_number(cfg.get("final_fraction"), "final_fraction", gt=0, le=1)
     slots = _slot_values(cfg, kind)
-    ppo_config = _ppo_config(cfg)
+    ppo_config, note = _ppo_config(cfg)
     objectives = [resolve_objective(t, ppo_config.clip_eps) for t in _with(slots["objective"], cfg.get("compare"))]
     optimizer_names = _with(slots["optimizer"], cfg.get("compare_optimizers"))
     optimizers = [resolve_optimizer(name, ppo_config.lr) for name in optimizer_names]
     name_duplicates(optimizers, optimizer_names)
-    specs = combine_runs(objectives, optimizers)
     env_cfg = plain(cfg.env)
-    results = evaluate_objectives(specs, as_env_list(env_cfg), ppo_config, int(cfg.seeds), int(cfg.seed),
-                                  float(cfg.final_fraction), env_overrides(env_cfg))
-    paths = write_results(results, specs, run_dir, int(cfg.seed))
+    env_names, overrides = as_env_list(env_cfg), env_overrides(env_cfg)
+    check_finite(overrides, "env.overrides")
+    for name in env_names:
+        ppo_config.validate(*envs.make(name, **overrides))
+    return ObjectivesPlan(combine_runs(objectives, optimizers), env_names, overrides, ppo_config, seeds, seed,
+                          final_fraction, note)
+
+
+def run_objectives(cfg: Any, run_dir: Path, kind: str = "objective") -> dict:
+    """Every objective x every optimizer on every env; the report in ``run_dir``."""
+    plan = plan_objectives(cfg, kind)
+    if plan.note:
+        print(plan.note)
+    results = evaluate_objectives(plan.specs, plan.env_names, plan.ppo_config, plan.seeds, plan.seed,
+                                  plan.final_fraction, plan.overrides)
+    paths = write_results(results, plan.specs, run_dir, plan.seed)
     print(paths["table"].read_text())
     print(f"evaluation written to {run_dir}")
     return {"run_dir": str(run_dir), **{k: str(v) for k, v in paths.items()}}
@@ -120,17 +158,25 @@ def run_optimizers(cfg: Any, run_dir: Path) -> dict:
     return run_objectives(cfg, run_dir, kind="learned_optimizer")
 
 
+def lpg_arguments(cfg: Any) -> dict:
+    """The keyword arguments of :func:`metarl.eval.lpg.evaluate` from the config (checked there)."""
+    seeds, seed = _common(cfg)
+    ppo = check_keys(cfg.get("ppo"), [f.name for f in dataclasses.fields(PPOConfig)], "ppo")
+    return {"rule_artifact": _slot_values(cfg, "lpg_rule")["objective"], "seed": seed, "seeds": seeds,
+            "levels": plain(cfg.get("levels")) or [], "minatar": plain(cfg.get("minatar")) or [],
+            "minatar_updates": cfg.get("minatar_updates"), "methods": methods_for(plain(cfg.get("baselines")) or []),
+            "lifetimes": plain(cfg.get("lifetimes")), "compare": plain(cfg.get("compare")) or [], "ppo": ppo or None}
+
+
+def check_lpg(cfg: Any) -> None:
+    """Every option of an LPG-rule evaluation, checked as :func:`run_lpg` would (nothing runs)."""
+    check_arguments(**{k: v for k, v in lpg_arguments(cfg).items() if k != "seed"})
+
+
 def run_lpg(cfg: Any, run_dir: Path) -> dict:
     """A learned LPG rule (and ``compare`` rules) against A2C, PPO and random (:mod:`metarl.eval.lpg`)."""
-    rule = _slot_values(cfg, "lpg_rule")["objective"]
-    lifetimes = cfg.get("lifetimes")
-    paths = evaluate_and_write(
-        rule, run_dir, seed=int(cfg.seed), seeds=cfg.seeds,
-        levels=list(cfg.get("levels") or []), minatar=list(cfg.get("minatar") or []),
-        minatar_updates=cfg.minatar_updates, methods=methods_for(list(cfg.baselines or [])),
-        lifetimes=None if lifetimes is None else list(lifetimes), compare=[str(c) for c in cfg.get("compare") or []],
-        ppo=plain(cfg.get("ppo")) or None,
-    )
+    arguments = lpg_arguments(cfg)
+    paths = evaluate_and_write(arguments.pop("rule_artifact"), run_dir, **arguments)
     print(paths["table"].read_text())
     print(f"evaluation written to {run_dir}")
     return {"run_dir": str(run_dir), **{k: str(v) for k, v in paths.items()}}

@@ -33,7 +33,8 @@ from metarl.meta.trainer import history_summary
 from metarl.objectives import make_objective, objective_config
 
 LEARNED_OBJECTIVES = ("lpo", "ta_lpo")
-SECTIONS = ("objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "run_dir", "progress_bar")
+SECTIONS = ("objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "allow_changes", "run_dir",
+            "progress_bar")
 
 
 def build_objective(objective_cfg: dict, ppo_config: PPOConfig) -> Any:

@@ -30,7 +30,8 @@ from metarl.meta.lpg_es import LPGFitness, LPGMetaConfig, build_teacher, es_conf
 from metarl.meta.settings import section
 from metarl.meta.trainer import TrainerConfig, run_meta_training
 
-SECTIONS = ("objective", "meta", "env", "teacher", "evaluate", "seed", "resume", "run_dir", "progress_bar")
+# evaluation settings live in objective.eval; of the evaluate section only the switch is read
+SECTIONS = ("objective", "meta", "env", "teacher", "evaluate.enabled", "seed", "resume", "allow_changes", "run_dir", "progress_bar")
 
 
 def training_env(env_cfg: dict) -> Any:

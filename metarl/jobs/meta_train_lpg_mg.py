@@ -20,7 +20,7 @@ from metarl.jobs.registry import Job, register
 from metarl.meta.lpg_meta_gradient import MetaGradientRunConfig, describe_chunk, meta_train
 from metarl.meta.settings import section
 
-SECTIONS = ("objective", "seed", "resume", "run_dir", "progress_bar")
+SECTIONS = ("objective", "seed", "resume", "allow_changes", "run_dir", "progress_bar")
 
 
 def run_config(cfg: Any) -> MetaGradientRunConfig:

@@ -28,8 +28,8 @@ from metarl.meta.trainer import history_summary
 from metarl.optimizers.io import save_learned_optimizer
 
 ARTIFACT = "learned_optimizer.npz"
-SECTIONS = ("optimizer", "objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "run_dir",
-            "progress_bar")
+SECTIONS = ("optimizer", "objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "allow_changes",
+            "run_dir", "progress_bar")
 
 
 def run(cfg: Any, run_dir: Path) -> dict:

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metarl.config import check_fields, option
+
 AGENT_KINDS = ("tabular", "mlp")
 MLP_HIDDEN = 32
 _PROB_EPS = 1e-8  # as GROOVE: keeps log pi(a|s) finite for a collapsed policy
@@ -34,35 +36,21 @@ _PROB_EPS = 1e-8  # as GROOVE: keeps log pi(a|s) finite for a collapsed policy
 class AgentConfig:
     """Inner agent and lifetime settings (docs/algorithms.md §1.2)."""
 
-    kind: str = "tabular"  # "tabular" | "mlp"
-    num_envs: int = 64
-    num_steps: int = 20
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    actor_lr: float = 40.0  # tabular SGD
-    critic_lr: float = 4.0  # tabular SGD (critic / prediction head)
-    mlp_lr: float = 1e-3  # Adam, both heads, for kind="mlp"
-    ent_coef: float = 0.01  # A2C only
+    kind: str = option("tabular", choices=AGENT_KINDS)  # "tabular" | "mlp"
+    num_envs: int = option(64, ge=1)
+    num_steps: int = option(20, ge=1)
+    gamma: float = option(0.99, ge=0, le=1)
+    gae_lambda: float = option(0.95, ge=0, le=1)
+    actor_lr: float = option(40.0, gt=0)  # tabular SGD
+    critic_lr: float = option(4.0, gt=0)  # tabular SGD (critic / prediction head)
+    mlp_lr: float = option(1e-3, gt=0)  # Adam, both heads, for kind="mlp"
+    ent_coef: float = option(0.01, ge=0)  # A2C only
     max_grad_norm: float = 0.5  # per module (actor, critic/pred) like GROOVE; <= 0 disables
-    pred_coef: float = 0.5  # alpha_y
-    eval_episodes: int = 16  # parallel evaluation envs, one episode each
+    pred_coef: float = option(0.5, ge=0)  # alpha_y
+    eval_episodes: int = option(16, ge=1)  # parallel evaluation envs, one episode each
 
     def __post_init__(self):
-        if self.kind not in AGENT_KINDS:
-            raise ValueError(f"AgentConfig.kind must be one of {AGENT_KINDS}, got {self.kind!r}")
-        for name in ("num_envs", "num_steps", "eval_episodes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"AgentConfig.{name} must be a positive int, got {value!r}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"AgentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("actor_lr", "critic_lr", "mlp_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"AgentConfig.{name} must be positive, got {getattr(self, name)}")
-        for name in ("ent_coef", "pred_coef"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"AgentConfig.{name} must be non-negative, got {getattr(self, name)}")
+        check_fields(self)
 
 
 # --- networks ----------------------------------------------------------------------

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from metarl.config import check_fields, option
+
 CELLS = ("gru", "lstm")
 _BASE_INPUTS = 6  # r, d, discount, pi(a|s), phi(y_t), phi(y_{t+1})
 _TIME_INPUTS = 2  # n/N, log N / max_log_lifetime
@@ -29,22 +31,15 @@ _TIME_INPUTS = 2  # n/N, log N / max_log_lifetime
 
 @dataclasses.dataclass(frozen=True)
 class LPGConfig:
-    hidden: int = 256
-    cell: str = "gru"  # "gru" | "lstm"
-    pred_dim: int = 8  # m, categorical prediction size
-    embed_hidden: int = 16  # phi: y -> [embed_hidden] -> 1
+    hidden: int = option(256, ge=1)
+    cell: str = option("gru", choices=CELLS)  # "gru" | "lstm"
+    pred_dim: int = option(8, ge=1)  # m, categorical prediction size
+    embed_hidden: int = option(16, ge=1)  # phi: y -> [embed_hidden] -> 1
     time_aware: bool = False  # TA-LPG inputs n/N and log N (normalised)
-    max_log_lifetime: float = math.log(25000.0)  # normaliser for log N
+    max_log_lifetime: float = option(math.log(25000.0), gt=0)  # normaliser for log N
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"LPGConfig.cell must be one of {CELLS}, got {self.cell!r}")
-        for name in ("hidden", "pred_dim", "embed_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"LPGConfig.{name} must be a positive int, got {value!r}")
-        if not self.max_log_lifetime > 0:
-            raise ValueError(f"LPGConfig.max_log_lifetime must be positive, got {self.max_log_lifetime}")
+        check_fields(self)
 
     @property
     def num_inputs(self) -> int:

@@ -30,6 +30,7 @@ strategies adapt their own std).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 from typing import Any
 
@@ -39,6 +40,8 @@ import optax
 from evosax.algorithms import distribution_based_algorithms
 from evosax.core import fitness_shaping as evosax_shaping
 from jax import flatten_util
+
+from metarl.config import check_fields, option
 
 # evosax minimises; we maximise.  This is the only place the sign is flipped.
 _EVOSAX_SIGN = -1.0
@@ -62,41 +65,53 @@ _SHAPING = {
 }
 
 
+def _strategy_options(name: str) -> Any:
+    """The keyword parameters of the evosax strategy ``name`` (what it can be told)."""
+    return inspect.signature(distribution_based_algorithms[name].__init__).parameters
+
+
 @dataclasses.dataclass(frozen=True)
 class ESConfig:
-    strategy: str = "OpenES"
-    population_size: int = 16
-    sigma: float = 0.03
-    sigma_decay: float = 1.0
-    sigma_min: float = 0.0
-    learning_rate: float = 0.03
-    lr_decay: float = 1.0
-    lr_min: float = 0.0
-    optimizer: str = "adam"  # "adam" | "sgd", for strategies that take an optax optimizer
-    adam_b1: float = 0.9
-    fitness_shaping: str = "auto"  # "auto" | "centered_rank" | "z_score" | "identity"
+    """The ``meta`` section's ES settings; each field declares what it accepts (:func:`metarl.config.option`)."""
+
+    strategy: str = "OpenES"  # any distribution-based evosax strategy; case, '_' and '-' are ignored
+    population_size: int = option(16, ge=2)
+    sigma: float = option(0.03, gt=0)
+    sigma_decay: float = option(1.0, gt=0, le=1)
+    sigma_min: float = option(0.0, ge=0)
+    learning_rate: float = option(0.03, gt=0)
+    lr_decay: float = option(1.0, gt=0, le=1)
+    lr_min: float = option(0.0, ge=0)
+    optimizer: str = option("adam", choices=("adam", "sgd"))  # for strategies that take an optax optimizer
+    adam_b1: float = option(0.9, ge=0, lt=1)
+    fitness_shaping: str = option("auto", choices=("auto", *_SHAPING))
     antithetic: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if _canonical(self.strategy) not in _STRATEGIES:
-            raise ValueError(
-                f"unknown ES strategy {self.strategy!r}; distribution-based evosax strategies: "
-                f"{', '.join(sorted(distribution_based_algorithms))}"
-            )
-        if self.population_size < 2:
-            raise ValueError(f"population_size must be >= 2, got {self.population_size}")
+            near = difflib.get_close_matches(_canonical(self.strategy), list(_STRATEGIES), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(_STRATEGIES[n] for n in near)}?" if near else (
+                f"distribution-based evosax strategies: {', '.join(sorted(distribution_based_algorithms))}")
+            raise ValueError(f"ESConfig.strategy: unknown ES strategy {self.strategy!r} ({hint})")
         if self.antithetic and self.population_size % 2:
-            raise ValueError(f"antithetic sampling needs an even population_size, got {self.population_size}")
-        if not (self.sigma > 0 and self.learning_rate > 0):
-            raise ValueError(f"sigma and learning_rate must be > 0, got {self.sigma}, {self.learning_rate}")
-        if not (0 < self.sigma_decay <= 1 and 0 < self.lr_decay <= 1):
-            raise ValueError(f"sigma_decay and lr_decay must lie in (0, 1], got {self.sigma_decay}, {self.lr_decay}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.fitness_shaping != "auto" and self.fitness_shaping not in _SHAPING:
-            raise ValueError(
-                f"fitness_shaping must be one of auto, {', '.join(_SHAPING)}; got {self.fitness_shaping!r}"
-            )
+            raise ValueError(f"ESConfig.population_size: antithetic sampling needs an even population_size, "
+                             f"got {self.population_size}")
+        self._check_strategy_fits()
+
+    def _check_strategy_fits(self) -> None:
+        """What :class:`EvolutionStrategy` would refuse for this strategy, refused before anything runs."""
+        name, accepted = self.evosax_name, _strategy_options(self.evosax_name)
+        default_shaping = accepted["fitness_shaping_fn"].default if "fitness_shaping_fn" in accepted else None
+        if self.fitness_shaping != "auto" and default_shaping is evosax_shaping.weights_fitness_shaping_fn:
+            raise ValueError(f"ESConfig.fitness_shaping: {name} reads shaped fitness as recombination weights; "
+                             "use fitness_shaping='auto' with it")
+        if "use_antithetic_sampling" in accepted:
+            return
+        if name in _ALWAYS_ANTITHETIC and not self.antithetic:
+            raise ValueError(f"ESConfig.antithetic: {name} always samples antithetic pairs; set antithetic=true")
+        if self.antithetic and name not in _ALWAYS_ANTITHETIC and name not in _MIRRORABLE:
+            raise ValueError(f"ESConfig.antithetic: {name} does not support antithetic sampling; set antithetic=false")
 
     @property
     def evosax_name(self) -> str:

@@ -17,13 +17,14 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 import envs
 from metarl.agents.ppo import PPOConfig, make_train
+from metarl.config import check_fields, option
 from metarl.objectives.ppo_clip import PPOClip
 
 REDUCTIONS = ("final", "mean")
@@ -32,18 +33,15 @@ REFERENCE_FILE = "reference_returns.json"
 
 @dataclasses.dataclass(frozen=True)
 class FitnessConfig:
-    num_seeds: int = 2
-    reduce: str = "final"  # "final" | "mean" (training-averaged)
-    final_fraction: float = 0.1  # "final" = mean over this last fraction of updates (at least 1)
-    reference_seeds: int = 4  # seeds for the one-off PPO reference return
+    CONFIG_SECTION: ClassVar[str] = "fitness"  # its errors name fitness.<field>
+
+    num_seeds: int = option(2, ge=1)
+    reduce: str = option("final", choices=REDUCTIONS)  # "final" | "mean" (training-averaged)
+    final_fraction: float = option(0.1, gt=0, le=1)  # "final" = mean over this last fraction of updates (at least 1)
+    reference_seeds: int = option(4, ge=1)  # seeds for the one-off PPO reference return
 
     def __post_init__(self) -> None:
-        if self.reduce not in REDUCTIONS:
-            raise ValueError(f"fitness.reduce must be one of {REDUCTIONS}, got {self.reduce!r}")
-        if self.num_seeds < 1 or self.reference_seeds < 1:
-            raise ValueError(f"fitness seeds must be >= 1, got {self.num_seeds}, {self.reference_seeds}")
-        if not 0.0 < self.final_fraction <= 1.0:
-            raise ValueError(f"fitness.final_fraction must lie in (0, 1], got {self.final_fraction}")
+        check_fields(self)
 
 
 def as_env_list(env: Any) -> list[str]:

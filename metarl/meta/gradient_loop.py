@@ -10,14 +10,15 @@ compiled call. After each chunk the host may adjust the state
 The record is written before the checkpoint, and ``resume`` cuts the log
 back to the records its checkpoint covers: a run killed between the two
 writes redoes that chunk and logs it once, so every record is in the log
-exactly once. ``time_limit_s`` stops the loop after the chunk that crosses
+exactly once. An unreadable newest checkpoint (truncated, corrupted) falls
+back to the previous one with a warning; when none is readable the resume
+is an error. ``time_limit_s`` stops the loop after the chunk that crosses
 it (equal-wall-time comparisons).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 import jax
 
 from metarl.io.checkpoint import ESCheckpointer
-from metarl.io.progress import read_log
+from metarl.io.progress import append_records, read_log, truncate_log
 
 LOG = "meta_log.jsonl"
 CHECKPOINTS = "checkpoints"
@@ -45,20 +46,7 @@ class GradientLoopResult:
 
 def keep_records_up_to(log_path: Path, steps_done: int) -> None:
     """Drop the records of chunks the checkpoint does not cover (all of them for a fresh run)."""
-    if steps_done == 0:
-        log_path.unlink(missing_ok=True)
-        return
-    records = [r for r in read_log(log_path) if r[STEP_KEY] <= steps_done]
-    tmp = log_path.with_suffix(log_path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, log_path)
-
-
-def _append(log_path: Path, record: dict) -> None:
-    with log_path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    truncate_log(log_path, steps_done + 1 if steps_done else 0, key=STEP_KEY)
 
 
 def run_gradient_loop(
@@ -98,7 +86,7 @@ def run_gradient_loop(
         step = steps_done(state)
         record = {STEP_KEY: step, **{k: float(v) for k, v in jax.device_get(metrics).items()},
                   "seconds": time.perf_counter() - chunk_started}
-        _append(log_path, record)
+        append_records(log_path, [record])
         checkpointer.save(step, state, {"meta_steps_done": step, **(metadata or {})})
         if report is not None:
             report(record)

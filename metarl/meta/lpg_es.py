@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from curricula.base import Feedback
 from curricula.factory import make_teacher
 from curricula.groove import GROOVE
+from metarl.config import check_fields, option
 from metarl.meta.es import ESConfig
 from metarl.meta.settings import split_meta_config
 from metarl.meta.trainer import make_population_evaluator
@@ -81,23 +82,19 @@ def sample_lifetimes(key: jax.Array, n: int, lifetime: int, lifetime_min: int | 
 class LPGMetaConfig:
     """The ``objective`` section of ``objective=lpg|ta_lpg`` (besides ``rule`` and ``agent``)."""
 
-    name: str = "lpg"
-    lifetime: int = 50  # agent updates (the max lifetime; antagonist A2C trains this long)
-    lifetime_min: int | None = None  # set: log-uniform lifetimes in [lifetime_min, lifetime] (TA-LPG)
-    fitness: str = "pairwise_rank"  # "pairwise_rank" | "return"
+    name: str = option("lpg", choices=RULE_OBJECTIVES)
+    lifetime: int = option(50, ge=1)  # agent updates (the max lifetime; antagonist A2C trains this long)
+    lifetime_min: int | None = option(None, ge=1)  # set: log-uniform lifetimes in [lifetime_min, lifetime] (TA-LPG)
+    fitness: str = option("pairwise_rank", choices=FITNESSES)  # "pairwise_rank" | "return"
     rule: dict = dataclasses.field(default_factory=dict)  # LPGConfig fields
     agent: dict = dataclasses.field(default_factory=dict)  # AgentConfig fields
     eval: dict = dataclasses.field(default_factory=dict)  # metarl.eval.lpg settings after training
 
     def __post_init__(self) -> None:
-        if self.name not in RULE_OBJECTIVES:
-            raise ValueError(f"objective.name must be one of {RULE_OBJECTIVES}, got {self.name!r}")
-        if self.fitness not in FITNESSES:
-            raise ValueError(f"objective.fitness must be one of {FITNESSES}, got {self.fitness!r}")
-        if not isinstance(self.lifetime, int) or self.lifetime < 1:
-            raise ValueError(f"objective.lifetime must be a positive int, got {self.lifetime!r}")
-        if self.lifetime_min is not None and not 1 <= self.lifetime_min <= self.lifetime:
-            raise ValueError(f"objective.lifetime_min must lie in [1, lifetime={self.lifetime}], got {self.lifetime_min}")
+        check_fields(self)
+        if self.lifetime_min is not None and self.lifetime_min > self.lifetime:
+            raise ValueError(f"LPGMetaConfig.lifetime_min must lie in [1, lifetime={self.lifetime}], "
+                             f"got {self.lifetime_min}")
 
 
 def build_teacher(teacher_cfg: dict | None, task_space: Any, antagonist_fn: Callable, batch_size: int) -> Any:

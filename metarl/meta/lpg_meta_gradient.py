@@ -37,6 +37,7 @@ import optax
 from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
 from envs.gridworld import GridWorld
 from envs.gridworld_levels import DISTRIBUTIONS
+from metarl.config import check_fields, option
 from metarl.lpg.a2c import make_a2c_lifetime
 from metarl.lpg.artifact import ARTIFACT, build_agent_config, build_rule, save_rule
 from metarl.lpg.meta_gradient import DEFAULT_REGULARISERS, MetaGradient, MetaGradientState
@@ -45,41 +46,34 @@ from metarl.meta.gradient_loop import run_gradient_loop
 TEACHERS = ("dr", "groove", "plr")
 
 
+TABULAR_LEVELS = tuple(name for name, dist in DISTRIBUTIONS.items() if dist.tabular)
+
+
 @dataclasses.dataclass(frozen=True)
 class MetaGradientRunConfig:
-    level: str = "small"  # training distribution (envs.gridworld_levels.DISTRIBUTIONS, tabular)
-    num_agents: int = 16
-    meta_steps: int = 600
-    chunk: int = 25  # meta steps per jitted call: one log record and one checkpoint each
-    inner_updates: int = 5  # K
-    agent_lifetime: int = 50  # agent updates before replacement (the max with lifetime_min)
-    lifetime_min: int | None = None  # TA-LPG: log-uniform lifetimes in [lifetime_min, agent_lifetime]
-    meta_lr: float = 1e-3  # GROOVE: 1e-4 over 3e4 steps; a CPU run has hundreds
-    meta_clip: float = 0.5
-    regularisers: tuple[float, float, float, float] = DEFAULT_REGULARISERS
+    level: str = option("small", choices=TABULAR_LEVELS)  # training distribution (envs.gridworld_levels, tabular)
+    num_agents: int = option(16, ge=1)
+    meta_steps: int = option(600, ge=1)
+    chunk: int = option(25, ge=1)  # meta steps per jitted call: one log record and one checkpoint each
+    inner_updates: int = option(5, ge=1)  # K
+    agent_lifetime: int = option(50, ge=1)  # agent updates before replacement (the max with lifetime_min)
+    lifetime_min: int | None = option(None, ge=1)  # TA-LPG: log-uniform lifetimes in [lifetime_min, agent_lifetime]
+    meta_lr: float = option(1e-3, gt=0)  # GROOVE: 1e-4 over 3e4 steps; a CPU run has hundreds
+    meta_clip: float = option(0.5, gt=0)
+    regularisers: tuple[float, float, float, float] = option(DEFAULT_REGULARISERS, ge=0)
     rule: dict = dataclasses.field(default_factory=lambda: {"hidden": 32, "pred_dim": 8})
     agent: dict = dataclasses.field(default_factory=lambda: {"num_envs": 16, "num_steps": 20, "eval_episodes": 8})
     seed: int = 0
-    time_limit_s: float | None = None  # stop after the chunk that crosses it (and save the rule)
-    teacher: str = "dr"  # "dr" | "groove" | "plr"
-    pool_capacity: int = 64  # groove / plr: levels in the pool
-    refresh_levels: int = 16  # groove / plr: new levels swapped in after every chunk
+    time_limit_s: float | None = option(None, gt=0)  # stop after the chunk that crosses it (and save the rule)
+    teacher: str = option("dr", choices=TEACHERS)  # "dr" | "groove" | "plr"
+    pool_capacity: int = option(64, ge=1)  # groove / plr: levels in the pool
+    refresh_levels: int = option(16, ge=1)  # groove / plr: new levels swapped in after every chunk
 
     def __post_init__(self):
-        if self.level not in DISTRIBUTIONS or not DISTRIBUTIONS[self.level].tabular:
-            tabular = [name for name, d in DISTRIBUTIONS.items() if d.tabular]
-            raise ValueError(f"level must be a tabular grid-world distribution {tabular}, got {self.level!r}")
-        if self.teacher not in TEACHERS:
-            raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
-        for name in ("num_agents", "meta_steps", "chunk", "inner_updates", "agent_lifetime", "pool_capacity",
-                     "refresh_levels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not self.meta_lr > 0 or not self.meta_clip > 0:
-            raise ValueError(f"meta_lr and meta_clip must be positive, got {self.meta_lr}, {self.meta_clip}")
-        if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise ValueError(f"time_limit_s must be positive, got {self.time_limit_s}")
+        check_fields(self)
+        if self.lifetime_min is not None and self.lifetime_min > self.agent_lifetime:
+            raise ValueError(f"MetaGradientRunConfig.lifetime_min must lie in [1, agent_lifetime="
+                             f"{self.agent_lifetime}], got {self.lifetime_min}")
 
 
 def training_env(level: str) -> GridWorld:

@@ -15,9 +15,23 @@ Two kinds of fitness:
 
 Per generation g (key ``fold_in(seed_key, g)``, so a resumed run replays
 exactly the same randomness) one compiled program runs ask -> evaluate ->
-tell; the host then stops if every candidate failed, appends the JSONL and
-progress record, and checkpoints every ``checkpoint_every`` generations and
-at the end.
+tell; the host appends the JSONL and progress record, and checkpoints every
+``checkpoint_every`` generations and at the end. The record is written
+before the checkpoint and a resume cuts the log back to its checkpoint, so
+every generation is in ``meta_log.jsonl`` exactly once, however the run was
+killed; an unreadable newest checkpoint falls back to the previous one
+(:class:`metarl.io.checkpoint.ESCheckpointer`).
+
+Numerical faults. A candidate with NaN/inf fitness ranks worst (see
+:meth:`EvolutionStrategy.tell`) and is counted (``num_nonfinite``). A
+generation in which *every* candidate is NaN/inf is not applied: it is logged
+as ``{"generation": g, "failed": true, "attempt": k, ...}``, the state before
+it is checkpointed (step g), and g is retried with fresh keys
+(``fold_in(fold_in(seed_key, g), k)``) up to ``max_failed_retries`` times
+(``meta.max_failed_retries``, default 2). If every attempt fails the run
+stops with :class:`AllCandidatesFailedError` (one line at the command line),
+keeping that checkpoint; a resume redoes the attempts of g, so a resumed run
+logs them exactly once too. A retried generation's record has ``"retries": k``.
 """
 
 from __future__ import annotations
@@ -48,8 +62,8 @@ ABORT_EXIT_CODE = 75
 LOG = "meta_log.jsonl"
 
 
-class AllCandidatesFailedError(RuntimeError):
-    """Every candidate of a generation returned NaN or infinite fitness."""
+class AllCandidatesFailedError(ValueError):
+    """Every attempt at a generation had only NaN/inf fitness (a ``ValueError``: the CLI reports it in one line)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +74,13 @@ class TrainerConfig:
     shard: bool = True  # shard the population axis over local devices when there are several
     show_progress: bool = True
     max_checkpoints: int = 3
+    max_failed_retries: int = 2  # fresh-key retries of a generation in which every candidate is NaN/inf
 
     def __post_init__(self) -> None:
         if self.generations < 1:
             raise ValueError(f"generations must be >= 1, got {self.generations}")
+        if self.max_failed_retries < 0:
+            raise ValueError(f"max_failed_retries must be >= 0, got {self.max_failed_retries}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.chunk_size is not None and self.chunk_size < 1:
@@ -74,7 +91,7 @@ class TrainerConfig:
 class MetaTrainResult:
     mean: Any  # final ES mean, as a meta-parameter pytree
     es_state: Any
-    history: list[dict]  # the JSONL records, one per generation
+    history: list[dict]  # the JSONL records, one per generation (failed attempts left out)
     resumed_from: int  # generations restored from a checkpoint (0 for a fresh run)
     extra_state: Any = None  # a stateful fitness's final extra state
 
@@ -161,6 +178,11 @@ def history_summary(history: list[dict]) -> dict:
     }
 
 
+def _attempt_key(seed_key: jax.Array, generation: int, attempt: int) -> jax.Array:
+    key = jax.random.fold_in(seed_key, generation)
+    return key if attempt == 0 else jax.random.fold_in(key, attempt)  # attempt 0: the key runs always had
+
+
 def run_meta_training(
     es: EvolutionStrategy,
     fitness_fn: FitnessFn | StatefulFitnessFn,
@@ -198,24 +220,38 @@ def run_meta_training(
     abort_after = int(os.environ.get(ABORT_ENV_VAR, "0") or 0)
     log_path = run_dir / LOG
 
+    def save(done: int) -> None:
+        checkpointer.save(done, _pack(es_state, extra, stateful), {"generations_done": done, **(metadata or {})})
+
     with GenerationLog(log_path, config.generations, start, description, config.show_progress) as log:
         for generation in range(start, config.generations):
-            started = time.perf_counter()
-            next_es, next_extra, fitness, metrics = generation_fn(
-                jax.random.fold_in(seed_key, generation), es_state, extra)
-            fitness = np.asarray(fitness)
-            if not np.isfinite(fitness).any():
+            for attempt in range(config.max_failed_retries + 1):
+                started = time.perf_counter()
+                next_es, next_extra, fitness, metrics = generation_fn(
+                    _attempt_key(seed_key, generation, attempt), es_state, extra)
+                fitness = np.asarray(fitness)
+                if np.isfinite(fitness).any():
+                    break
+                log.record_failure(generation, attempt=attempt, num_nonfinite=int(fitness.size),
+                                   seconds=time.perf_counter() - started)
+                save(generation)  # the last good state, whatever checkpoint_every says
+            else:
+                checkpointer.close()
+                tries = config.max_failed_retries + 1
                 raise AllCandidatesFailedError(
-                    f"generation {generation}: all {fitness.size} candidates returned NaN/inf fitness "
-                    "(inner training diverged); lower meta.sigma or check the objective"
+                    f"generation {generation}: all {fitness.size} candidates returned NaN/inf fitness in {tries} "
+                    f"attempt{'s' if tries > 1 else ''} (meta.max_failed_retries={config.max_failed_retries}); "
+                    f"stopped; checkpoint {generation} in {checkpointer.directory} keeps the last good state; "
+                    "inner training diverged: lower meta.sigma or check the objective"
                 )
             es_state, extra = next_es, next_extra
-            log.record(generation, **jax.device_get(metrics), seconds=time.perf_counter() - started)
+            retried = {"retries": attempt} if attempt else {}
+            log.record(generation, **jax.device_get(metrics), **retried, seconds=time.perf_counter() - started)
             done = generation + 1
             if done % config.checkpoint_every == 0 or done == config.generations:
-                metadata_now = {"generations_done": done, **(metadata or {})}
-                checkpointer.save(done, _pack(es_state, extra, stateful), metadata_now)
+                save(done)
                 if abort_after and done >= abort_after:
                     os._exit(ABORT_EXIT_CODE)
     checkpointer.close()
-    return MetaTrainResult(es.mean(es_state), es_state, read_log(log_path), start, extra)
+    history = [r for r in read_log(log_path) if not r.get("failed")]
+    return MetaTrainResult(es.mean(es_state), es_state, history, start, extra)

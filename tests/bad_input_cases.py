@@ -1,0 +1,427 @@
+"""The bad-input matrix of ``tests/test_bad_input.py``: one row per wrong command line.
+
+A row is ``(profile, args, names, kind)``: ``profile`` picks the console
+script and small base settings (``BASE``), ``args`` are the user's overrides,
+``names`` is a piece of the one error line that says what is wrong, ``kind``
+is the class of bad input (counted in the issue's table). In ``args`` and
+``names``, ``{run}`` is a run directory holding ``sentinel.txt``, ``{file}``
+that sentinel (a plain file) and ``{files}`` a folder of prepared artifact
+files (:func:`write_artifact_files`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+UNKNOWN = "unknown name"
+IMPOSSIBLE = "impossible value"
+NONFINITE = "NaN / inf"
+WRONG_TYPE = "wrong type"
+HYDRA = "command-line syntax"
+ARTIFACT = "bad artifact file"
+UNWRITABLE = "unwritable output"
+KINDS = (UNKNOWN, IMPOSSIBLE, NONFINITE, WRONG_TYPE, HYDRA, ARTIFACT, UNWRITABLE)
+
+PROGRAMS = {
+    "train": "metarl-train",
+    "meta": "metarl-meta-train",
+    "meta_lpg": "metarl-meta-train",
+    "meta_mg": "metarl-meta-train",
+    "evaluate": "metarl-evaluate",
+    "evaluate_lpg": "metarl-evaluate",
+    "curriculum": "metarl-curriculum",
+    "continual": "metarl-continual",
+}
+
+# Small settings: a row that slips past validation still finishes (the test stops it at the first jit anyway)
+_TINY_PPO = ("total_timesteps=256", "num_envs=2", "num_steps=32")
+BASE = {
+    "train": ("hydra.run.dir={run}", "progress=false", *(f"agent.{s}" for s in _TINY_PPO)),
+    "meta": ("run_dir={run}", "meta.generations=1", "meta.population_size=2", "fitness.num_seeds=1",
+             "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
+             *(f"inner.{s}" for s in _TINY_PPO)),
+    "meta_lpg": ("objective=lpg", "teacher=domain_randomization", "env=gridworld/small", "run_dir={run}",
+                 "meta.generations=1", "meta.population_size=2", "objective.lifetime=2", "objective.rule.hidden=4",
+                 "objective.agent.num_envs=2", "objective.agent.num_steps=4", "objective.agent.eval_episodes=2",
+                 "evaluate.enabled=false", "progress_bar=false"),
+    "meta_mg": ("objective=lpg_mg", "run_dir={run}", "objective.meta_steps=2", "objective.chunk=1",
+                "objective.num_agents=2", "objective.inner_updates=1", "objective.agent_lifetime=2",
+                "progress_bar=false"),
+    "evaluate": ("out_dir={run}", "seeds=1", *(f"agent.{s}" for s in _TINY_PPO)),
+    "evaluate_lpg": ("artifact={files}/rule.npz", "out_dir={run}", "seeds=1", "levels=[small]", "baselines=[random]",
+                     "lifetimes=[2]"),
+    "curriculum": ("run_dir={run}", "eval.num_tasks=2", "eval.max_steps=8", *(f"agent.{s}" for s in _TINY_PPO)),
+    "continual": ("out_dir={run}", "seeds=1", "reference=false", "progress=false", "benchmark.steps_per_task=256",
+                  "eval.episodes=1"),
+}
+
+
+class Case(NamedTuple):
+    profile: str
+    args: tuple[str, ...]
+    names: str
+    kind: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.profile}:{' '.join(self.args)}"
+
+
+def _cases(profile: str, kind: str, rows: list[tuple[str, str]]) -> list[Case]:
+    """``rows`` of ``(space-separated args, names)``."""
+    return [Case(profile, tuple(args.split()), names, kind) for args, names in rows]
+
+
+CASES: list[Case] = [
+    # --- metarl-train ---------------------------------------------------------------------------
+    *_cases("train", UNKNOWN, [
+        ("env.name=CartPol-v1", "CartPole-v1"),
+        ("env=cartpol", "did you mean cartpole"),
+        ("env=gridworld/dens", "did you mean gridworld/dense"),
+        ("optimizer=adamm", "did you mean adam"),
+        ("agent=ppo2", "ppo"),
+        ("optimizer.name=lionn", "lion"),
+        ("agent.activation=relux", "relu"),
+        ("agent.action_dist=beta", "agent.action_dist"),
+        ("agent.task_resample=never", "agent.task_resample"),
+        ("+env.overrides.gravty=3.0", "gravity"),
+        ("+agent.entcoef=0.1", "ent_coef"),
+    ]),
+    *_cases("train", IMPOSSIBLE, [
+        ("seeds=0", "seeds"),
+        ("seeds=-2", "seeds"),
+        ("agent.num_envs=0", "agent.num_envs"),
+        ("agent.num_steps=-5", "agent.num_steps"),
+        ("agent.num_minibatches=3", "agent.num_minibatches"),
+        ("agent.total_timesteps=10", "agent.total_timesteps"),
+        ("agent.gamma=1.5", "agent.gamma"),
+        ("agent.gae_lambda=-0.1", "agent.gae_lambda"),
+        ("agent.lr=0", "agent.lr"),
+        ("agent.clip_eps=-0.2", "agent.clip_eps"),
+        ("agent.ent_coef=-1", "agent.ent_coef"),
+        ("agent.hidden_sizes=[64,0]", "agent.hidden_sizes"),
+        ("agent.update_epochs=0", "agent.update_epochs"),
+        ("agent.action_dist=gaussian", "discrete"),
+        ("optimizer=sgd optimizer.learning_rate=-1", "learning_rate"),
+    ]),
+    *_cases("train", NONFINITE, [
+        ("agent.ent_coef=nan", "agent.ent_coef"),
+        ("agent.lr=inf", "agent.lr"),
+        ("agent.gamma=nan", "agent.gamma"),
+        ("agent.vf_coef=-inf", "agent.vf_coef"),
+        ("agent.max_grad_norm=nan", "agent.max_grad_norm"),
+        ("+env.overrides.gravity=nan", "gravity"),
+        ("optimizer.eps=nan", "optimizer.eps"),
+    ]),
+    *_cases("train", WRONG_TYPE, [
+        ("agent.anneal_lr=maybe", "agent.anneal_lr"),
+        ("agent.normalize_obs=3", "agent.normalize_obs"),
+        ("seeds=2.5", "seeds"),
+        ("seeds=abc", "seeds"),
+        ("agent.num_envs=4.5", "agent.num_envs"),
+        ("agent.lr=fast", "agent.lr"),
+        ("agent.hidden_sizes=64", "agent.hidden_sizes"),
+        ("seed=1.5", "seed"),
+        ("progress=maybe", "progress"),
+        ("agent.clip_value=1", "agent.clip_value"),
+    ]),
+    *_cases("train", HYDRA, [
+        ("agent.foo=1", "+agent.foo"),
+        ("teacher=plr", "teacher"),
+        ("agent.lr=[1,2", "agent.lr=[1,2"),
+        ("=3", "=3"),
+        ("agent.lr", "agent.lr"),
+    ]),
+    *_cases("train", UNWRITABLE, [
+        ("hydra.run.dir={file}/sub", "{file}"),
+        ("hydra.run.dir={file}", "{file}"),
+        ("hydra.run.dir=/sys/metarl-bad-input", "/sys/metarl-bad-input"),
+    ]),
+    *_cases("train", ARTIFACT, [
+        ("optimizer=learned optimizer.load={files}/missing.npz", "missing.npz"),
+        ("optimizer=learned optimizer.load={files}/text.npz", "text.npz"),
+        ("optimizer=learned optimizer.load={files}/objective.npz", "objective.npz"),
+    ]),
+    # --- metarl-meta-train: learned objectives and optimizers (PPO inside) -------------------------
+    *_cases("meta", UNKNOWN, [
+        ("meta=opnes", "did you mean openes"),
+        ("meta.strategy=OpenESS", "OpenES"),
+        ("objective=lpoo", "did you mean lpo"),
+        ("env.name=CartPol-v1", "CartPole-v1"),
+        ("env.name=[CartPole-v1,Acrobt-v1]", "Acrobot-v1"),
+        ("fitness.reduce=median", "fitness.reduce"),
+        ("meta.optimizer=adamw", "meta.optimizer"),
+        ("meta.fitness_shaping=ranks", "meta.fitness_shaping"),
+        ("optimizer=learnd", "did you mean learned"),
+        ("evaluate.enabled=true evaluate.baselines=[ppo,dpoo]", "dpoo"),
+        ("+meta.sigmaa=0.1", "sigma"),
+        ("+inner.activation=relux", "relu"),
+    ]),
+    *_cases("meta", IMPOSSIBLE, [
+        ("meta.population_size=1", "population_size"),
+        ("meta.population_size=3", "population_size"),
+        ("meta.generations=0", "generations"),
+        ("meta.sigma=-0.1", "sigma"),
+        ("meta.sigma_decay=1.5", "sigma_decay"),
+        ("fitness.final_fraction=1.5", "final_fraction"),
+        ("fitness.final_fraction=0", "final_fraction"),
+        ("fitness.num_seeds=0", "num_seeds"),
+        ("inner.num_minibatches=3", "inner.num_minibatches"),
+        ("meta.population_size=4 meta.chunk_size=3", "chunk_size"),
+        ("evaluate.enabled=true evaluate.seeds=0", "evaluate.seeds"),
+        ("meta.checkpoint_every=0", "checkpoint_every"),
+    ]),
+    *_cases("meta", NONFINITE, [
+        ("meta.sigma=nan", "sigma"),
+        ("meta.learning_rate=inf", "learning_rate"),
+        ("inner.ent_coef=nan", "inner.ent_coef"),
+        ("fitness.final_fraction=nan", "final_fraction"),
+        ("meta.adam_b1=nan", "adam_b1"),
+    ]),
+    *_cases("meta", WRONG_TYPE, [
+        ("meta.antithetic=maybe", "antithetic"),
+        ("meta.population_size=2.5", "population_size"),
+        ("resume=maybe", "resume must be true or false"),
+        ("seed=abc", "seed"),
+        ("evaluate.enabled=maybe", "evaluate.enabled"),
+        ("progress_bar=2", "progress_bar"),
+        ("meta.shard=maybe", "shard"),
+    ]),
+    *_cases("meta", HYDRA, [
+        ("meta.foo=1", "+meta.foo"),
+        ("objective.name=[lpo", "objective.name=[lpo"),
+    ]),
+    *_cases("meta", UNWRITABLE, [
+        ("run_dir={file}/sub", "{file}"),
+    ]),
+    *_cases("meta", ARTIFACT, [
+        ("objective=ppo optimizer=learned optimizer.load={files}/text.npz", "text.npz"),
+        ("objective=ppo optimizer=learned optimizer.load={files}/truncated.npz", "truncated.npz"),
+    ]),
+    # --- metarl-meta-train objective=lpg (ES) and objective=lpg_mg (meta-gradients) ----------------
+    *_cases("meta_lpg", UNKNOWN, [
+        ("teacher=grove", "did you mean groove"),
+        ("objective.fitness=rank", "objective.fitness"),
+        ("objective.rule.cell=rnn", "objective.rule.cell"),
+        ("objective.agent.kind=deep", "objective.agent.kind"),
+        ("env=gridworld/smal", "did you mean gridworld/small"),
+    ]),
+    *_cases("meta_lpg", IMPOSSIBLE, [
+        ("objective.lifetime=0", "objective.lifetime"),
+        ("objective.lifetime_min=100", "objective.lifetime_min"),
+        ("objective.rule.hidden=0", "objective.rule.hidden"),
+        ("objective.agent.gamma=2", "objective.agent.gamma"),
+        ("meta.population_size=3", "population_size"),
+        ("meta.antithetic=false", "antithetic"),
+    ]),
+    *_cases("meta_lpg", NONFINITE, [
+        ("objective.agent.actor_lr=nan", "objective.agent.actor_lr"),
+        ("+objective.rule.max_log_lifetime=inf", "objective.rule.max_log_lifetime"),
+    ]),
+    *_cases("meta_lpg", WRONG_TYPE, [
+        ("objective.agent.num_envs=2.5", "objective.agent.num_envs"),
+        ("+objective.rule.time_aware=maybe", "objective.rule.time_aware"),
+    ]),
+    *_cases("meta_mg", UNKNOWN, [
+        ("objective.teacher=grooves", "groove"),
+        ("objective.level=tiny", "objective.level"),
+    ]),
+    *_cases("meta_mg", IMPOSSIBLE, [
+        ("objective.meta_steps=0", "objective.meta_steps"),
+        ("objective.regularisers=[1,2]", "objective.regularisers"),
+        ("+objective.time_limit_s=-1", "objective.time_limit_s"),
+    ]),
+    *_cases("meta_mg", NONFINITE, [
+        ("objective.meta_lr=nan", "objective.meta_lr"),
+    ]),
+    *_cases("meta_mg", WRONG_TYPE, [
+        ("objective.chunk=2.5", "objective.chunk"),
+    ]),
+    # --- metarl-evaluate: objectives and optimizers ------------------------------------------------
+    *_cases("evaluate", ARTIFACT, [
+        ("artifact={files}/missing.npz", "missing.npz"),
+        ("artifact={files}/text.npz", "text.npz"),
+        ("artifact={files}/empty.npz", "empty.npz"),
+        ("artifact={files}/truncated.npz", "truncated.npz"),
+        ("artifact={files}/noheader.npz", "noheader.npz"),
+        ("artifact={files}/array.npy", "array.npy"),
+        ("artifact={files}/badheader.json", "badheader.json"),
+        ("artifact={files}/empty_dir", "empty_dir"),
+        ("artifact={files}/two_artifacts", "two_artifacts"),
+        ("artifact={files}/banana.npz", "banana"),
+        ("compare=[{files}/text.npz]", "text.npz"),
+        ("objective={files}/text.npz", "text.npz"),
+        ("artifact={files}/objective.npz optimizer={files}/rule.npz", "rule.npz"),
+    ]),
+    *_cases("evaluate", UNKNOWN, [
+        ("compare=[ppo,dpoo]", "dpo"),
+        ("objective=dpoo", "dpo"),
+        ("optimizer=adamm", "adam"),
+        ("compare_optimizers=[lionn]", "lion"),
+        ("env=CartPol-v1", "CartPole-v1"),
+        ("env=[CartPole-v1,Acrobt-v1]", "Acrobot-v1"),
+        ("+agent.activation=relux", "relu"),
+        ("+agent.lrr=1", "agent.lr"),
+    ]),
+    *_cases("evaluate", IMPOSSIBLE, [
+        ("seeds=0", "seeds"),
+        ("final_fraction=0", "final_fraction"),
+        ("final_fraction=1.5", "final_fraction"),
+        ("agent.num_minibatches=3", "agent.num_minibatches"),
+        ("optimizer=adam@-1", "adam@-1"),
+    ]),
+    *_cases("evaluate", NONFINITE, [
+        ("final_fraction=nan", "final_fraction"),
+        ("agent.lr=nan", "agent.lr"),
+        ("seed=nan", "seed"),
+        ("optimizer=adam@nan", "adam@nan"),
+    ]),
+    *_cases("evaluate", WRONG_TYPE, [
+        ("seeds=2.5", "seeds"),
+        ("+agent.anneal_lr=maybe", "agent.anneal_lr"),
+        ("optimizer=adam@fast", "adam@fast"),
+        ("final_fraction=half", "final_fraction"),
+    ]),
+    *_cases("evaluate", HYDRA, [
+        ("lifetimes=[3]", "lifetimes"),
+        ("+agent.foo", "+agent.foo"),
+    ]),
+    *_cases("evaluate", UNWRITABLE, [
+        ("out_dir={file}/sub", "{file}"),
+        ("out_dir=/sys/metarl-bad-input", "/sys/metarl-bad-input"),
+    ]),
+    # --- metarl-evaluate: LPG rules ------------------------------------------------------------------
+    *_cases("evaluate_lpg", UNKNOWN, [
+        ("levels=[dense,nosuch]", "nosuch"),
+        ("baselines=[a2c,ppoo]", "ppo"),
+        ("minatar=[Breakout-MinAtr]", "Breakout-MinAtar"),
+        ("+ppo.foo=1", "ppo.foo"),
+    ]),
+    *_cases("evaluate_lpg", IMPOSSIBLE, [
+        ("lifetimes=[0]", "lifetimes"),
+        ("minatar_updates=0", "minatar_updates"),
+        ("seeds=0", "seeds"),
+    ]),
+    *_cases("evaluate_lpg", NONFINITE, [
+        ("+ppo.lr=nan", "ppo.lr"),
+    ]),
+    *_cases("evaluate_lpg", WRONG_TYPE, [
+        ("lifetimes=[2.5]", "lifetimes"),
+        ("levels=small", "levels"),
+    ]),
+    *_cases("evaluate_lpg", ARTIFACT, [
+        ("compare=[{files}/missing.npz]", "missing.npz"),
+        ("compare=[{files}/objective.npz]", "objective.npz"),
+    ]),
+    *_cases("evaluate_lpg", HYDRA, [
+        ("env=CartPole-v1", "env"),
+    ]),
+    # --- metarl-curriculum ---------------------------------------------------------------------------
+    *_cases("curriculum", UNKNOWN, [
+        ("teacher=plrr", "did you mean plr"),
+        ("env=mazee", "did you mean maze"),
+        ("teacher.name=plrr", "plr"),
+        ("eval.set=nammed", "named"),
+        ("eval.set=named", "maze"),
+        ("teacher=plr teacher.prioritization=ranks", "prioritization"),
+        ("teacher=plr +teacher.foo=1", "teacher.foo"),
+        ("agent.teacher_score=gae", "gae_abs"),
+        ("env=maze teacher=accel teacher.mutate.name=flip", "flip"),
+    ]),
+    *_cases("curriculum", IMPOSSIBLE, [
+        ("eval.num_tasks=0", "eval.num_tasks"),
+        ("eval.max_steps=-1", "eval.max_steps"),
+        ("teacher=plr teacher.replay_prob=1.5", "teacher.replay_prob"),
+        ("teacher=plr teacher.capacity=0", "teacher.capacity"),
+        ("teacher=alp_gmm teacher.random_task_ratio=2", "teacher.random_task_ratio"),
+        ("agent.num_envs=0", "agent.num_envs"),
+    ]),
+    *_cases("curriculum", NONFINITE, [
+        ("eval.num_tasks=nan", "eval.num_tasks"),
+        ("teacher=plr teacher.temperature=nan", "teacher.temperature"),
+        ("agent.ent_coef=inf", "agent.ent_coef"),
+    ]),
+    *_cases("curriculum", WRONG_TYPE, [
+        ("seed=abc", "seed"),
+        ("teacher=plr teacher.duplicate_check=maybe", "teacher.duplicate_check"),
+        ("eval.max_steps=8.5", "eval.max_steps"),
+    ]),
+    *_cases("curriculum", HYDRA, [
+        ("eval.foo=1", "eval.foo"),
+        ("env=", "env"),
+    ]),
+    *_cases("curriculum", UNWRITABLE, [
+        ("run_dir={file}/sub", "{file}"),
+    ]),
+    # --- metarl-continual ----------------------------------------------------------------------------
+    *_cases("continual", UNKNOWN, [
+        ("benchmark=ccartpole", "did you mean ccartpole5"),
+        ("method=ewcc", "did you mean ewc"),
+        ("method.name=ewcc", "ewc"),
+        ("benchmark.stream=CCartPole5", "CCartPole5-v1"),
+        ("method=reset method.reset_which=some", "method.reset_which"),
+    ]),
+    *_cases("continual", IMPOSSIBLE, [
+        ("seeds=0", "seeds"),
+        ("benchmark.steps_per_task=0", "steps_per_task"),
+        ("method=ewc method.ewc_coef=-1", "method.ewc_coef"),
+        ("method=shrink_perturb method.shrink=1.5", "method.shrink"),
+        ("method=replay method.replay_batch=0", "method.replay_batch"),
+        ("method=cbp method.cbp_decay=1", "method.cbp_decay"),
+        ("eval.episodes=0", "eval.episodes"),
+        ("+agent.gamma=1.5", "agent.gamma"),
+    ]),
+    *_cases("continual", NONFINITE, [
+        ("benchmark.steps_per_task=nan", "steps_per_task"),
+        ("method=ewc method.ewc_coef=nan", "method.ewc_coef"),
+        ("method=redo method.redo_tau=inf", "method.redo_tau"),
+    ]),
+    *_cases("continual", WRONG_TYPE, [
+        ("seeds=2.5", "seeds"),
+        ("eval.greedy=maybe", "eval.greedy"),
+        ("reference=maybe", "reference"),
+        ("method=reset method.at_switch=maybe", "method.at_switch"),
+    ]),
+    *_cases("continual", HYDRA, [
+        ("method.foo=1", "+method.foo"),
+        ("benchmark=[a,b]", "benchmark"),
+    ]),
+    *_cases("continual", UNWRITABLE, [
+        ("out_dir={file}/sub", "{file}"),
+    ]),
+]
+
+
+def write_artifact_files(folder: Path) -> None:
+    """Good and bad artifact files for the rows: ``text.npz``, ``truncated.npz``, ``rule.npz``, ..."""
+    import jax
+
+    from metarl.io.artifacts import save_artifact
+    from metarl.lpg.agents import AgentConfig
+    from metarl.lpg.artifact import save_rule
+    from metarl.lpg.rule import LPGConfig, LPGRule
+    from metarl.objectives import make_objective
+    from metarl.objectives.io import save_objective
+
+    folder.mkdir(parents=True, exist_ok=True)
+    objective = make_objective("lpo")
+    good = save_objective(folder / "objective.npz", objective, objective.init(jax.random.PRNGKey(0)))
+    rule = LPGRule(LPGConfig(hidden=4, pred_dim=2, embed_hidden=2))
+    save_rule(folder / "rule.npz", rule, AgentConfig(num_envs=2, num_steps=4, eval_episodes=2),
+              rule.init(jax.random.PRNGKey(0)))
+    (folder / "text.npz").write_text("lr: 0.1\nthis is a note, not an artifact\n")
+    (folder / "empty.npz").write_bytes(b"")
+    data = good.read_bytes()
+    (folder / "truncated.npz").write_bytes(data[: len(data) // 2])
+    np.savez(folder / "noheader.npz", w=np.zeros(3))
+    np.save(folder / "array.npy", np.zeros(3))
+    (folder / "badheader.json").write_text(json.dumps({"hello": "world"}))
+    (folder / "empty_dir").mkdir(exist_ok=True)
+    (folder / "two_artifacts").mkdir(exist_ok=True)
+    for name in ("learned_objective.npz", "learned_optimizer.npz"):
+        (folder / "two_artifacts" / name).write_bytes(data)
+    save_artifact(folder / "banana.npz", {"w": np.zeros(2)}, kind="banana", name="banana")

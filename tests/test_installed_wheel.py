@@ -1,0 +1,203 @@
+"""Every console script as a user gets it: a wheel of this checkout in a fresh virtual environment.
+
+The module builds a wheel (``pip wheel``) from a copy of the checkout, creates
+a virtual environment outside it, installs the wheel there with ``--no-deps``
+and then makes the running environment's packages (jax, hydra, ...) visible
+through a ``.pth`` file. A ``.pth`` line only appends a directory to
+``sys.path``; the ``.pth`` files inside that directory are not run, so the
+editable install of the checkout stays out and ``metarl`` is the installed
+copy. Each script then runs once from an empty directory, on a tiny config,
+with its output files, its closing lines and its quiet stderr checked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+# one xdist worker builds the environment and runs every test of this module (`make test` uses --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("installed_wheel")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("metarl-train", "metarl-meta-train", "metarl-evaluate", "metarl-curriculum", "metarl-continual")
+NOT_COPIED = (".git", ".venv", "outputs", "multirun", "runs", "build", "dist", "*.egg-info", "__pycache__",
+              ".pytest_cache")
+TINY_PPO = ("agent.total_timesteps=512", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1")
+TINY_META = ("meta.population_size=2", "meta.generations=1", "meta.checkpoint_every=1", "inner.total_timesteps=512",
+             "inner.num_steps=32", "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false")
+
+
+def _run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing may point back at the checkout
+    env["JAX_PLATFORMS"] = "cpu"
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+class Installed:
+    """The fresh environment: its scripts, run from an empty working directory."""
+
+    def __init__(self, venv: Path, workdir: Path):
+        self.venv, self.workdir = venv, workdir
+        self.python = venv / "bin" / "python"
+
+    def script(self, name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return _run([str(self.venv / "bin" / name), *args], cwd or self.workdir)
+
+
+def _build_wheel(source: Path, out_dir: Path) -> Path:
+    """``pip wheel`` of ``source``; without an index to fetch the build backend from, with the one installed here."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(source)]
+    if _run(command, out_dir.parent).returncode != 0:
+        _ok(_run([*command, "--no-build-isolation"], out_dir.parent))
+    (wheel,) = out_dir.glob("metarl-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Installed:
+    base = tmp_path_factory.mktemp("installed")
+    # a copy, because building in the checkout would write build/ and *.egg-info there, under other running tests
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    wheel = _build_wheel(source, base / "wheels")
+
+    venv = base / "venv"
+    _ok(_run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base))
+    python = venv / "bin" / "python"
+    _ok(_run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
+              str(wheel)], base))
+    # the dependencies: the running environment's site-packages, appended after the new one's own
+    site = Path(_ok(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base))
+                .stdout.strip())
+    parents = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site / "running_environment.pth").write_text("".join(f"{path}\n" for path in parents))
+
+    workdir = base / "work"
+    workdir.mkdir()
+    return Installed(venv, workdir)
+
+
+def test_the_wheel_not_the_checkout_is_imported(installed):
+    code = "import configs, curricula, envs, metarl; print(metarl.__file__, configs.__file__, envs.__file__)"
+    paths = _ok(_run([str(installed.python), "-c", code], installed.workdir)).stdout.split()
+    assert all(Path(p).is_relative_to(installed.venv) for p in paths), paths
+    assert all(not Path(p).is_relative_to(ROOT) for p in paths), paths
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_from_an_empty_directory(installed, name, tmp_path):
+    result = _ok(installed.script(name, "--help", cwd=tmp_path))
+    assert f"{name} is powered by Hydra" in result.stdout and "== Config ==" in result.stdout
+    assert "verbose=true" in result.stdout  # the app's own switches are named after Hydra's help
+    assert not any(tmp_path.iterdir())  # --help writes nothing
+
+
+# every config group of each script's tree, given after --cfg job, shows up in the composed config
+@pytest.mark.parametrize("name, overrides, shown", [
+    ("metarl-train", ["env=maze", "agent=ppo", "optimizer=sgd"], ["name: maze", "name: sgd"]),
+    ("metarl-meta-train", ["meta=snes", "objective=ta_lpo", "env=gridworld/dense"],
+     ["strategy: SNES", "name: ta_lpo", "name: gridworld-dense"]),
+    ("metarl-meta-train", ["objective=ppo", "optimizer=learned"], ["job: meta_train_optimizer", "name: learned"]),
+    ("metarl-meta-train", ["objective=lpg", "teacher=domain_randomization"],
+     ["job: meta_train_lpg", "name: domain_randomization"]),
+    ("metarl-evaluate", ["env=Acrobot-v1", "objective=dpo", "optimizer=lion", "agent.lr=0.001"],
+     ["env: Acrobot-v1", "objective: dpo", "optimizer: lion", "lr: 0.001"]),
+    ("metarl-curriculum", ["env=maze", "teacher=plr", "agent=ppo"], ["name: maze", "name: plr"]),
+    ("metarl-continual", ["benchmark=cgw5", "method=ewc"], ["stream: CGW5-v1", "name: ewc"]),
+])
+def test_cfg_job_with_every_group_from_an_empty_directory(installed, name, overrides, shown, tmp_path):
+    result = _ok(installed.script(name, "--cfg", "job", *overrides, "verbose=false", cwd=tmp_path))
+    for text in shown:
+        assert text in result.stdout, (text, result.stdout[:3000])
+    assert not any(tmp_path.iterdir())
+
+
+def _closing_line(result: subprocess.CompletedProcess, run_dir: Path) -> str:
+    """The last line of stdout: where the outputs are."""
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"outputs in {run_dir}"), result.stdout[-2000:]
+    return last
+
+
+def _quiet(result: subprocess.CompletedProcess) -> None:
+    """No third-party log line at INFO (progress bars and warnings may be there)."""
+    assert "INFO" not in result.stderr, result.stderr[-3000:]
+
+
+def test_train(installed):
+    run_dir = installed.workdir / "train"
+    result = _ok(installed.script("metarl-train", "env=cartpole", "seeds=2", *TINY_PPO, f"hydra.run.dir={run_dir}"))
+    for name in ("config.yaml", "metrics.jsonl", "learning_curve.png", "checkpoint", "policy_checkpoint.json"):
+        assert (run_dir / name).exists(), name
+    assert "final return: " in result.stdout and "95% CI [" in result.stdout and "over 2 seeds" in result.stdout
+    assert "metrics.jsonl" in _closing_line(result, run_dir)
+    _quiet(result)
+
+
+@pytest.fixture(scope="module")
+def meta_run(installed) -> tuple[Path, subprocess.CompletedProcess]:
+    run_dir = installed.workdir / "meta_train"
+    return run_dir, _ok(installed.script("metarl-meta-train", *TINY_META, f"run_dir={run_dir}"))
+
+
+def test_meta_train(meta_run):
+    run_dir, result = meta_run
+    for name in ("learned_objective.npz", "meta_log.jsonl", "meta_curve.png", "checkpoints"):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "checkpoints").iterdir())  # orbax wrote a checkpoint, and said nothing about it
+    assert f"learned objective: {run_dir / 'learned_objective.npz'}" in result.stdout
+    assert "ES fitness of the population mean" in result.stdout
+    _closing_line(result, run_dir)
+    _quiet(result)
+
+
+def test_meta_train_verbose_shows_the_libraries_logs(installed):
+    run_dir = installed.workdir / "meta_train_verbose"
+    result = _ok(installed.script("metarl-meta-train", *TINY_META, f"run_dir={run_dir}", "verbose=true"))
+    assert "INFO" in result.stderr and "checkpoint" in result.stderr  # orbax, through absl
+    _closing_line(result, run_dir)
+
+
+def test_evaluate_the_meta_train_run(installed, meta_run):
+    meta_dir, _ = meta_run
+    run_dir = installed.workdir / "evaluate"
+    result = _ok(installed.script("metarl-evaluate", f"artifact={meta_dir}", "seeds=1", f"out_dir={run_dir}"))
+    for name in ("aggregate.md", "aggregate.json", "per_seed_returns.csv", "learning_curves.png"):
+        assert (run_dir / name).exists(), name
+    assert "| env | method | IQM final return | 95% CI |" in result.stdout
+    _closing_line(result, run_dir)
+    _quiet(result)
+
+
+def test_curriculum(installed):
+    run_dir = installed.workdir / "curriculum"
+    result = _ok(installed.script(
+        "metarl-curriculum", "env=maze", "teacher=plr", "teacher.capacity=64", "agent.total_timesteps=512",
+        "agent.num_envs=4", "agent.num_steps=32", "eval.num_tasks=4", "eval.max_steps=16", f"run_dir={run_dir}"))
+    assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.npz").is_file()
+    assert "held-out tasks mastered: " in result.stdout
+    _closing_line(result, run_dir)
+    _quiet(result)
+
+
+def test_continual(installed):
+    run_dir = installed.workdir / "continual"
+    result = _ok(installed.script(
+        "metarl-continual", "seeds=2", "reference=false", "benchmark.steps_per_task=512",
+        "benchmark.eval.every_steps=512", "benchmark.eval.max_steps=20", "eval.episodes=1", f"out_dir={run_dir}"))
+    for name in ("config.yaml", "results.npz", "metrics.json", "task_curves.png"):
+        assert (run_dir / name).exists(), name
+    assert "AP " in result.stdout and "forgetting " in result.stdout and "FT n/a" in result.stdout  # no reference runs
+    _closing_line(result, run_dir)
+    _quiet(result)
