@@ -17,6 +17,7 @@ from metarl.lpg import AgentConfig, LPGConfig, LPGRule, make_meta_gradient_step
 from curricula.level_pool import UNPLAYED, LevelPool, slots_in_use
 from metarl.jobs import meta_train_lpg_mg
 from metarl.lpg.artifact import load_rule
+from metarl.io.progress import read_log
 from metarl.meta.gradient_loop import run_gradient_loop
 from metarl.meta.lpg_meta_gradient import MetaGradientRunConfig, initial_state, meta_train, programs, training_env
 
@@ -177,3 +178,17 @@ def test_gradient_loop_counts_steps_logs_each_chunk_and_stops_on_time(tmp_path):
     fresh = run_gradient_loop(chunk, state, tmp_path / "fresh", 12, steps_done=lambda s: int(s["step"]),
                               time_limit_s=1e-9)
     assert fresh.stopped_by_time_limit and [r["meta_step"] for r in fresh.history] == [3]
+
+
+def test_gradient_loop_stops_on_a_nan_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+    from metarl.meta.gradient_loop import DivergedError
+
+    def chunk(state):  # the loss turns NaN in the third chunk
+        step = state["step"] + 2
+        return {"step": step, "x": state["x"] + 1.0}, {"meta_loss": jnp.where(step > 4, jnp.nan, 1.0)}
+
+    state = {"step": jnp.zeros((), jnp.int32), "x": jnp.zeros(())}
+    with pytest.raises(DivergedError, match="meta step 6: meta_loss is not finite"):
+        run_gradient_loop(chunk, state, tmp_path, 10, steps_done=lambda s: int(s["step"]))
+    assert [r["meta_step"] for r in read_log(tmp_path / "meta_log.jsonl")] == [2, 4]  # the bad chunk is not logged
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]

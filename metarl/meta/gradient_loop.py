@@ -13,7 +13,9 @@ writes redoes that chunk and logs it once, so every record is in the log
 exactly once. An unreadable newest checkpoint (truncated, corrupted) falls
 back to the previous one with a warning; when none is readable the resume
 is an error. ``time_limit_s`` stops the loop after the chunk that crosses
-it (equal-wall-time comparisons).
+it (equal-wall-time comparisons). A chunk whose loss (``loss_key``) or
+parameters turn NaN/inf stops the run with one line naming the step; that
+chunk is neither logged nor checkpointed, so the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from metarl.io.checkpoint import ESCheckpointer
 from metarl.io.progress import append_records, read_log, truncate_log
@@ -42,6 +45,20 @@ class GradientLoopResult:
     resumed_from: int  # meta steps restored from a checkpoint (0 for a fresh run)
     wall_seconds: float  # this call's time in the loop
     stopped_by_time_limit: bool
+
+
+class DivergedError(ValueError):
+    """The meta-loss or the learned parameters turned NaN/inf."""
+
+
+def check_finite(state: Any, metrics: dict, loss_key: str | None, step: int) -> None:
+    bad_loss = loss_key is not None and loss_key in metrics and not np.isfinite(np.asarray(metrics[loss_key])).all()
+    bad_params = not all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state)
+                         if np.issubdtype(np.asarray(x).dtype, np.floating))
+    if bad_loss or bad_params:
+        what = f"{loss_key} is not finite" if bad_loss else "the state has NaN/inf values"
+        raise DivergedError(f"meta step {step}: {what}; stopped, the last good checkpoint is kept (lower the meta "
+                            "learning rate or clip)")
 
 
 def keep_records_up_to(log_path: Path, steps_done: int) -> None:
@@ -62,6 +79,7 @@ def run_gradient_loop(
     metadata: dict | None = None,
     report: Callable[[dict], None] | None = None,
     max_checkpoints: int = 2,
+    loss_key: str | None = "meta_loss",
 ) -> GradientLoopResult:
     """Run ``chunk`` from ``state`` (or its newest checkpoint) until ``steps_done(state) >= total_steps``.
 
@@ -84,7 +102,9 @@ def run_gradient_loop(
         if after_chunk is not None:
             state = after_chunk(state)
         step = steps_done(state)
-        record = {STEP_KEY: step, **{k: float(v) for k, v in jax.device_get(metrics).items()},
+        metrics = jax.device_get(metrics)
+        check_finite(state, metrics, loss_key, step)
+        record = {STEP_KEY: step, **{k: float(v) for k, v in metrics.items()},
                   "seconds": time.perf_counter() - chunk_started}
         append_records(log_path, [record])
         checkpointer.save(step, state, {"meta_steps_done": step, **(metadata or {})})
