@@ -6,6 +6,7 @@ decide *when* it happens (task switches, every N updates) and on which data.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import jax
@@ -15,11 +16,12 @@ from metarl.continual import interventions as I
 from metarl.continual.method_base import Method, MethodContext, TaskSwitch, UpdateStep, quiet_log, register
 
 
-class _Reinitialise(Method):
+class _Reinitialise(Method, abc.ABC):
     """Fires at task switches (``at_switch``) and/or every ``every_updates`` updates."""
 
+    @abc.abstractmethod
     def rewrite(self, params: Any, opt_state: Any, fresh: Any) -> tuple[Any, Any]:
-        raise NotImplementedError
+        """The reinitialised ``(params, opt_state)``, given a fresh draw of the networks."""
 
     @classmethod
     def validate(cls, cfg) -> None:
