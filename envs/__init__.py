@@ -10,6 +10,7 @@ __all__ = [
     "EnvState",
     "Field",
     "TaskSpace",
+    "benchmark_tasks",
     "index_tasks",
     "make",
     "register",
@@ -21,5 +22,7 @@ __all__ = [
 import envs.bandit  # noqa: E402,F401  (bandit-bernoulli, bandit-gaussian)
 import envs.brax_adapter  # noqa: E402,F401  (brax-*, only when brax is installed)
 import envs.gridworld  # noqa: E402,F401  (gridworld-*)
+import envs.manipulation  # noqa: E402,F401  (<task>-v3: Meta-World-style manipulation)
+from envs.manipulation.benchmarks import benchmark_tasks  # noqa: E402
 import envs.maze  # noqa: E402,F401  (maze, maze-<Name>)
 import envs.stumps  # noqa: E402,F401  (stumps)

@@ -84,6 +84,8 @@ def make(name: str, **overrides: Any) -> tuple[Any, Any]:
         task_space = getattr(env, "task_space", None)
         if task_space is not None:
             params = task_space.derive(params).replace(**updates)
+            if getattr(env, "check_task_overrides", False):
+                task_space.check(params)  # outside the declared space: one clear line, before any compute
     return env, params
 
 

@@ -6,6 +6,8 @@
   teacher can therefore change tasks between episodes without recompiling.
 * :class:`LogWrapper` — episode return, length and success in ``info``.
 * :class:`FlattenObservation` — ravel observations to a vector.
+* :class:`AnyStepSuccess` — ``info['success']`` becomes "true at some step of
+  this episode" (Meta-World's metric) for envs that only flag the current step.
 """
 
 from __future__ import annotations
@@ -87,8 +89,9 @@ class LogWrapper(Wrapper):
 
     ``info['returned_episode']`` is True on the step an episode ends; then
     ``returned_episode_return/length/success`` describe that episode. Success
-    is ``info['success']`` from the env when it provides one, else "ended by
-    termination with positive return".
+    is ``info['episode_success']`` (success at any step) when the env provides
+    it, else ``info['success']`` at the last step, else "ended by termination
+    with positive return".
     """
 
     def reset(self, key, params=None):
@@ -101,7 +104,8 @@ class LogWrapper(Wrapper):
         done = jnp.logical_or(terminated, truncated)
         ep_return = state.episode_return + reward.astype(jnp.float32)
         ep_length = state.episode_length + 1
-        success = info.get("success", jnp.logical_and(terminated, ep_return > 0))
+        fallback = info.get("success", jnp.logical_and(terminated, ep_return > 0))
+        success = info.get("episode_success", fallback)  # "at any step" when the env tracks it
         new = LogState(
             env_state=env_state,
             episode_return=ep_return * (1 - done),
@@ -203,3 +207,26 @@ class NormalizeObservation(Wrapper):
         if "final_observation" in info:
             info = {**info, "final_observation": rms.normalize(info["final_observation"].astype(jnp.float32), self.clip)}
         return obs, NormalizeState(env_state, rms), reward, terminated, truncated, info
+
+
+@struct.dataclass
+class SuccessState:
+    env_state: Any
+    succeeded: jax.Array  # bool: info["success"] was true at some step of the current episode
+
+
+class AnyStepSuccess(Wrapper):
+    """``info["success"]`` becomes "true at some step of this episode"; envs without the key pass unchanged."""
+
+    def reset(self, key, params=None):
+        obs, state = self._env.reset(key, params)
+        return obs, SuccessState(state, jnp.zeros((), jnp.bool_))
+
+    def step(self, key, state: SuccessState, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
+        if not isinstance(info, dict) or "success" not in info:
+            return obs, SuccessState(env_state, state.succeeded), reward, terminated, truncated, info
+        succeeded = state.succeeded | jnp.asarray(info["success"], jnp.bool_)
+        done = jnp.logical_or(terminated, truncated)
+        new_state = SuccessState(env_state, succeeded & ~done)  # the auto-reset starts a fresh episode
+        return obs, new_state, reward, terminated, truncated, {**info, "success": succeeded}

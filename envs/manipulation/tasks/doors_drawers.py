@@ -1,0 +1,384 @@
+"""Articulated furniture: door-open, door-close (a hinged safe door), drawer-open, drawer-close.
+
+Geometry follows Meta-World v3's assets (``doorlockB.xml``, ``drawer.xml``):
+
+* **Door.** The safe's body sits at ``obj_init``; the door hangs on a hinge
+  about z at ``body + (-0.185, -0.1, 0)`` with range ``[-2, 0]`` rad (0 closed,
+  negative opens toward the robot). The observed object is the handle geom,
+  ``hinge + Rz(q) (0.325, -0.062, 0)``, with the hinge's rotation as its
+  (scalar-last) quaternion (Meta-World's geom also carries a fixed 90 degree
+  turn about x from its mesh; it is left out, so a shut door reads identity).
+  Two contacts move the door: a *hook* (the fingers in the gap between the
+  handle bar and the panel, pulling or pushing both ways) and the panel's two
+  faces (push only).
+* **Drawer.** The case sits at ``obj_init``; the drawer link at
+  ``case + (0, -0.01 + q, 0.09)`` slides along y. The XML's range is
+  ``[-0.16, 0]``, but drawer-open's goal is 0.19 from the shut handle, so
+  that limit would leave the handle exactly at the 0.03 threshold; MuJoCo's
+  soft limit lets a hard pull go further, and the hard limit here is
+  ``[-0.17, 0]`` (the handle then ends 0.02 from the goal, the reward's bound). Meta-World reads the link's frame
+  origin (``get_body_com``) plus ``(0, -0.16, 0)`` (drawer-open) or
+  ``(0, -0.16, 0.05)`` (drawer-close). Contacts: a hook around the handle bar
+  (both ways), the bar's front (push) and the drawer's front panel (push).
+* **Walls.** The TCP cannot enter the safe, the drawer case or the drawer box:
+  the hand is put back onto the nearest face (not the bottom) while its mocap
+  may keep pushing, as a weld would. At a joint limit a touching TCP is held
+  by the handle or panel it pushes or pulls.
+
+Simplified: contacts are spheres around a handle point (or the nearest panel
+point) rather than meshes; the hooks do not check the gripper (Meta-World's
+experts straddle the bar with open fingers for the drawer, closed for the
+door); the outer side of the door's handle bar and the open door's panel are
+not walls, only contacts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from envs.manipulation import world
+from envs.manipulation.rewards import hamacher, tolerance
+from envs.manipulation.task import (SCALAR_FIRST_IDENTITY, SCALAR_LAST_IDENTITY, Task, action, move_toward,
+                                    obs_hand, obs_obj)
+
+_F = jnp.float32
+WALL_MARGIN = 0.015  # finger half width kept between the TCP and a wall
+
+# --- door (doorlockB.xml) ----------------------------------------------------
+DOOR_HINGE = (-0.185, -0.1, 0.0)  # door_link in the safe body
+DOOR_HANDLE = (0.325, -0.062, 0.0)  # the "handle" geom in door_link (Meta-World's obs)
+DOOR_LOW, DOOR_HIGH = -2.0, 0.0  # doorjoint range
+DOOR_HOOK = (0.345, -0.04, -0.045)  # TCP in the gap behind the handle bar, hand at handle height
+DOOR_HOOK_RADIUS = 0.04
+PANEL_X = (0.005, 0.365)  # panel extent along door_link x
+PANEL_HALF_Z = 0.123
+PANEL_RADIUS = 0.03  # half thickness 0.01 + finger
+SAFE_LO, SAFE_HI = (-0.22, -0.11, -0.15), (0.22, 0.106, 0.15)  # incl. the closed panel
+
+# --- drawer (drawer.xml) -------------------------------------------------------
+DRAWER_LINK = (0.0, -0.01, 0.09)  # drawer_link frame in the case body at q = 0
+DRAWER_LOW, DRAWER_HIGH = -0.17, 0.0
+BAR_Y, BAR_HALF_X = -0.15, 0.05  # handle bar in drawer_link
+BAR_RADIUS = 0.03  # bar radius 0.009 + finger
+DRAWER_HOOK_Z, DRAWER_HOOK_RADIUS = -0.04, 0.04  # TCP between the open fingers around the bar
+FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
+FRONT_RADIUS = 0.03
+CASE_LO, CASE_HI = (-0.118, -0.1, 0.0), (0.118, 0.1, 0.168)
+BOX_LO, BOX_HI = (-0.1, -0.09, -0.06), (0.1, 0.09, 0.06)  # drawer box in drawer_link
+DRAWER_MAX_DIST = 0.2  # v3 drawer-open's maxDist (reward margin and goal)
+
+GAUSS_SCALE = math.sqrt(-2.0 * math.log(0.1))
+
+
+def _v(x) -> jnp.ndarray:
+    return jnp.asarray(x, _F)
+
+
+def gaussian_tolerance(x, low, high, margin):
+    """``reward_utils.tolerance`` with the gaussian sigmoid (0.1 at ``margin`` outside the bounds)."""
+    x = jnp.asarray(x, _F)
+    d = jnp.where(x < low, low - x, jnp.where(x > high, x - high, 0.0))
+    safe = jnp.where(margin > 0, margin, 1.0)
+    tail = jnp.exp(-0.5 * (d / safe * GAUSS_SCALE) ** 2)
+    return jnp.where(d == 0, 1.0, jnp.where(margin > 0, tail, 0.0)).astype(_F)
+
+
+def keep_out(prev, state, lo, hi):
+    """Put the TCP back onto the nearest face (sides, front, back, top) of the box ``[lo, hi]``."""
+    lo, hi = lo - WALL_MARGIN, hi + WALL_MARGIN
+    tcp = world.tcp_of(state.hand)
+    inside = jnp.all(tcp > lo) & jnp.all(tcp < hi)
+    depth = jnp.stack([tcp[0] - lo[0], hi[0] - tcp[0], tcp[1] - lo[1], hi[1] - tcp[1], hi[2] - tcp[2]])
+    face = jnp.argmin(depth)
+    axis = jnp.array([0, 0, 1, 1, 2])[face]
+    value = jnp.stack([lo[0], hi[0], lo[1], hi[1], hi[2]])[face]
+    out = jnp.where(jnp.arange(3) == axis, value, tcp)
+    hand = jnp.where(inside, out - _v(world.TCP_OFFSET), state.hand)
+    return state.replace(hand=hand, hand_vel=hand - prev.hand)
+
+
+def joint_step(prev, state, q, contacts, low, high):
+    """Move the joint by the contact that drives it most (``world.move_joint`` per contact).
+
+    At a joint limit the handle stops and so does the TCP touching it: the part
+    of its motion along the joint that the limit cut off is taken back, so the
+    hand never passes through a handle or panel that cannot move further.
+    """
+    tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
+    best_free, best_tangent = q, jnp.zeros(3, _F)
+    for handle_fn, radius, hook in contacts:
+        free = world.move_joint(q, handle_fn, tcp_prev, tcp, radius=radius, low=-jnp.inf, high=jnp.inf, hook=hook)
+        tangent = jax.jvp(handle_fn, (q,), (jnp.ones_like(q),))[1]
+        wins = jnp.abs(free - q) > jnp.abs(best_free - q)
+        best_free = jnp.where(wins, free, best_free)
+        best_tangent = jnp.where(wins, tangent, best_tangent)
+    new_q = jnp.clip(best_free, low, high)
+    hand = state.hand - (best_free - new_q) * best_tangent
+    return state.replace(q=new_q, hand=hand, hand_vel=hand - prev.hand)
+
+
+# --- door helpers ----------------------------------------------------------------
+def door_hinge(door):
+    return door + _v(DOOR_HINGE)
+
+
+def door_handle(door, q):
+    return door_hinge(door) + world.rotate_z(_v(DOOR_HANDLE), q)
+
+
+def door_hook(door, q):
+    return door_hinge(door) + world.rotate_z(_v(DOOR_HOOK), q)
+
+
+def door_panel_point(door, q, r, dz, side=0.0):
+    """A point of the panel at distance ``r`` from the hinge, height ``dz``, ``side`` off its mid-plane."""
+    return door_hinge(door) + world.rotate_z(jnp.stack([r, jnp.asarray(side, _F), dz]), q)
+
+
+def door_angle_from_obs(obs):
+    return 2.0 * jnp.arctan2(obs[9], obs[10])
+
+
+def move_door(prev, state):
+    door, q = prev.obj, prev.q
+    tcp_prev = world.tcp_of(prev.hand)
+    local = world.rotate_z(tcp_prev - door_hinge(door), -q)
+    r = jnp.clip(local[0], *PANEL_X)
+    dz = jnp.clip(local[2], -PANEL_HALF_Z, PANEL_HALF_Z)
+    contacts = (
+        (lambda a: door_hook(door, a), DOOR_HOOK_RADIUS, True),
+        (lambda a: door_panel_point(door, a, r, dz), PANEL_RADIUS, False),
+    )
+    state = joint_step(prev, state, q, contacts, DOOR_LOW, DOOR_HIGH)
+    return keep_out(prev, state, door + _v(SAFE_LO), door + _v(SAFE_HI))
+
+
+# --- drawer helpers ----------------------------------------------------------------
+def drawer_link(case, q):
+    return case + _v(DRAWER_LINK) + jnp.stack([0.0, q, 0.0]).astype(_F)
+
+
+def drawer_bar(case, q):
+    return drawer_link(case, q) + _v((0.0, BAR_Y, 0.0))
+
+
+def move_drawer(prev, state):
+    case, q = prev.obj, prev.q
+    tcp_prev = world.tcp_of(prev.hand)
+    local = tcp_prev - drawer_link(case, q)
+    bar_x = jnp.clip(local[0], -BAR_HALF_X, BAR_HALF_X)
+    front_x = jnp.clip(local[0], -FRONT_HALF_X, FRONT_HALF_X)
+    front_z = jnp.clip(local[2], -FRONT_HALF_Z, FRONT_HALF_Z)
+    on_link = lambda a, p: drawer_link(case, a) + jnp.stack(p).astype(_F)
+    contacts = (
+        (lambda a: on_link(a, (bar_x, BAR_Y, DRAWER_HOOK_Z)), DRAWER_HOOK_RADIUS, True),
+        (lambda a: on_link(a, (bar_x, BAR_Y, 0.0)), BAR_RADIUS, False),
+        (lambda a: on_link(a, (front_x, FRONT_Y, front_z)), FRONT_RADIUS, False),
+    )
+    state = joint_step(prev, state, q, contacts, DRAWER_LOW, DRAWER_HIGH)
+    state = keep_out(prev, state, case + _v(CASE_LO), case + _v(CASE_HI))
+    link = drawer_link(case, state.q)
+    return keep_out(prev, state, link + _v(BOX_LO), link + _v(BOX_HI))
+
+
+def _tcp_obs(obs):
+    return world.tcp_of(obs_hand(obs))
+
+
+def _hand_action(obs, tcp_target, gain=25.0, grip=0.0):
+    return action(move_toward(_tcp_obs(obs), tcp_target, gain), grip)
+
+
+# --- tasks -------------------------------------------------------------------------
+class _Door(Task):
+    obj_low, obj_high = (0.0, 0.85, 0.15), (0.1, 0.95, 0.15)
+    obj_quat = SCALAR_LAST_IDENTITY
+    q_init = 0.0
+
+    def reset_state(self, params):
+        return world.initial_state(self.hand_init, params.obj_init, q=self.q_init)
+
+    def move_objects(self, prev, state, act, params):
+        return move_door(prev, state)
+
+    def handle(self, state):
+        return door_handle(state.obj, state.q)
+
+    def success(self, state, params):
+        return jnp.linalg.norm(self.handle(state) - self.target(params)) <= self.success_threshold
+
+    def observe_objects(self, state, params):
+        quat = world.quat_z(state.q)  # scalar-last, rotating with the hinge
+        return jnp.concatenate([self.handle(state), quat, jnp.zeros(7, _F)])
+
+
+class DoorOpen(_Door):
+    """Pull the safe's door open by hooking the fingers behind its handle (x-only success)."""
+
+    name = "door-open"
+    hand_init = (0.0, 0.6, 0.2)
+    goal_offset = (-0.3, -0.45, 0.0)
+    success_threshold = 0.08
+
+    def success(self, state, params):
+        return jnp.abs(self.handle(state)[0] - self.target(params)[0]) <= self.success_threshold
+
+    def reward(self, state, act, params):
+        # v3 door-open: 2 * H(ready, grab effort) + 8 * opened, 10 on success. Same terms and constants.
+        hand = jnp.clip(state.hand, _v(world.OBS_HAND_LOW), _v(world.OBS_HAND_HIGH))
+        door = self.handle(state) - _v((0.05, 0.0, 0.0))
+        radius = jnp.linalg.norm(hand[:2] - door[:2])
+        floor = jnp.where(radius <= 0.12, 0.0, 0.04 * jnp.log(jnp.maximum(radius - 0.12, 1e-9)) + 0.4)
+        above_floor = jnp.where(hand[2] >= floor, 1.0, tolerance(floor - hand[2], 0.0, 0.01, floor / 2.0))
+        in_place = tolerance(jnp.linalg.norm(hand - door - _v((0.05, 0.03, -0.01))), 0.0, 0.06, 0.5)
+        ready = hamacher(above_floor, in_place)
+        grab = (jnp.clip(act[3], -1.0, 1.0) + 1.0) / 2.0
+        opened = 0.2 * (state.q < -math.pi / 90.0) + 0.8 * tolerance(2.0 * math.pi / 3.0 + state.q, 0.0, 0.5,
+                                                                      math.pi / 3.0)
+        r = 2.0 * hamacher(ready, grab) + 8.0 * opened
+        return jnp.where(self.success(state, params), 10.0, r)
+
+    def scripted_action(self, obs, params):
+        # Phases as v3's policy: over the handle, down into the gap behind its bar, then swing it open.
+        tcp, q = _tcp_obs(obs), door_angle_from_obs(obs)
+        door = obs_obj(obs) - door_handle(jnp.zeros(3, _F), q)  # the safe body, from the handle and angle
+        hook = door_hook(door, q)
+        ahead = door_hook(door, jnp.maximum(q - 0.35, DOOR_LOW + 0.1))
+        hooked = jnp.linalg.norm(tcp - hook) <= 0.03
+        over = jnp.linalg.norm(tcp[:2] - hook[:2]) <= 0.02
+        high = hook + _v((0.0, 0.0, 0.22))
+        target = jnp.where(hooked, ahead, jnp.where(over, hook, high))
+        return _hand_action(obs, target, grip=1.0)
+
+
+class DoorClose(_Door):
+    """Push the open door shut on its panel."""
+
+    name = "door-close"
+    hand_init = (-0.5, 0.6, 0.2)
+    goal_offset = (0.2, -0.2, 0.0)
+    success_threshold = 0.08
+    q_init = -1.5708  # v3 resets the door open at -pi/2
+
+    def reward(self, state, act, params):
+        # v3 door-close: 3 * hand_in_place + 6 * in_place (gaussian tolerances), 10 when the handle is within
+        # 0.05 of the target (out of reach with this geometry: the shut handle stays 0.071 away, as in v3).
+        handle, target = self.handle(state), self.target(params)
+        tcp = world.tcp_of(state.hand)
+        handle_init = door_handle(params.obj_init, jnp.asarray(self.q_init, _F))
+        to_target = jnp.linalg.norm(handle - target)
+        in_place = gaussian_tolerance(to_target, 0.0, 0.05, jnp.linalg.norm(handle_init - target))
+        hand_margin = jnp.linalg.norm(_v(self.hand_init) - handle) + 0.1
+        hand_in_place = gaussian_tolerance(jnp.linalg.norm(tcp - target), 0.0, 0.0125, hand_margin)
+        return jnp.where(to_target < 0.05, 10.0, 3.0 * hand_in_place + 6.0 * in_place)
+
+    def scripted_action(self, obs, params):
+        # Reach the panel's outer face above the handle, then push it round to shut.
+        tcp, q = _tcp_obs(obs), door_angle_from_obs(obs)
+        door = obs_obj(obs) - door_handle(jnp.zeros(3, _F), q)
+        r, dz = 0.22, 0.07
+        contact = door_panel_point(door, q, r, dz, side=-0.045)
+        push = door_panel_point(door, jnp.minimum(q + 0.3, DOOR_HIGH), r, dz, side=-0.01)
+        at_panel = jnp.linalg.norm(tcp - contact) <= 0.02
+        local = world.rotate_z(tcp - door_hinge(door), -q)
+        pushing = at_panel | ((jnp.abs(local[1] + 0.03) <= 0.02) & (jnp.abs(local[0] - r) <= 0.05))
+        return _hand_action(obs, jnp.where(pushing, push, contact), grip=1.0)
+
+
+class _Drawer(Task):
+    obj_low, obj_high = (-0.1, 0.9, 0.0), (0.1, 0.9, 0.0)
+    hand_init = (0.0, 0.6, 0.2)
+    q_init = 0.0
+    handle_offset = (0.0, -0.16, 0.0)
+
+    def reset_state(self, params):
+        return world.initial_state(self.hand_init, params.obj_init, q=self.q_init)
+
+    def move_objects(self, prev, state, act, params):
+        return move_drawer(prev, state)
+
+    def handle(self, state):
+        return drawer_link(state.obj, state.q) + _v(self.handle_offset)
+
+    def success(self, state, params):
+        return jnp.linalg.norm(self.handle(state) - self.target(params)) <= self.success_threshold
+
+    def observe_objects(self, state, params):
+        quat = _v(self.obj_quat)
+        return jnp.concatenate([self.handle(state), quat, jnp.zeros(7, _F)])
+
+    def bar_from_obs(self, obs):
+        return obs_obj(obs) - _v(self.handle_offset) + _v((0.0, BAR_Y, 0.0))
+
+
+class DrawerOpen(_Drawer):
+    """Hook the fingers around the drawer's handle bar and pull it out."""
+
+    name = "drawer-open"
+    goal_offset = (0.0, -0.16 - DRAWER_MAX_DIST, 0.09)
+    obj_quat = SCALAR_FIRST_IDENTITY  # MuJoCo xquat of drawer_link
+    success_threshold = 0.03
+
+    def reward(self, state, act, params):
+        # v3 drawer-open: 5 * (opening + caging), caging scaled (3, 3, 1) on the obs hand, not the TCP.
+        handle, target = self.handle(state), self.target(params)
+        hand = jnp.clip(state.hand, _v(world.OBS_HAND_LOW), _v(world.OBS_HAND_HIGH))
+        opening = tolerance(jnp.linalg.norm(handle - target), 0.0, 0.02, DRAWER_MAX_DIST)
+        scale = _v((3.0, 3.0, 1.0))
+        handle_init = target + _v((0.0, DRAWER_MAX_DIST, 0.0))
+        margin = jnp.linalg.norm((handle_init - self.tcp_init) * scale)
+        caging = tolerance(jnp.linalg.norm((handle - hand) * scale), 0.0, 0.01, margin)
+        return 5.0 * (caging + opening)
+
+    def scripted_action(self, obs, params):
+        # Over the handle, down so the open fingers straddle its bar, then pull toward the robot.
+        tcp, bar = _tcp_obs(obs), self.bar_from_obs(obs)
+        hook = bar + _v((0.0, 0.0, DRAWER_HOOK_Z))
+        hooked = jnp.linalg.norm(tcp - hook) <= 0.025
+        over = jnp.linalg.norm(tcp[:2] - hook[:2]) <= 0.015
+        target = jnp.where(hooked, hook + _v((0.0, -0.03, 0.0)),
+                           jnp.where(over, hook, hook + _v((0.0, 0.0, 0.12))))
+        return _hand_action(obs, target, grip=-1.0)
+
+
+class DrawerClose(_Drawer):
+    """Push the pulled-out drawer shut from the front."""
+
+    name = "drawer-close"
+    goal_offset = (0.0, -0.16, 0.09)
+    obj_quat = (0.0, 0.0, 0.0, 0.0)  # v3 drawer-close reports zeros
+    success_threshold = 0.055  # TARGET_RADIUS 0.04 + 0.015
+    q_init = -0.15  # v3 pulls the drawer out by maxDist 0.15 at reset
+    handle_offset = (0.0, -0.16, 0.05)
+
+    def reward(self, state, act, params):
+        # v3 drawer-close: 10 * H(H(reach, grip closed), in_place), 10 on success.
+        handle, target = self.handle(state), self.target(params)
+        tcp = world.tcp_of(state.hand)
+        handle_init = drawer_link(params.obj_init, jnp.asarray(self.q_init, _F)) + _v(self.handle_offset)
+        to_target = jnp.linalg.norm(handle - target)
+        in_place = tolerance(to_target, 0.0, 0.04, jnp.abs(jnp.linalg.norm(handle_init - target) - 0.04))
+        reach_margin = jnp.abs(jnp.linalg.norm(handle_init - self.tcp_init) - 0.005)
+        reach = gaussian_tolerance(jnp.linalg.norm(handle - tcp), 0.0, 0.005, reach_margin)
+        reach = hamacher(reach, jnp.clip(act[3], 0.0, 1.0))
+        r = jnp.where(to_target <= self.success_threshold, 1.0, hamacher(reach, in_place))
+        return 10.0 * r
+
+    def scripted_action(self, obs, params):
+        # Rise over the drawer, come down in front of its handle, push it home.
+        tcp, bar = _tcp_obs(obs), self.bar_from_obs(obs)
+        front = bar + _v((0.0, -0.045, 0.0))
+        in_front = tcp[1] <= bar[1] - 0.03
+        low = jnp.abs(tcp[2] - bar[2]) <= 0.02
+        clear = tcp[2] >= CASE_HI[2] + 0.05
+        push = bar + _v((0.0, -0.005, 0.0))
+        high_front = front.at[2].set(CASE_HI[2] + 0.08)
+        behind = jnp.where(clear, high_front, tcp.at[2].set(CASE_HI[2] + 0.08))
+        target = jnp.where(in_front, jnp.where(low, push, front), behind)
+        return _hand_action(obs, target, grip=1.0)
+
+
+TASKS = (DoorOpen(), DrawerOpen(), DrawerClose(), DoorClose())
