@@ -393,6 +393,31 @@ CASES: list[Case] = [
     *_cases("continual", UNWRITABLE, [
         ("out_dir={file}/sub", "{file}"),
     ]),
+    # --- metarl-train agent=sac (env files with an agent block: the base's PPO-only agent.num_steps
+    # exists there, and SAC drops it) -----------------------------------------------------------------
+    *_cases("train", IMPOSSIBLE, [
+        ("agent=sac env=bandit", "agent.name=sac needs a continuous (Box) action space"),
+        ("agent=sac env=pendulum agent.batch_size=512 agent.buffer_size=256", "agent.batch_size=512"),
+        ("agent=sac env=pendulum agent.learning_starts=1e6", "agent.learning_starts"),
+    ]),
+    *_cases("train", NONFINITE, [
+        ("agent=sac env=pendulum agent.lr=nan", "agent.lr"),
+    ]),
+    *_cases("train", UNKNOWN, [
+        ("agent=sac env=pendulum agent.name=sacc", "unknown agent 'sacc'"),
+        ("agent=sac env=pendulum optimizer=sgd", "agent=sac uses its own Adam"),
+    ]),
+    # --- the manipulation family (the task is env.name; task sets through env.tasks) ------------------
+    *_cases("train", UNKNOWN, [
+        ("agent=sac env=manipulation env.name=rech-v3", "unknown environment 'rech-v3'; did you mean reach-v3"),
+        ("agent=sac env=manipulation env.tasks=MT7:train", "unknown benchmark 'MT7'"),
+        ("agent=sac env=manipulation env.eval_tasks=MT1:pussh-v3:test", "unknown manipulation task 'pussh-v3'"),
+    ]),
+    *_cases("train", IMPOSSIBLE, [
+        ("agent=sac env=manipulation +env.overrides.goal=[5,5,5]", "goal=[5.0, 5.0, 5.0] is outside reach-v3's range"),
+        ("agent=sac env=manipulation env.tasks=MT1:push-v3:train", "task_id=1 is not a task of this env"),
+        ("agent=sac env=manipulation +env.overrides.max_steps=0", "max_steps must be >= 1"),
+    ]),
 ]
 
 

@@ -43,7 +43,7 @@ from metarl.agents.ppo_hooks import PPOHooks
 from metarl.agents.ppo_learn import learn, optimizer_view
 from metarl.agents.ppo_loss import Batch, ppo_loss
 from metarl.agents.ppo_policy import flat_obs, make_policy, observe, policy_params
-from metarl.agents.rollout import Rollout
+from metarl.agents.rollout import Rollout, last_episode_stats
 from metarl.agents.teacher_feedback import per_env_feedback, per_episode_feedback, step_scores
 from metarl.objectives.ppo_clip import PPOClip
 
@@ -271,13 +271,7 @@ class PPO:
         b = t * n
         obs_rms = state.obs_rms.update(traj["obs"].reshape(b, self.obs_dim)) if cfg.normalize_obs else state.obs_rms
 
-        ends = traj["episode_end"]
-        count = jnp.sum(ends)
-        ended = ends.astype(jnp.float32)
-        fresh = jnp.stack(
-            [jnp.sum(traj[k] * ended) for k in ("episode_return", "episode_length", "episode_success")]
-        ) / jnp.maximum(count, 1)
-        last_episode = jnp.where(count > 0, fresh, state.last_episode)
+        last_episode = last_episode_stats(traj, state.last_episode)
 
         if self.teacher is not None:
             score = step_scores(advantages, cfg.teacher_score)
@@ -292,7 +286,7 @@ class PPO:
             "episode_return": last_episode[0],
             "episode_length": last_episode[1],
             "success": last_episode[2],
-            "episodes": count.astype(jnp.int32),
+            "episodes": jnp.sum(traj["episode_end"]).astype(jnp.int32),
             **losses,
             "timesteps": update_step * b,
         }

@@ -138,3 +138,17 @@ class Rollout:
 
         (env_state, obs), traj = jax.lax.scan(body, (env_state, obs), (noise, step_keys, resets))
         return traj, env_state, obs
+
+
+def last_episode_stats(traj: dict, previous: jax.Array) -> jax.Array:
+    """``[return, length, success]`` averaged over the episodes that ended in ``traj``.
+
+    When none ended, ``previous`` (the last values reported) is kept, so a
+    metric row never averages over nothing.
+    """
+    ended = traj["episode_end"].astype(jnp.float32)
+    count = jnp.sum(ended)
+    fresh = jnp.stack(
+        [jnp.sum(traj[k] * ended) for k in ("episode_return", "episode_length", "episode_success")]
+    ) / jnp.maximum(count, 1)
+    return jnp.where(count > 0, fresh, previous)

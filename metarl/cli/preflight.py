@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from metarl.config import as_int, build_dataclass, check_finite, check_number, check_value, env_spec
+from metarl.config import as_int, build_dataclass, check_finite, check_number, check_value
 from metarl.config import close_matches, plain, positive_int, unknown_name
 
 # Declared ranges of the optimizer zoo's numeric options (configs/optimizer/*.yaml); the rest need only be finite
@@ -53,19 +53,19 @@ def check_optimizer_section(section: Any, name: str = "optimizer") -> None:
 
 # --- one check per job -----------------------------------------------------------------------------------
 def _train(cfg: Any) -> None:
-    import envs
-    from metarl.agents.ppo import PPOConfig
-    from metarl.jobs.train import build_optimizer
+    from metarl.jobs.train import build_agent_config, build_env, build_optimizer, check_optimizer_use
 
     positive_int(cfg.get("seeds", 1), "seeds")
     as_int(cfg.get("seed", 0), "seed")
     if cfg.get("checkpoint_every") is not None:
         positive_int(cfg.get("checkpoint_every"), "checkpoint_every")
-    config = build_dataclass(PPOConfig, cfg.get("agent"), "agent")
-    check_optimizer_section(cfg.get("optimizer"))
-    build_optimizer(cfg.get("optimizer"))
-    name, overrides = env_spec(cfg.get("env"))
-    config.validate(*envs.make(name, **overrides))
+    agent, config = build_agent_config(cfg.get("agent"))  # agent.name: ppo (absent) or sac
+    check_optimizer_use(agent)
+    if agent == "ppo":
+        check_optimizer_section(cfg.get("optimizer"))
+        build_optimizer(cfg.get("optimizer"))
+    _, env, env_params, _ = build_env(cfg.get("env"), agent)  # env.tasks / env.eval_tasks resolved here
+    config.validate(env, env_params)
 
 
 def _baselines(cfg: Any) -> None:
