@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install clean metaworld-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,8 +22,16 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --dist loadgroup --durations=15 tests
 
+# With .venv-metaworld (make metaworld-venv) the manipulation figures include real Meta-World side by side.
 bench: $(STAMP)
-	$(PY) scripts/bench.py
+	METAWORLD_PYTHON=$${METAWORLD_PYTHON:-$$(test -x $(MW_VENV)/bin/python && echo $(CURDIR)/$(MW_VENV)/bin/python)} \
+		$(PY) scripts/bench.py
+
+# Real Meta-World in its own environment (it pins its own mujoco): bench and scripts/metaworld_crosscheck.py use it.
+MW_VENV ?= .venv-metaworld
+metaworld-venv:
+	test -x $(MW_VENV)/bin/python || python3 -m venv $(MW_VENV)
+	$(MW_VENV)/bin/python -m pip install -q 'metaworld==3.1.1' packaging
 
 clean:
 	rm -rf outputs multirun runs bench.json

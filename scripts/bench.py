@@ -1,6 +1,6 @@
 """`make bench`: throughput figures, one ``<name>: <value> <unit>`` line each, also written to bench.json.
 
-Runs ``scripts/bench_envs.py``, ``scripts/bench_ppo.py`` and ``scripts/bench_meta.py``
+Runs ``scripts/bench_envs.py``, ``scripts/bench_manipulation.py``, ``scripts/bench_ppo.py`` and ``scripts/bench_meta.py``
 (seconds per ES generation at populations 16-128; about 8 minutes on 2 cores). Each exposes
 ``run(quick: bool) -> list[(name, value, unit)]``.
 """
@@ -19,7 +19,7 @@ metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX 
 import jax
 
 SCRIPTS = Path(__file__).resolve().parent
-SUITES = {"envs": "bench_envs", "ppo": "bench_ppo", "meta": "bench_meta"}
+SUITES = {"envs": "bench_envs", "manipulation": "bench_manipulation", "ppo": "bench_ppo", "meta": "bench_meta"}
 
 
 def device_description() -> str:

@@ -29,10 +29,17 @@ def bench_env_names() -> list[str]:
     """One registered name per native family (prefix before '-'), then the gymnax reference."""
     seen: dict[str, str] = {}
     for name in envs.registered():
-        if name in gymnax.registered_envs or name.startswith("brax-"):
+        if name in gymnax.registered_envs or name.startswith("brax-") or is_manipulation(name):
             continue
         seen.setdefault(name.split("-")[0], name)
     return list(seen.values()) + [REFERENCE]
+
+
+def is_manipulation(name: str) -> bool:
+    """Manipulation tasks have their own suite (scripts/bench_manipulation.py)."""
+    from envs.manipulation import MULTI_TASK_ENVS
+
+    return name.endswith("-v3") or name in MULTI_TASK_ENVS
 
 
 def make_rollout(env, num_steps: int):

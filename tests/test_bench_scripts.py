@@ -37,6 +37,6 @@ def test_bench_meta_times_the_default_meta_train_config():
 
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
-    assert set(bench.SUITES) == {"envs", "ppo", "meta"}
+    assert set(bench.SUITES) == {"envs", "manipulation", "ppo", "meta"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()

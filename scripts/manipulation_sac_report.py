@@ -1,0 +1,117 @@
+"""Tables and figures of SAC on the manipulation tasks from ``metarl-train agent=sac`` run directories.
+
+    python scripts/manipulation_sac_report.py <run dir> [<run dir> ...] [--out docs/results/figures]
+
+For each run (5 vmapped seeds): the held-out success curve (the job's greedy
+evaluations every ``agent.eval_every`` updates, success at any step of a
+500-step episode) with a 95% bootstrap band over seeds, and a final
+evaluation of every seed's final actor on the run's ``env.eval_tasks`` — one
+greedy episode per task, and per class for a multi-class env (MT10). Prints
+markdown tables: mean success over seeds with a 95% bootstrap CI, steps and
+wall time (from the run's log when given as ``<run dir>.log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import metarl.runtime
+
+metarl.runtime.configure_cpu()
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import OmegaConf
+
+import envs
+from envs.wrappers import AnyStepSuccess
+from metarl.agents.policy import evaluate_policy
+from metarl.agents.sac_networks import actor_mean_log_std
+from metarl.eval.report import plot_learning_curve
+from metarl.io.outputs import load_checkpoint
+from metarl.stats import bootstrap_ci
+
+
+def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(env steps [points], eval_success [seeds, points])`` from ``metrics.jsonl``."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r.get("eval_success") is not None]
+    updates = sorted({r["update"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    table = {(r["seed"], r["update"]): r for r in rows}
+    steps = np.array([table[(seeds[0], u)]["timesteps"] for u in updates])
+    success = np.array([[table[(s, u)]["eval_success"] for u in updates] for s in seeds])
+    return steps, success
+
+
+def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Greedy success of each seed's final actor: ``(overall [seeds], class names, per class [seeds, classes])``."""
+    cfg = OmegaConf.load(run / "config.yaml")
+    env, _ = envs.make(cfg.env.name, **OmegaConf.to_container(cfg.env.overrides))
+    tasks = envs.benchmark_tasks(cfg.env.eval_tasks)
+    actors = load_checkpoint(run / "checkpoint")["actor"]
+    activation = cfg.agent.activation
+    n = int(tasks.task_id.shape[0])
+
+    def act(actor, obs, key):
+        return jnp.tanh(actor_mean_log_std(actor, obs, activation)[0])
+
+    def one_seed(actor):
+        out = evaluate_policy(act, actor, AnyStepSuccess(env), tasks, jax.random.key(0), n, batched_params=True)
+        return out["success"]
+
+    success = np.asarray(jax.jit(jax.vmap(one_seed))(jax.tree.map(jnp.asarray, actors)), np.float64)
+    local = np.asarray(env.local_index(tasks))
+    per_class = np.stack([success[:, local == i].mean(1) for i in range(len(env.task_names))], axis=1)
+    return success.mean(1), [f"{name}-v3" for name in env.task_names], per_class
+
+
+def wall_time(run: Path) -> str:
+    log = run.with_suffix(".log")
+    if not log.exists():
+        return "?"
+    found = re.search(r"real\s+(\d+)m([\d.]+)s", log.read_text())
+    return f"{int(found.group(1))} min {float(found.group(2)):.0f} s" if found else "?"
+
+
+def fmt(mean: float, low: float, high: float) -> str:
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("docs/results/figures"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print("| env | held-out tasks | seeds | env steps | wall time | final greedy success [95% CI] | best evaluation "
+          "during training [95% CI] |")
+    print("|---|---|---|---|---|---|---|")
+    per_class_tables = []
+    curves = {}
+    for run in args.runs:
+        cfg = OmegaConf.load(run / "config.yaml")
+        steps, curve = eval_curve(run)
+        overall, classes, per_class = final_success(run)
+        best = curve.max(1)
+        label = cfg.env.name
+        curves[label] = (steps, curve)
+        print(f"| {label} | {cfg.env.eval_tasks} | {len(overall)} | {int(steps[-1]):,} | {wall_time(run)} | "
+              f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(best))} |", flush=True)
+        if len(classes) > 1:
+            per_class_tables.append((label, classes, per_class))
+    for label, classes, per_class in per_class_tables:
+        print(f"\n{label}, final greedy success per class (50 goals each, {per_class.shape[0]} seeds):\n")
+        print("| class | success [95% CI] |\n|---|---|")
+        for i, name in enumerate(classes):
+            print(f"| {name} | {fmt(*bootstrap_ci(per_class[:, i]))} |")
+    for label, (steps, curve) in curves.items():
+        plot_learning_curve(args.out / f"manipulation_sac_{label}.png", steps, {"SAC (greedy, held-out)": curve},
+                            ylabel="success rate", title=f"SAC on {label}: {curve.shape[0]} seeds, 95% CI")
+
+
+if __name__ == "__main__":
+    main()
