@@ -4,7 +4,8 @@
 
 For each run (5 vmapped seeds): the held-out success curve (the job's greedy
 evaluations every ``agent.eval_every`` updates, success at any step of a
-500-step episode) with a 95% bootstrap band over seeds, and a final
+500-step episode) with a 95% bootstrap band over seeds, the mean of its last
+three points, and a final
 evaluation of every seed's final actor on the run's ``env.eval_tasks`` — one
 greedy episode per task, and per class for a multi-class env (MT10). Prints
 markdown tables: mean success over seeds with a 95% bootstrap CI, steps and
@@ -35,16 +36,17 @@ from metarl.io.outputs import load_checkpoint
 from metarl.stats import bootstrap_ci
 
 
-def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(env steps [points], eval_success [seeds, points])`` from ``metrics.jsonl``."""
+def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(env steps [points], eval_success [seeds, points], env steps of the run)`` from ``metrics.jsonl``."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    total = max(r["timesteps"] for r in rows)
     rows = [r for r in rows if r.get("eval_success") is not None]
     updates = sorted({r["update"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     table = {(r["seed"], r["update"]): r for r in rows}
     steps = np.array([table[(seeds[0], u)]["timesteps"] for u in updates])
     success = np.array([[table[(s, u)]["eval_success"] for u in updates] for s in seeds])
-    return steps, success
+    return steps, success, total
 
 
 def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -70,11 +72,13 @@ def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
 
 
 def wall_time(run: Path) -> str:
-    log = run.with_suffix(".log")
-    if not log.exists():
-        return "?"
-    found = re.search(r"real\s+(\d+)m([\d.]+)s", log.read_text())
-    return f"{int(found.group(1))} min {float(found.group(2)):.0f} s" if found else "?"
+    """Sum of the ``real`` times in ``<run dir>.log`` and ``<run dir>.*.log`` (a run and its resumptions)."""
+    logs = [run.with_suffix(".log"), *sorted(run.parent.glob(run.name + ".*.log"))]
+    seconds = 0.0
+    for log in (path for path in logs if path.exists()):
+        found = re.search(r"real\s+(\d+)m([\d.]+)s", log.read_text())
+        seconds += 60 * int(found.group(1)) + float(found.group(2)) if found else 0.0
+    return f"{int(seconds // 60)} min {seconds % 60:.0f} s" if seconds else "?"
 
 
 def fmt(mean: float, low: float, high: float) -> str:
@@ -87,20 +91,20 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/figures"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    print("| env | held-out tasks | seeds | env steps | wall time | final greedy success [95% CI] | best evaluation "
-          "during training [95% CI] |")
+    print("| env | held-out tasks | seeds | env steps | wall time | final greedy success [95% CI] | mean of the last "
+          "3 evaluations during training [95% CI] |")
     print("|---|---|---|---|---|---|---|")
     per_class_tables = []
     curves = {}
     for run in args.runs:
         cfg = OmegaConf.load(run / "config.yaml")
-        steps, curve = eval_curve(run)
+        steps, curve, total = eval_curve(run)
         overall, classes, per_class = final_success(run)
-        best = curve.max(1)
+        recent = curve[:, -3:].mean(1)
         label = cfg.env.name
         curves[label] = (steps, curve)
-        print(f"| {label} | {cfg.env.eval_tasks} | {len(overall)} | {int(steps[-1]):,} | {wall_time(run)} | "
-              f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(best))} |", flush=True)
+        print(f"| {label} | {cfg.env.eval_tasks} | {len(overall)} | {total:,} | {wall_time(run)} | "
+              f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(recent))} |", flush=True)
         if len(classes) > 1:
             per_class_tables.append((label, classes, per_class))
     for label, classes, per_class in per_class_tables:

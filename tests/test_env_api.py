@@ -17,6 +17,7 @@ import pytest
 from gymnax.environments import spaces
 
 import envs
+from envs.manipulation import MULTI_TASK_ENVS
 from envs.wrappers import TaskResetWrapper
 
 GYMNAX_SAMPLE = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "Breakout-MinAtar", "Catch-bsuite"]
@@ -26,6 +27,8 @@ HORIZON = 7  # max_steps_in_episode in the rollouts, so every env auto-resets at
 
 
 def family(name: str) -> str:
+    if name.endswith("-v3") or name in MULTI_TASK_ENVS:
+        return "manipulation"  # one family of 26 names (tests/test_manipulation_env.py covers them)
     return name.split("-")[0]
 
 
