@@ -28,6 +28,7 @@ KINDS = (UNKNOWN, IMPOSSIBLE, NONFINITE, WRONG_TYPE, HYDRA, ARTIFACT, UNWRITABLE
 
 PROGRAMS = {
     "train": "metarl-train",
+    "train_sac": "metarl-train",
     "meta": "metarl-meta-train",
     "meta_lpg": "metarl-meta-train",
     "meta_mg": "metarl-meta-train",
@@ -41,6 +42,10 @@ PROGRAMS = {
 _TINY_PPO = ("total_timesteps=256", "num_envs=2", "num_steps=32")
 BASE = {
     "train": ("hydra.run.dir={run}", "progress=false", *(f"agent.{s}" for s in _TINY_PPO)),
+    # SAC on an env file without a PPO agent block (manipulation): no PPO-only keys to override
+    "train_sac": ("hydra.run.dir={run}", "progress=false", "agent=sac", "agent.total_timesteps=256",
+                  "agent.num_envs=2", "agent.steps_per_update=8", "agent.gradient_steps=1", "agent.learning_starts=0",
+                  "agent.buffer_size=512", "agent.batch_size=8", "agent.eval_every=0"),
     "meta": ("run_dir={run}", "meta.generations=1", "meta.population_size=2", "fitness.num_seeds=1",
              "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
              *(f"inner.{s}" for s in _TINY_PPO)),
@@ -408,15 +413,15 @@ CASES: list[Case] = [
         ("agent=sac env=pendulum optimizer=sgd", "agent=sac uses its own Adam"),
     ]),
     # --- the manipulation family (the task is env.name; task sets through env.tasks) ------------------
-    *_cases("train", UNKNOWN, [
-        ("agent=sac env=manipulation env.name=rech-v3", "unknown environment 'rech-v3'; did you mean reach-v3"),
-        ("agent=sac env=manipulation env.tasks=MT7:train", "unknown benchmark 'MT7'"),
-        ("agent=sac env=manipulation env.eval_tasks=MT1:pussh-v3:test", "unknown manipulation task 'pussh-v3'"),
+    *_cases("train_sac", UNKNOWN, [
+        ("env=manipulation env.name=rech-v3", "unknown environment 'rech-v3'; did you mean reach-v3"),
+        ("env=manipulation env.tasks=MT7:train", "unknown benchmark 'MT7'"),
+        ("env=manipulation env.eval_tasks=MT1:pussh-v3:test", "unknown manipulation task 'pussh-v3'"),
     ]),
-    *_cases("train", IMPOSSIBLE, [
-        ("agent=sac env=manipulation +env.overrides.goal=[5,5,5]", "goal=[5.0, 5.0, 5.0] is outside reach-v3's range"),
-        ("agent=sac env=manipulation env.tasks=MT1:push-v3:train", "task_id=1 is not a task of this env"),
-        ("agent=sac env=manipulation +env.overrides.max_steps=0", "max_steps must be >= 1"),
+    *_cases("train_sac", IMPOSSIBLE, [
+        ("env=manipulation +env.overrides.goal=[5,5,5]", "goal=[5.0, 5.0, 5.0] is outside reach-v3's range"),
+        ("env=manipulation env.tasks=MT1:push-v3:train", "task_id=1 is not a task of this env"),
+        ("env=manipulation +env.overrides.max_steps=0", "max_steps must be >= 1"),
     ]),
 ]
 
