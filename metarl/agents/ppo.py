@@ -42,6 +42,7 @@ from metarl.agents.ppo_config import PPOConfig
 from metarl.agents.ppo_hooks import PPOHooks
 from metarl.agents.ppo_learn import learn, optimizer_view
 from metarl.agents.ppo_loss import Batch, ppo_loss
+from metarl.agents.progress import scan_updates
 from metarl.agents.ppo_policy import flat_obs, make_policy, observe, policy_params
 from metarl.agents.rollout import Rollout, last_episode_stats
 from metarl.agents.teacher_feedback import per_env_feedback, per_episode_feedback, step_scores
@@ -310,18 +311,7 @@ class PPO:
     # --- run -----------------------------------------------------------------
     def run(self, state: RunnerState, n_updates: int) -> tuple[RunnerState, dict]:
         """``n_updates`` updates in one ``lax.scan``; metrics have leading axis ``n_updates``."""
-        callback = self.progress_callback
-        period = max(1, n_updates // 20)
-
-        def body(state, index):
-            state, metrics = self.update(state)
-            if callback is not None:
-                done = index + 1
-                report = jnp.logical_or(done % period == 0, done == n_updates)
-                jax.lax.cond(report, lambda: jax.debug.callback(callback, done), lambda: None)
-            return state, metrics
-
-        return jax.lax.scan(body, state, jnp.arange(n_updates))
+        return scan_updates(self.update, state, n_updates, self.progress_callback)
 
 
 def make_train(config: PPOConfig, env: Any, env_params: Any, **agent_kwargs: Any) -> Callable[..., tuple[RunnerState, dict]]:

@@ -52,6 +52,7 @@ from metarl.agents.env_spec import EnvSpec, batched_params, env_name
 from metarl.agents.policy import ActFn
 from metarl.agents.ppo_policy import flat_obs
 from metarl.agents.sac_config import SACConfig
+from metarl.agents.progress import scan_updates
 from metarl.agents.rollout import last_episode_stats
 from metarl.agents.sac_eval import evaluate_on_tasks, task_count
 from metarl.agents.sac_loss import actor_loss, alpha_loss, critic_loss, polyak, soft_target
@@ -377,16 +378,9 @@ class SAC:
     # --- run -----------------------------------------------------------------
     def run(self, state: SACState, n_updates: int) -> tuple[SACState, dict]:
         """``n_updates`` updates (with their due evaluations) in one ``lax.scan``; metrics lead with ``n_updates``."""
-        callback = self.progress_callback
-        period = max(1, n_updates // 20)
 
-        def body(state, index):
+        def update_and_evaluate(state: SACState) -> tuple[SACState, dict]:
             state, metrics = self.update(state)
-            metrics = {**metrics, **self.evaluate_if_due(state, state.update_step)}
-            if callback is not None:
-                done = index + 1
-                report = jnp.logical_or(done % period == 0, done == n_updates)
-                jax.lax.cond(report, lambda: jax.debug.callback(callback, done), lambda: None)
-            return state, metrics
+            return state, {**metrics, **self.evaluate_if_due(state, state.update_step)}
 
-        return jax.lax.scan(body, state, jnp.arange(n_updates))
+        return scan_updates(update_and_evaluate, state, n_updates, self.progress_callback)

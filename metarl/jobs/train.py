@@ -56,6 +56,7 @@ import numpy as np
 
 import envs
 from metarl.agents.ppo import PPO, PPOConfig
+from metarl.agents.progress import REPORTS, report_progress
 from metarl.agents.sac import SAC, SACConfig, check_task_set
 from metarl.config import as_int, build_dataclass, env_spec, override_keys, plain, positive_int, unknown_name
 from metarl.config import user_overrides
@@ -156,7 +157,7 @@ def make_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
     after each update that is due; the update count is the same for every
     seed (not vmapped), so its ``lax.cond`` skips the other updates.
     """
-    callback, period = agent.progress_callback, max(1, total // 20)
+    callback, period = agent.progress_callback, max(1, total // REPORTS)
     evaluate = getattr(agent, "evaluate_if_due", None)
 
     def step(state: Any, done: jax.Array) -> tuple[Any, dict]:
@@ -173,10 +174,7 @@ def make_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
             state, buffer = carry
             state, metrics = step(state, start + i + 1)
             buffer = jax.tree.map(lambda b, m: b.at[i].set(m), buffer, metrics)
-            if callback is not None:
-                done = start + i + 1
-                report = jnp.logical_or(done % period == 0, done == total)
-                jax.lax.cond(report, lambda: jax.debug.callback(callback, done), lambda: None)
+            report_progress(callback, start + i + 1, period, total)
             return state, buffer
 
         return jax.lax.fori_loop(0, n, body, (state, buffer))
