@@ -20,6 +20,8 @@ is where the opened handle ends up); then the goal is not a free parameter.
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 
@@ -30,7 +32,7 @@ SCALAR_LAST_IDENTITY = (0.0, 0.0, 0.0, 1.0)
 SCALAR_FIRST_IDENTITY = (1.0, 0.0, 0.0, 0.0)
 
 
-class Task:
+class Task(abc.ABC):
     name: str = ""
     hand_init: tuple = (0.0, 0.6, 0.2)
     obj_low: tuple = (0.0, 0.0, 0.0)
@@ -79,11 +81,13 @@ class Task:
     def success(self, state: ManipState, params) -> jax.Array:
         return jnp.linalg.norm(state.obj - self.target(params)) <= self.success_threshold
 
+    @abc.abstractmethod
     def reward(self, state: ManipState, action: jax.Array, params) -> jax.Array:
-        raise NotImplementedError(f"{self.name}: reward")
+        """Built like v3's reward from tolerances and Hamacher products; in [0, 10]."""
 
+    @abc.abstractmethod
     def scripted_action(self, obs: jax.Array, params) -> jax.Array:
-        raise NotImplementedError(f"{self.name}: scripted_action")
+        """A stateless expert's action from the observation (and the task, for a hidden goal)."""
 
 
 def move_toward(pos: jax.Array, target: jax.Array, gain: float = 25.0) -> jax.Array:

@@ -18,6 +18,8 @@ Meta-World v3 sources: ``metaworld/envs/sawyer_<task>_v3.py`` and
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 
@@ -118,12 +120,13 @@ class Fixture(Task):
     def reset_state(self, params):
         return world.initial_state(self.hand_init, params.obj_init, q=self.q_init)
 
+    @abc.abstractmethod
     def joint(self, q, tcp_prev, tcp, params):
-        raise NotImplementedError
+        """The joint position after the TCP moved from ``tcp_prev`` to ``tcp``."""
 
+    @abc.abstractmethod
     def solids(self, q, params):
         """``(boxes, capsules)`` at joint position ``q``."""
-        raise NotImplementedError
 
     def move_objects(self, prev, state, act, params):
         tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
@@ -131,9 +134,9 @@ class Fixture(Task):
         boxes, capsules = self.solids(q, params)
         return with_tcp(prev, state, keep_out(tcp_prev, tcp, boxes, capsules), q)
 
+    @abc.abstractmethod
     def handle(self, state, params):
         """The observed point (Meta-World's ``_get_pos_objects``)."""
-        raise NotImplementedError
 
     def observe_objects(self, state, params):
         quat = jnp.asarray(self.obj_quat, F32)
