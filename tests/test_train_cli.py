@@ -86,18 +86,20 @@ def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
 
 
 def test_every_env_config_composes_and_validates():
-    from metarl.agents.ppo import PPOConfig
-    from metarl.config import build_dataclass, env_spec
+    from metarl.jobs.train import build_agent_config, build_env
 
     names = sorted(p.relative_to(ROOT / "configs" / "env").with_suffix("").as_posix()
                    for p in (ROOT / "configs" / "env").rglob("*.yaml"))
-    assert {"cartpole", "pendulum", "breakout_minatar", "maze", "bandit", "gridworld/dense", "gridworld/sparse"} <= set(names)
+    assert {"cartpole", "pendulum", "breakout_minatar", "maze", "bandit", "gridworld/dense", "gridworld/sparse",
+            "manipulation", "mt10"} <= set(names)
     for name in names:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
             cfg = compose("train", overrides=[f"env={name}"])
-        name, overrides = env_spec(cfg.env)
-        env, params = envs.make(name, **overrides)
-        build_dataclass(PPOConfig, cfg.agent, "agent").validate(env, params)
+            if "tasks" in cfg.env:  # a benchmark task set: an off-policy continuous-control env file
+                cfg = compose("train", overrides=[f"env={name}", "agent=sac"])
+        agent, config = build_agent_config(cfg.agent)
+        _, env, params, _ = build_env(cfg.env, agent)
+        config.validate(env, params)
 
 
 def test_bootstrap_interval_hand_checked():
