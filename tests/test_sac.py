@@ -394,7 +394,13 @@ def sac_runs(tmp_path_factory) -> dict[str, Path]:
     return runs
 
 
-def test_installed_script_writes_every_output(sac_runs):
+def test_installed_script_writes_every_output_and_resumes_bit_for_bit(sac_runs):
+    """One test for both checks: the three runs are built once (two tests would build them on two workers)."""
+    check_every_output(sac_runs)
+    check_chunked_and_resumed_runs_equal_the_straight_run(sac_runs)
+
+
+def check_every_output(sac_runs):
     run = sac_runs["chunked"]
     stdout = (run.parent / "chunked.out").read_text()
     assert "greedy eval at update 5" in stdout and f"wrote {run}" in stdout and "final return -" in stdout
@@ -414,7 +420,7 @@ def test_installed_script_writes_every_output(sac_runs):
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_chunked_and_resumed_runs_equal_the_straight_run(sac_runs):
+def check_chunked_and_resumed_runs_equal_the_straight_run(sac_runs):
     from metarl.io.checkpoint import ESCheckpointer
     from metarl.jobs.train import build_agent_config
 
