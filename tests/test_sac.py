@@ -395,12 +395,10 @@ def sac_runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_installed_script_writes_every_output_and_resumes_bit_for_bit(sac_runs):
-    """One test for both checks: the three runs are built once (two tests would build them on two workers)."""
-    check_every_output(sac_runs)
-    check_chunked_and_resumed_runs_equal_the_straight_run(sac_runs)
+    """One test for both checks, so the three runs are built once (two tests would build them on two workers)."""
+    from metarl.io.checkpoint import ESCheckpointer
+    from metarl.jobs.train import build_agent_config
 
-
-def check_every_output(sac_runs):
     run = sac_runs["chunked"]
     stdout = (run.parent / "chunked.out").read_text()
     assert "greedy eval at update 5" in stdout and f"wrote {run}" in stdout and "final return -" in stdout
@@ -418,11 +416,6 @@ def check_every_output(sac_runs):
     actor = load_checkpoint(run / "checkpoint")["actor"]
     assert np.asarray(actor["hidden_0"]["kernel"]).shape == (2, 3, 8)  # both seeds' actors
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def check_chunked_and_resumed_runs_equal_the_straight_run(sac_runs):
-    from metarl.io.checkpoint import ESCheckpointer
-    from metarl.jobs.train import build_agent_config
 
     straight = sac_runs["straight"]
     expected = load_checkpoint(straight / "checkpoint")
