@@ -1,7 +1,7 @@
 """Pegs, balls and tools (peg-insert-side, peg-unplug-side, basketball, sweep, sweep-into, hammer, stick-pull).
 
 Each task compiles one vmapped 500-step runner (``_runner``) that serves every rollout below: the scripted
-expert, zero and random actions over 100 sampled tasks each, and the hand-built mechanics scenarios
+expert, zero and random actions over N sampled tasks each, and the hand-built mechanics scenarios
 (padded to the same batch).
 """
 
@@ -20,7 +20,8 @@ from envs.manipulation.tasks import balls_and_blocks as balls
 from envs.manipulation.tasks import pegs, tools
 
 NAMES = tuple(t.name for family in (pegs, balls, tools) for t in family.TASKS)
-B, T, N = 300, 500, 100  # batch of the runner, episode length, tasks per policy
+T, N = 500, 40  # episode length, tasks per policy (CI size; scripts/manipulation_scripted.py runs 100)
+B = 3 * N  # batch of the runner
 KEY = jax.random.key(0)
 
 # Meta-World v3's numbers (sawyer_<task>_v3.py): hand_init, rand_vec ranges, redraw distance, success threshold
@@ -59,7 +60,7 @@ def _runner(name):
     def one(params, state, actions, scripted):
         frame = env._frame(state, task.observe_objects(state, params))
         state = state.replace(prev_frame=frame)
-        obs = env._obs(frame, frame, params)
+        obs = env._obs(task, frame, frame, params)
 
         def body(carry, a):
             obs, s = carry

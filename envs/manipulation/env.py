@@ -11,7 +11,9 @@ terminate; ``info["success"]`` is the task's success flag at this step.
 The task is ``ManipParams``: a task id (an index into ``TASK_NAMES``, stable
 across versions), the object start and the goal. One env may serve several
 tasks (MT10): the task-dependent part of the step is then a ``lax.switch``
-over the env's tasks, so a ``vmap`` batch may mix them.
+over the env's tasks, so a ``vmap`` batch may mix them; a batch laid out by
+class (equal blocks, one class each: ``benchmarks`` builds them so) runs one
+task's code per block instead of every task's (``envs.grouped_switch``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from flax import struct
 
 from envs.core import Environment, StaticIdentity, spaces
+from envs.grouped_switch import grouped_switch
 from envs.manipulation import world
 from envs.manipulation.task_registry import TASK_NAMES, get_task
 from envs.manipulation.task_space import ManipulationTaskSpace
@@ -119,55 +122,49 @@ class Manipulation(StaticIdentity, Environment):
     def local_index(self, params: ManipParams) -> jax.Array:
         return jnp.asarray(self._local_index)[params.task_id]
 
-    def _dispatch(self, method: str, params: ManipParams, *args):
+    def _dispatch(self, run, params: ManipParams, *args):
+        """``run(task, *args, params)`` for the params' task: one switch per call, cheap on class-grouped batches."""
         if len(self.tasks) == 1:
-            return getattr(self.tasks[0], method)(*args, params)
-        branches = [getattr(task, method) for task in self.tasks]
-        index = jnp.clip(self.local_index(params), 0, len(self.tasks) - 1)
-        return jax.lax.switch(index, [lambda a, p, f=f: f(*a, p) for f in branches], args, params)
-
-    def _task_step(self, prev, state, action, params):
-        task = self.tasks[0] if len(self.tasks) == 1 else None
-
-        def one(t, prev, state, action, params):
-            state = t.move_objects(prev, state, action, params)
-            return state, t.observe_objects(state, params), t.reward(state, action, params), t.success(state, params)
-
-        if task is not None:
-            return one(task, prev, state, action, params)
-        index = jnp.clip(self.local_index(params), 0, len(self.tasks) - 1)
-        branches = [lambda p, s, a, q, t=t: one(t, p, s, a, q) for t in self.tasks]
-        return jax.lax.switch(index, branches, prev, state, action, params)
+            return run(self.tasks[0], *args, params)
+        branches = [lambda a, p, t=t: run(t, *a, p) for t in self.tasks]
+        return grouped_switch(self.local_index(params), branches, args, params)
 
     # --- gymnax hooks --------------------------------------------------------
     def _frame(self, state: ManipState, objects: jax.Array) -> jax.Array:
         opening = world.opening_of(state.closure)
         return jnp.concatenate([state.hand, opening[None], objects]).astype(jnp.float32)
 
-    def _obs(self, frame: jax.Array, prev_frame: jax.Array, params: ManipParams) -> jax.Array:
-        goal = self._dispatch("target", params) if self.goal_observable else jnp.zeros(3, jnp.float32)
+    def _obs(self, task, frame: jax.Array, prev_frame: jax.Array, params: ManipParams) -> jax.Array:
+        goal = task.target(params) if self.goal_observable else jnp.zeros(3, jnp.float32)
         parts = [frame, prev_frame, goal.astype(jnp.float32)]
         if self.one_hot:
             parts.append(jax.nn.one_hot(self.local_index(params), len(self.tasks), dtype=jnp.float32))
         low, high = self._obs_bounds()
         return jnp.clip(jnp.concatenate(parts), low, high)  # Meta-World clips the observation too
 
-    def reset_env(self, key, params: ManipParams):
-        state = self._dispatch("reset_state", params)
-        frame = self._frame(state, self._dispatch("observe_objects", params, state))
+    def _reset_task(self, task, params: ManipParams):
+        state = task.reset_state(params)
+        frame = self._frame(state, task.observe_objects(state, params))
         state = state.replace(prev_frame=frame)
-        return self._obs(frame, frame, params), state
+        return self._obs(task, frame, frame, params), state
+
+    def _step_task(self, task, state: ManipState, action, params: ManipParams):
+        moved = world.move_arm(state, action)
+        new = task.move_objects(state, moved, action, params)
+        frame = self._frame(new, task.observe_objects(new, params))
+        obs = self._obs(task, frame, state.prev_frame, params)
+        return obs, new.replace(prev_frame=frame), task.reward(new, action, params), task.success(new, params)
+
+    def reset_env(self, key, params: ManipParams):
+        return self._dispatch(self._reset_task, params)
 
     def step_env(self, key, state: ManipState, action, params: ManipParams):
         action = jnp.asarray(action, jnp.float32)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"{self.name}: action must have shape ({ACTION_DIM},), got {tuple(action.shape)}")
-        moved = world.move_arm(state, action)
-        new, objects, reward, success = self._task_step(state, moved, action, params)
-        frame = self._frame(new, objects)
-        obs = self._obs(frame, state.prev_frame, params)
+        obs, new, reward, success = self._dispatch(self._step_task, params, state, action)
         succeeded = state.succeeded | success
-        new = new.replace(time=state.time + 1, prev_frame=frame, succeeded=succeeded)
+        new = new.replace(time=state.time + 1, succeeded=succeeded)
         info = {"success": success, "episode_success": succeeded}
         return obs, new, jnp.clip(reward, 0.0, 10.0).astype(jnp.float32), jnp.zeros((), bool), info
 
@@ -176,4 +173,4 @@ class Manipulation(StaticIdentity, Environment):
 
     def scripted_action(self, obs: jax.Array, params: ManipParams) -> jax.Array:
         """The task's scripted expert (Meta-World ships one per v3 task)."""
-        return self._dispatch("scripted_action", params, obs)
+        return self._dispatch(lambda task, obs, p: task.scripted_action(obs, p), params, obs)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from envs.grouped_switch import block_of
 from envs.manipulation.task_registry import TASK_NAMES
 from envs.task_space import Field, TaskSpace
 
@@ -45,7 +46,8 @@ class ManipulationTaskSpace(TaskSpace):
         super().__init__(default, fields, sampler=self._sample, derive=self._derive_goal, name=env.name)
 
     def _derive_goal(self, params):
-        goal = self.env._dispatch("derive_goal", params, params.obj_init, params.goal)
+        goal = self.env._dispatch(lambda task, obj, goal, p: task.derive_goal(obj, goal, p), params, params.obj_init,
+                                  params.goal)
         return params.replace(goal=goal)
 
     def _draw(self, key, i):
@@ -67,6 +69,12 @@ class ManipulationTaskSpace(TaskSpace):
         """``n`` tasks of one class (Meta-World's goal variations of that class)."""
         i = self.env.task_names.index(task.removesuffix("-v3"))
         return jax.vmap(lambda k: self._draw(k, i))(jax.random.split(key, n))
+
+    def sample_grouped(self, key, n: int):
+        """``n`` tasks laid out by class: block ``b`` of ``envs.grouped_switch.block_of(n, classes)`` is
+        the env's ``b``-th class (Meta-World's MT layout; such a batch steps one class's code per block)."""
+        classes = jnp.asarray(block_of(n, len(self._ids)))
+        return jax.vmap(self._draw)(jax.random.split(key, n), classes)
 
     def _member(self, params) -> jax.Array:
         local = jnp.asarray(self.env._local_index)[jnp.clip(params.task_id, 0, len(TASK_NAMES) - 1)]
