@@ -3,6 +3,7 @@ evaluation, determinism, a real learning run on Pendulum, and the ``metarl-train
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -225,6 +226,27 @@ def test_task_set_draws_a_uniform_task_at_every_reset(pendulum):
     assert set(np.unique(lengths)) == {5, 15}  # every episode runs one task's time limit
     per_env = [set(np.asarray(traj["episode_length"])[:, e][ended[:, e]]) for e in range(8)]
     assert any(len(s) == 2 for s in per_env)  # envs switch tasks between episodes
+
+
+def test_a_class_major_task_set_gives_each_class_its_own_envs():
+    from envs.manipulation import benchmarks
+
+    bench = dataclasses.replace(benchmarks.MT10(), goals_per_class=3)
+    env, tasks = bench.train_env(), bench.train_tasks()  # 10 classes x 3 goals, class-major
+    classes = np.asarray(tasks.task_id[::3])
+    for num_envs, grouped in ((20, True), (16, False)):  # 16 envs cannot give 10 classes equal shares
+        config = SACConfig(**{**TINY, "num_envs": num_envs})
+        agent = SAC(config, env, jax.tree.map(lambda x: x[0], tasks), task_set=tasks)
+        drawn = np.asarray(jax.jit(jax.vmap(agent.draw_tasks))(jax.random.split(jax.random.key(0), 200)).task_id)
+        if grouped:
+            assert agent.task_groups == 10
+            np.testing.assert_array_equal(drawn, np.broadcast_to(np.repeat(classes, 2), drawn.shape))
+        else:
+            assert agent.task_groups == 1
+            assert len(set(drawn[:, 0].tolist())) == 10  # one env visits every class
+    shuffled = jax.tree.map(lambda x: x[np.random.RandomState(0).permutation(30)], tasks)
+    assert SAC(SACConfig(**{**TINY, "num_envs": 20}), env, jax.tree.map(lambda x: x[0], tasks),
+               task_set=shuffled).task_groups == 1
 
 
 class _SuccessAtThirdStep(Wrapper):

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
@@ -43,6 +44,13 @@ def batched_params(env: Any, env_params: Any, num_envs: int) -> bool:
             raise ValueError(f"env_params batch has leading axis {sorted(leading)}, expected num_envs={num_envs}")
         return True
     raise ValueError("env_params must be one task or a batch with leading axis num_envs")
+
+
+def per_env_params(env: Any, env_params: Any, num_envs: int) -> Any:
+    """``env_params`` with a leading ``num_envs`` axis: a batch as given, one task repeated."""
+    if batched_params(env, env_params, num_envs):
+        return env_params
+    return jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (num_envs,) + np.shape(x)), env_params)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -29,13 +29,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from envs.wrappers import RunningMeanStd
 from metarl.agents import networks, random_bits
-from metarl.agents.env_spec import EnvSpec, batched_params, env_name
+from metarl.agents.env_spec import EnvSpec, env_name, per_env_params
 from metarl.agents.gae import gae
 from metarl.agents.policy import ActFn
 from metarl.agents.ppo_config import PPOConfig
@@ -117,11 +116,7 @@ class PPO:
         self.continuous, self.obs_dim, self.action_dim = self.spec.continuous, self.spec.obs_dim, self.spec.action_dim
         self.rollout = Rollout(config, env, self.spec, self.episode_tasks)
         n = config.num_envs
-        self.env_params = (
-            env_params
-            if batched_params(env, env_params, n)
-            else jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n,) + np.shape(x)), env_params)
-        )
+        self.env_params = per_env_params(env, env_params, n)
         self._default_tx = optax.adam(config.lr, eps=1e-5) if optimizer is None else None
 
     @property

@@ -18,7 +18,12 @@ time limit still bootstraps from ``info["final_observation"]``.
 Tasks: ``env_params`` is one task or a per-env batch ``[num_envs]``; with
 ``task_set`` (a batched params pytree ``[K]``) every env draws a uniformly
 random task from it at each episode reset (Meta-World's multi-task rule,
-through :class:`envs.wrappers.TaskResetWrapper`).
+through :class:`envs.wrappers.TaskResetWrapper`). A task set laid out in G
+equal class blocks (a ``task_id`` field, as ``envs.manipulation.benchmarks``
+builds MT10) with ``num_envs`` a multiple of G is drawn per class instead:
+env block g always draws from class g, as Meta-World's MT baselines give each
+class its own envs; a mixed-class env then steps one class's code per block
+(``envs.grouped_switch``) instead of every class's.
 
 Evaluation: :meth:`evaluate` runs ``eval_episodes`` greedy episodes
 (``tanh(mean)``) on each of ``eval_tasks`` (default: ``task_set``, else the
@@ -48,7 +53,7 @@ from flax import struct
 
 from envs.wrappers import LogWrapper, TaskResetWrapper
 from metarl.agents import replay
-from metarl.agents.env_spec import EnvSpec, batched_params, env_name
+from metarl.agents.env_spec import EnvSpec, batched_params, env_name, per_env_params
 from metarl.agents.policy import ActFn
 from metarl.agents.ppo_policy import flat_obs
 from metarl.agents.sac_config import SACConfig
@@ -128,6 +133,19 @@ def check_task_set(env: Any, tasks: Any, what: str) -> int:
     return leading.pop()
 
 
+def class_blocks(task_set: Any, num_envs: int) -> int:
+    """G when ``task_set.task_id`` is G equal blocks of one class each and ``num_envs`` is a multiple of G; else 1."""
+    ids = getattr(task_set, "task_id", None)
+    if ids is None or isinstance(ids, jax.core.Tracer):
+        return 1
+    ids = np.asarray(ids)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    groups = len(starts)
+    if groups < 2 or len(set(ids.tolist())) != groups or len(ids) % groups or num_envs % groups:
+        return 1
+    return groups if np.all(ids.reshape(groups, -1) == ids[starts][:, None]) else 1
+
+
 def _adam(lr: float, max_grad_norm: float) -> optax.GradientTransformation:
     adam = optax.adam(lr)
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam) if max_grad_norm > 0 else adam
@@ -152,15 +170,12 @@ class SAC:
             if not all(hasattr(env, a) for a in ("step_env", "reset_env", "is_truncated")):
                 raise ValueError(f"a task_set needs a gymnax-style env with step_env; {env_name(env)} has none")
         self.config, self.env, self.task_set = config, env, task_set
+        self.task_groups = class_blocks(task_set, config.num_envs) if task_set is not None else 1
         self.progress_callback = progress_callback
         self.spec = EnvSpec.of(env)
         self.obs_dim, self.action_dim = self.spec.obs_dim, self.spec.action_dim
         n = config.num_envs
-        self.env_params = (
-            env_params
-            if batched_params(env, env_params, n)
-            else jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (n,) + np.shape(x)), env_params)
-        )
+        self.env_params = per_env_params(env, env_params, n)
         if eval_tasks is None:
             eval_tasks = task_set if task_set is not None else (
                 env_params if batched_params(env, env_params, n) else jax.tree.map(lambda x: jnp.asarray(x)[None],
@@ -192,8 +207,10 @@ class SAC:
 
     # --- init ----------------------------------------------------------------
     def draw_tasks(self, key: jax.Array) -> Any:
-        """One task per env, uniform over the task set."""
-        index = jax.random.randint(key, (self.config.num_envs,), 0, task_count(self.task_set))
+        """One task per env: uniform over the task set, or over env block g's class (see module docstring)."""
+        n, groups = self.config.num_envs, self.task_groups
+        per_group = task_count(self.task_set) // groups
+        index = jnp.asarray(np.arange(n) // (n // groups) * per_group) + jax.random.randint(key, (n,), 0, per_group)
         return jax.tree.map(lambda x: x[index], self.task_set)
 
     def init(self, key: jax.Array) -> SACState:
@@ -375,12 +392,14 @@ class SAC:
         due = jnp.asarray(updates_done) % every == 0
         return jax.lax.cond(due, lambda: self.evaluate(state), lambda: nan)
 
+    def update_and_evaluate(self, state: SACState, updates_done: jax.Array) -> tuple[SACState, dict]:
+        """:meth:`update`, then :meth:`evaluate_if_due` with ``updates_done`` (the count after this update)."""
+        state, metrics = self.update(state)
+        return state, {**metrics, **self.evaluate_if_due(state, updates_done)}
+
     # --- run -----------------------------------------------------------------
     def run(self, state: SACState, n_updates: int) -> tuple[SACState, dict]:
         """``n_updates`` updates (with their due evaluations) in one ``lax.scan``; metrics lead with ``n_updates``."""
 
-        def update_and_evaluate(state: SACState) -> tuple[SACState, dict]:
-            state, metrics = self.update(state)
-            return state, {**metrics, **self.evaluate_if_due(state, state.update_step)}
-
-        return scan_updates(update_and_evaluate, state, n_updates, self.progress_callback)
+        return scan_updates(lambda s: self.update_and_evaluate(s, s.update_step + 1), state, n_updates,
+                            self.progress_callback)

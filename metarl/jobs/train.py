@@ -153,18 +153,15 @@ def make_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
 
     ``start`` and ``n`` are traced, so one compiled program serves every chunk,
     the shorter last one included (rows past ``n`` of the metrics are unused).
-    An agent with ``evaluate_if_due(state, updates_done)`` (SAC) evaluates
+    An agent with ``update_and_evaluate(state, updates_done)`` (SAC) evaluates
     after each update that is due; the update count is the same for every
     seed (not vmapped), so its ``lax.cond`` skips the other updates.
     """
     callback, period = agent.progress_callback, max(1, total // REPORTS)
-    evaluate = getattr(agent, "evaluate_if_due", None)
+    update_and_evaluate = getattr(agent, "update_and_evaluate", None)
 
     def step(state: Any, done: jax.Array) -> tuple[Any, dict]:
-        state, metrics = agent.update(state)
-        if evaluate is not None:
-            metrics = {**metrics, **evaluate(state, done)}
-        return state, metrics
+        return agent.update(state) if update_and_evaluate is None else update_and_evaluate(state, done)
 
     def chunk(state: Any, start: jax.Array, n: jax.Array) -> tuple[Any, dict]:
         _, shapes = jax.eval_shape(step, state, start)
