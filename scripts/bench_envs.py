@@ -66,11 +66,15 @@ def state_batch(state) -> int:
     return jax.tree.leaves(state)[0].shape[0]
 
 
-def measure(name: str, num_envs: int, num_steps: int, repeats: int = 3) -> tuple[float, float]:
-    """Returns (steps per second, compile seconds) for one env name and batch size."""
+def measure(name: str, num_envs: int, num_steps: int, repeats: int = 3, grouped: bool = False) -> tuple[float, float]:
+    """Returns (steps per second, compile seconds) for one env name and batch size.
+
+    ``grouped``: tasks laid out by class (``sample_grouped``, multi-task manipulation envs) rather than
+    drawn independently per env."""
     env, _ = envs.make(name)
     key_task, key_reset, key_run = jax.random.split(jax.random.key(0), 3)
-    tasks = jax.jit(lambda k: env.task_space.sample_batch(k, num_envs))(key_task)
+    sample = env.task_space.sample_grouped if grouped else env.task_space.sample_batch
+    tasks = jax.jit(lambda k: sample(k, num_envs))(key_task)
     _, state = jax.jit(jax.vmap(env.reset))(jax.random.split(key_reset, num_envs), tasks)
     rollout = make_rollout(env, num_steps)
 
@@ -100,12 +104,17 @@ def run(quick: bool = False) -> list[tuple[str, float, str]]:
     return figures
 
 
-if __name__ == "__main__":
+def main(run, description: str) -> None:
+    """``--quick`` command line of a figure script: prints the device, then ``name: value unit`` lines."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
     for fig_name, value, unit in run(quick=args.quick):
-        print(f"{fig_name}: {value:.6g} {unit}")
+        print(f"{fig_name}: {value:.6g} {unit}", flush=True)
+
+
+if __name__ == "__main__":
+    main(run, __doc__.splitlines()[0])

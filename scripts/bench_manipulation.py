@@ -3,8 +3,11 @@
 Figures (``name: value unit``):
 
 * ``manipulation_steps_per_s/<env>/N=<n>`` for one task family per batch
-  (each of ``FAMILY_TASKS``) and a mixed MT10 batch (``mt10``, a task class per
-  env, ``lax.switch`` dispatch), at N = 1 and 4096 envs; compile time apart.
+  (each of ``FAMILY_TASKS``) and mixed MT10 batches at N = 1 and 4096 envs;
+  compile time apart. ``mt10`` lays the envs out by class, as Meta-World's MT
+  baselines and ``benchmarks`` do (``sample_grouped``: each block of envs steps
+  one class's code); ``mt10-shuffled`` draws a class per env independently
+  (every env pays for all ten classes' code, ``envs.grouped_switch``).
 * ``manipulation_vs_cartpole/<env>/N=<n>``: the ratio to gymnax CartPole-v1
   measured in this run with the same harness (a machine-independent figure).
 * ``manipulation_vs_metaworld/<task>``: the ratio to real Meta-World (MuJoCo,
@@ -23,13 +26,11 @@ from pathlib import Path
 import metarl.runtime
 
 metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX starts
-import jax
-
-import envs
+import envs  # noqa: E402
 from envs.manipulation import MULTI_TASK_ENVS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_envs import measure  # noqa: E402
+from bench_envs import main, measure  # noqa: E402
 
 FAMILY_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-topdown-v3", "window-open-v3")
 NUM_ENVS = (1, 4096)
@@ -61,22 +62,22 @@ def run(quick: bool = False) -> list[tuple[str, float, str]]:
     steps = QUICK_STEPS if quick else STEPS
     repeats = 1 if quick else 3
     names = [n for n in FAMILY_TASKS if n in envs.registered()]
-    names += [n for n in MULTI_TASK_ENVS if n == "mt10" and n in envs.registered()]
+    mixed = "mt10" in MULTI_TASK_ENVS and "mt10" in envs.registered()
     figures = []
     reference = {n: measure(REFERENCE, n, steps[n], repeats)[0] for n in NUM_ENVS}
     single = {}
-    for name in names:
+    runs = [(name, name, False) for name in names]
+    runs += [("mt10", "mt10", True), ("mt10-shuffled", "mt10", False)] if mixed else []
+    for label, name, grouped in runs:
         for n in NUM_ENVS:
-            sps, compile_s = measure(name, n, steps[n], repeats)
-            single[(name, n)] = sps
-            figures.append((f"manipulation_steps_per_s/{name}/N={n}", sps, "steps/s"))
-            figures.append((f"manipulation_vs_cartpole/{name}/N={n}", sps / reference[n], "x"))
-            figures.append((f"manipulation_compile_time/{name}/N={n}", compile_s, "s"))
+            sps, compile_s = measure(name, n, steps[n], repeats, grouped=grouped)
+            single[(label, n)] = sps
+            figures.append((f"manipulation_steps_per_s/{label}/N={n}", sps, "steps/s"))
+            figures.append((f"manipulation_vs_cartpole/{label}/N={n}", sps / reference[n], "x"))
+            figures.append((f"manipulation_compile_time/{label}/N={n}", compile_s, "s"))
     python = os.environ.get("METAWORLD_PYTHON")
     if python and not quick:
         for name in names:
-            if name in MULTI_TASK_ENVS:
-                continue
             real = metaworld_steps_per_s(name, python)
             if real:
                 figures.append((f"metaworld_steps_per_s/{name}/N=1", real, "steps/s"))
@@ -85,11 +86,4 @@ def run(quick: bool = False) -> list[tuple[str, float, str]]:
 
 
 if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
-    for fig_name, value, unit in run(quick=args.quick):
-        print(f"{fig_name}: {value:.6g} {unit}")
+    main(run, __doc__.splitlines()[0])
