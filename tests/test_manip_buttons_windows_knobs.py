@@ -1,7 +1,7 @@
 """Button, handle, window, lever and faucet tasks: v3 numbers, success rules, joint mechanics, experts.
 
 One jitted, vmapped 500-step rollout per task serves the rate, reward, limit and
-no-penetration checks: 100 tasks from the task space, each run by the scripted
+no-penetration checks: 40 tasks from the task space, each run by the scripted
 expert, by zero actions and by uniform random actions. The mechanics tests
 place the hand by hand and step fixed actions.
 """
@@ -24,7 +24,7 @@ from envs.manipulation.tasks import windows_and_knobs as wk
 
 KEY = jax.random.key(0)
 NAMES = ("button-press-topdown", "handle-press-side", "window-open", "window-close", "lever-pull", "faucet-close")
-N_TASKS, T = 100, 500
+N_TASKS, T = 40, 500  # CI size; scripts/manipulation_scripted.py --tasks 100 runs the issue's 100
 EXPERT, NOOP, RANDOM = 0, 1, 2
 EPS = 1e-5  # float32 slack on faces
 OFFSET = np.asarray(world.TCP_OFFSET, np.float32)
@@ -60,7 +60,7 @@ MUJOCO_RESET = {
 
 @functools.lru_cache(maxsize=None)
 def rollouts(name):
-    """Expert, no-op and random rollouts over the same 100 sampled tasks (numpy, leading axis = run)."""
+    """Expert, no-op and random rollouts over the same N_TASKS sampled tasks (numpy, leading axis = run)."""
     env = Manipulation(name)
     task = env.tasks[0]
     tasks = env.task_space.sample_batch(jax.random.key(1), N_TASKS)

@@ -19,7 +19,7 @@ from envs.manipulation.task_registry import get_task
 from envs.manipulation.tasks import doors_drawers as dd
 
 NAMES = ("door-open", "door-close", "drawer-open", "drawer-close")
-N, N_RANDOM, STEPS = 100, 50, 500
+N, N_RANDOM, STEPS = 40, 20, 500  # CI size; scripts/manipulation_scripted.py --tasks 100 runs 100
 # v3 numbers: hand_init, object range, goal = object + offset, threshold, joint start, joint range
 V3 = {
     "door-open": ((0.0, 0.6, 0.2), (0.0, 0.85, 0.15), (0.1, 0.95, 0.15), (-0.3, -0.45, 0.0), 0.08, 0.0, (-2.0, 0.0)),
