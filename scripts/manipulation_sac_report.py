@@ -72,12 +72,15 @@ def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
 
 
 def wall_time(run: Path) -> str:
-    """Sum of the ``real`` times in ``<run dir>.log`` and ``<run dir>.*.log`` (a run and its resumptions)."""
+    """Sum of the wall times in ``<run dir>.log`` and ``<run dir>.*.log`` (a run and its resumptions): the
+    shell's ``real`` line, else the job's own "steps in <s>s incl. compile"."""
     logs = [run.with_suffix(".log"), *sorted(run.parent.glob(run.name + ".*.log"))]
     seconds = 0.0
     for log in (path for path in logs if path.exists()):
-        found = re.search(r"real\s+(\d+)m([\d.]+)s", log.read_text())
-        seconds += 60 * int(found.group(1)) + float(found.group(2)) if found else 0.0
+        text = log.read_text()
+        real = re.search(r"real\s+(\d+)m([\d.]+)s", text)
+        job = re.search(r"steps in ([\d.]+)s incl\. compile", text)
+        seconds += 60 * int(real.group(1)) + float(real.group(2)) if real else float(job.group(1)) if job else 0.0
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s" if seconds else "?"
 
 
