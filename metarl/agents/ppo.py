@@ -43,6 +43,7 @@ from metarl.agents.ppo_learn import learn, optimizer_view
 from metarl.agents.ppo_loss import Batch, ppo_loss
 from metarl.agents.progress import scan_updates
 from metarl.agents.ppo_policy import flat_obs, make_policy, observe, policy_params
+from metarl.agents.pytrees import strongly_typed
 from metarl.agents.rollout import Rollout, last_episode_stats
 from metarl.agents.teacher_feedback import per_env_feedback, per_episode_feedback, step_scores
 from metarl.objectives.ppo_clip import PPOClip
@@ -192,7 +193,7 @@ class PPO:
         )
         if self.hooks is not None:
             state = self.hooks.init(state, k_hooks if hook_key is None else hook_key)
-        return state
+        return strongly_typed(state)
 
     def reset_envs(self, state: RunnerState, key: jax.Array, env_params: Any) -> RunnerState:
         """Every env starts a fresh episode of ``env_params`` (one task per env)."""

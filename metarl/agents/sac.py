@@ -56,6 +56,7 @@ from metarl.agents import replay
 from metarl.agents.env_spec import EnvSpec, batched_params, env_name, per_env_params
 from metarl.agents.policy import ActFn
 from metarl.agents.ppo_policy import flat_obs
+from metarl.agents.pytrees import strongly_typed
 from metarl.agents.sac_config import SACConfig
 from metarl.agents.progress import scan_updates
 from metarl.agents.rollout import last_episode_stats
@@ -231,7 +232,7 @@ class SAC:
                    "terminated": jnp.zeros((), jnp.float32)}
         env_params = self.env_params if self.task_set is None else self.draw_tasks(k_task)
         obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(k_env, cfg.num_envs), env_params)
-        return SACState(
+        return strongly_typed(SACState(
             params=params,
             target_critic=params["critic"],
             log_alpha=log_alpha,
@@ -243,7 +244,7 @@ class SAC:
             key=k_run,
             update_step=jnp.zeros((), jnp.int32),
             last_episode=jnp.full((3,), jnp.nan, jnp.float32),
-        )
+        ))
 
     # --- collect -------------------------------------------------------------
     def collect(self, state: SACState, key: jax.Array, explore: jax.Array) -> tuple[dict, Any, jax.Array]:
