@@ -12,6 +12,7 @@ with its output files, its closing lines and its quiet stderr checked.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from metarl.io.artifacts import find_artifact, read_header
+from metarl.io.outputs import load_checkpoint
 
 # one xdist worker builds the environment and runs every test of this module (`make test` uses --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("installed_wheel")
@@ -141,8 +146,28 @@ def test_train(installed):
     for name in ("config.yaml", "metrics.jsonl", "learning_curve.png", "checkpoint", "policy_checkpoint.json"):
         assert (run_dir / name).exists(), name
     assert "final return: " in result.stdout and "95% CI [" in result.stdout and "over 2 seeds" in result.stdout
-    assert "metrics.jsonl" in _closing_line(result, run_dir)
+    assert f"wrote {run_dir}" in result.stdout and "metrics.jsonl" in _closing_line(result, run_dir)
     _quiet(result)
+    assert "total_timesteps: 512" in (run_dir / "config.yaml").read_text()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    updates = 512 // (4 * 16)
+    assert [(r["update"], r["seed"]) for r in rows] == [(u, s) for u in range(updates) for s in range(2)]
+    assert rows[-1]["timesteps"] == 512
+    kernel = np.asarray(load_checkpoint(run_dir / "checkpoint")["params"]["actor"]["hidden_0"]["kernel"])
+    assert kernel.shape == (2, 4, 64)  # both seeds' final parameters
+    assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    header = read_header(find_artifact(run_dir))  # the run directory's artifact: the policy checkpoint
+    assert header["kind"] == "policy_checkpoint" and header["extra"]["checkpoint"] == "checkpoint"
+    assert header["config"]["total_timesteps"] == 512
+    assert header["extra"]["resolved_config"]["agent"]["total_timesteps"] == 512
+
+
+def test_train_verbose_shows_the_libraries_logs(installed):
+    run_dir = installed.workdir / "train_verbose"
+    result = _ok(installed.script("metarl-train", "env=cartpole", "seeds=1", *TINY_PPO, f"hydra.run.dir={run_dir}",
+                                  "verbose=true"))
+    assert "INFO" in result.stderr and "checkpoint" in result.stderr  # orbax, through absl
+    _closing_line(result, run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +187,6 @@ def test_meta_train(meta_run):
     _quiet(result)
 
 
-def test_meta_train_verbose_shows_the_libraries_logs(installed):
-    run_dir = installed.workdir / "meta_train_verbose"
-    result = _ok(installed.script("metarl-meta-train", *TINY_META, f"run_dir={run_dir}", "verbose=true"))
-    assert "INFO" in result.stderr and "checkpoint" in result.stderr  # orbax, through absl
-    _closing_line(result, run_dir)
-
-
 def test_evaluate_the_meta_train_run(installed, meta_run):
     meta_dir, _ = meta_run
     run_dir = installed.workdir / "evaluate"
@@ -185,7 +203,11 @@ def test_curriculum(installed):
     result = _ok(installed.script(
         "metarl-curriculum", "env=maze", "teacher=plr", "teacher.capacity=64", "agent.total_timesteps=512",
         "agent.num_envs=4", "agent.num_steps=32", "eval.num_tasks=4", "eval.max_steps=16", f"run_dir={run_dir}"))
-    assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.npz").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env"] == "maze" and summary["teacher"] == "plr" and summary["updates"] == 4
+    assert 0.0 <= summary["mastered"] <= 1.0
+    assert np.load(run_dir / "metrics.npz")["episode_return"].shape == (4,)
+    assert (run_dir / ".hydra" / "config.yaml").is_file()  # the run directory is Hydra's, as run_dir says
     assert "held-out tasks mastered: " in result.stdout
     _closing_line(result, run_dir)
     _quiet(result)

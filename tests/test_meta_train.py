@@ -28,7 +28,6 @@ from metarl.meta.fitness import (
     score_returns,
 )
 from metarl.meta.settings import section, split_meta_config
-from metarl.meta.trainer import ABORT_ENV_VAR, ABORT_EXIT_CODE
 from metarl.objectives import LPO
 from metarl.objectives.io import load_objective
 
@@ -83,7 +82,7 @@ def test_ppo_initialised_candidate_scores_one_against_the_ppo_reference():
         make_inner_fitness(objective, ["Acrobot-v1"], config, fitness_cfg, refs)
 
 
-def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
+def _cli(args: list[str], cache_dir: Path, timeout: int = 400) -> subprocess.CompletedProcess:
     env = os.environ | {
         "JAX_PLATFORMS": "cpu",
         # Share compiled programs between the CLI runs of this module.
@@ -91,9 +90,6 @@ def _cli(args: list[str], cache_dir: Path, abort: int | None = None, timeout: in
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
-    env.pop(ABORT_ENV_VAR, None)
-    if abort is not None:
-        env[ABORT_ENV_VAR] = str(abort)
     command = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cache_dir.parent)
 
@@ -138,29 +134,6 @@ def test_cli_two_generations_end_to_end(straight_run):
         assert label in report
     rows = json.loads((run_dir / "aggregate.json").read_text())
     assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
-
-
-def test_cli_killed_run_resumes_to_the_identical_es_mean(tmp_path, cache_dir, straight_run):
-    straight_dir, straight = straight_run
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    # Same settings as the straight run; evaluation does not touch the ES, so skip it.
-    common = [*TINY_CLI, "meta.generations=2", "evaluate.enabled=false", f"hydra.run.dir={tmp_path / 'hydra'}"]
-    killed_dir = tmp_path / "killed"
-    killed = _cli([*common, f"run_dir={killed_dir}"], cache_dir, abort=1)
-    assert killed.returncode == ABORT_EXIT_CODE, killed.stderr[-3000:]
-    assert not (killed_dir / "learned_objective.npz").exists()
-    assert len(read_log(killed_dir / "meta_log.jsonl")) == 1
-
-    resumed = _cli([*common, f"run_dir={killed_dir}", "resume=true"], cache_dir)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, _ = load_artifact(straight_dir / "learned_objective.npz")
-    b, _ = load_artifact(killed_dir / "learned_objective.npz")
-    for leaf in ("w1", "w2"):
-        np.testing.assert_array_equal(a[leaf], b[leaf])  # bit-for-bit
-    assert float(np.abs(b["w2"]).sum()) > 0  # the ES really moved (w2 starts at 0)
-    log_a = read_log(straight_dir / "meta_log.jsonl")
-    log_b = read_log(killed_dir / "meta_log.jsonl")
-    assert [r["fitness_mean"] for r in log_a] == [r["fitness_mean"] for r in log_b]
 
 
 def test_env_config_forms():

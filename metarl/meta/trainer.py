@@ -55,10 +55,6 @@ from metarl.meta.es import EvolutionStrategy
 FitnessFn = Callable[[jax.Array, Any], jax.Array]
 StatefulFitnessFn = Callable[[jax.Array, Any, Any], tuple[jax.Array, Any, dict]]
 
-# Test-only: exit abruptly (no cleanup, like a kill) once this many generations
-# are done and checkpointed.  Used by the kill-and-resume test.
-ABORT_ENV_VAR = "METARL_ABORT_AFTER_GENERATION"
-ABORT_EXIT_CODE = 75
 LOG = "meta_log.jsonl"
 
 
@@ -217,7 +213,6 @@ def run_meta_training(
     es_state, extra = _unpack(state, stateful)
 
     generation_fn = make_generation(es, fitness_fn)
-    abort_after = int(os.environ.get(ABORT_ENV_VAR, "0") or 0)
     log_path = run_dir / LOG
 
     def save(done: int) -> None:
@@ -250,8 +245,6 @@ def run_meta_training(
             done = generation + 1
             if done % config.checkpoint_every == 0 or done == config.generations:
                 save(done)
-                if abort_after and done >= abort_after:
-                    os._exit(ABORT_EXIT_CODE)
     checkpointer.close()
     history = [r for r in read_log(log_path) if not r.get("failed")]
     return MetaTrainResult(es.mean(es_state), es_state, history, start, extra)
