@@ -20,7 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --dist loadgroup --durations=15 tests
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -q -n $(JOBS) --dist loadfile --durations=15 tests
 
 # With .venv-metaworld (make metaworld-venv) the manipulation figures include real Meta-World side by side.
 bench: $(STAMP)

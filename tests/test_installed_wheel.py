@@ -26,8 +26,7 @@ import pytest
 from metarl.io.artifacts import find_artifact, read_header
 from metarl.io.outputs import load_checkpoint
 
-# one xdist worker builds the environment and runs every test of this module (`make test` uses --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("installed_wheel")
+# `make test` uses --dist loadfile: one xdist worker builds the environment and runs every test of this module
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("metarl-train", "metarl-meta-train", "metarl-evaluate", "metarl-curriculum", "metarl-continual")
