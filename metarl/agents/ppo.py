@@ -198,7 +198,8 @@ class PPO:
     def reset_envs(self, state: RunnerState, key: jax.Array, env_params: Any) -> RunnerState:
         """Every env starts a fresh episode of ``env_params`` (one task per env)."""
         raw_obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(key, self.config.num_envs), env_params)
-        return state.replace(env_params=env_params, env_state=env_state, obs=flat_obs(raw_obs, self.obs_dim))
+        fresh = strongly_typed((env_params, env_state))  # the same signature as init's (see pytrees)
+        return state.replace(env_params=fresh[0], env_state=fresh[1], obs=flat_obs(raw_obs, self.obs_dim))
 
     # --- loss ----------------------------------------------------------------
     def loss(self, params: Any, batch: Batch, objective_params: Any, progress: jax.Array, hook_state: Any = None):
