@@ -12,6 +12,7 @@ with its output files, its closing lines and its quiet stderr checked.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -189,9 +190,17 @@ def test_meta_train(meta_run):
 def test_evaluate_the_meta_train_run(installed, meta_run):
     meta_dir, _ = meta_run
     run_dir = installed.workdir / "evaluate"
-    result = _ok(installed.script("metarl-evaluate", f"artifact={meta_dir}", "seeds=1", f"out_dir={run_dir}"))
-    for name in ("aggregate.md", "aggregate.json", "per_seed_returns.csv", "learning_curves.png"):
-        assert (run_dir / name).exists(), name
+    result = _ok(installed.script("metarl-evaluate", f"artifact={meta_dir}", "compare=[ppo,dpo]", "seeds=2",
+                                  "agent.update_epochs=1", f"out_dir={run_dir}"))
+    assert "inner PPO as recorded with learned_objective.npz; replaced: agent.update_epochs=1 (recorded: " in result.stdout
+    for name in ("aggregate.md", "aggregate.json", "per_seed_returns.csv", "learning_curves.png", "drift_heatmap.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    with (run_dir / "per_seed_returns.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["objective"] for r in rows} == {"learned LPO", "PPO", "DPO"}
+    assert all(np.isfinite(float(r["final_return"])) and float(r["final_return"]) > 0 for r in rows)
+    assert [r["objective"] for r in json.loads((run_dir / "aggregate.json").read_text())] == ["learned LPO", "PPO", "DPO"]
+    assert f"artifact: {meta_dir}" in (run_dir / ".hydra" / "config.yaml").read_text()  # Hydra's record of the run
     assert "| env | method | IQM final return | 95% CI |" in result.stdout
     _closing_line(result, run_dir)
     _quiet(result)
