@@ -368,35 +368,26 @@ def test_load_rejects_other_files(tmp_path):
 # --- meta-training ------------------------------------------------------------------------
 
 
-def _tiny_meta_train_config(run_dir, overrides=None):
-    """configs/meta_train.yaml with objective=ppo optimizer=learned, shrunk to seconds of work."""
-    import pathlib
-
-    from hydra import compose, initialize_config_dir
-
-    configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
-    tiny = [
-        "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0",
-        "meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1",
-        "inner.total_timesteps=512", "inner.num_steps=32", "inner.num_minibatches=2", "inner.update_epochs=2",
-        "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
-        f"run_dir={run_dir}", *(overrides or []),
-    ]
-    with initialize_config_dir(config_dir=str(configs), version_base=None):
-        return compose("meta_train", overrides=tiny)
+TINY_OPTIMIZER_META_TRAIN = [  # configs/meta_train.yaml with objective=ppo optimizer=learned, seconds of work
+    "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0",
+    "meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1",
+    "inner.total_timesteps=512", "inner.num_steps=32", "inner.num_minibatches=2", "inner.update_epochs=2",
+    "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
+]
 
 
 @pytest.mark.slow
-def test_two_generation_meta_training_writes_a_loadable_optimizer(tmp_path):
-    from metarl.jobs import meta_train_optimizer
+def test_two_generation_meta_training_writes_a_loadable_optimizer(tmp_path, monkeypatch):
+    """Through metarl-meta-train's main: objective=ppo optimizer=learned picks the optimizer job."""
+    from metarl.cli.meta_train import main
 
-    cfg = _tiny_meta_train_config(tmp_path, ["+env.overrides.gravity=12.0"])
-    assert cfg.job == "meta_train_optimizer"
-    summary = meta_train_optimizer.run(cfg, tmp_path)
-    log = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    main([*TINY_OPTIMIZER_META_TRAIN, "+env.overrides.gravity=12.0", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'hydra'}"])
+    log = [json.loads(line) for line in (run / "meta_log.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in log] == [0, 1]
     assert all(np.isfinite(r["fitness_mean"]) for r in log)
-    optimizer, meta_params, header = load_learned_optimizer(summary["artifact"])
+    optimizer, meta_params, header = load_learned_optimizer(run / "learned_optimizer.npz")
     assert optimizer.config == LearnedOptimizer(init_grad_scale=1.0).config
     assert header["extra"]["generations"] == 2 and header["extra"]["envs"] == ["CartPole-v1"]
     # env.overrides reach the fitness and the reference, and the artifact records the whole config
@@ -404,7 +395,7 @@ def test_two_generation_meta_training_writes_a_loadable_optimizer(tmp_path):
     assert header["extra"]["resolved_config"]["env"]["overrides"] == {"gravity": 12.0}
     # the ES moved the mean away from its start (the SGD-like grad_scale = 1)
     assert float(meta_params["grad_scale"]) != 1.0
-    assert (tmp_path / "reference_returns.json").is_file() and (tmp_path / "meta_curve.png").is_file()
+    assert (run / "reference_returns.json").is_file() and (run / "meta_curve.png").is_file()
 
 
 def test_env_overrides_change_the_optimizer_fitness_environment(monkeypatch):
@@ -441,30 +432,6 @@ def test_plugs_into_ppo_in_one_line():
     np.testing.assert_allclose(metrics["value_loss"], ref_metrics["value_loss"], rtol=1e-5)
     moved = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), state.params, learned(key, None, opt.sgd_meta_params(0.0))[0].params)
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-3  # the step really changed the agent
-
-
-@pytest.mark.slow
-def test_two_generation_meta_training_through_the_cli(tmp_path):
-    import os
-    import pathlib
-    import subprocess
-    import sys
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    overrides = [
-        "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0",
-        "meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1",
-        "inner.total_timesteps=512", "inner.num_steps=32", "inner.num_minibatches=2", "inner.update_epochs=2",
-        "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",
-        f"run_dir={tmp_path}",
-    ]
-    cli = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *overrides]
-    done = subprocess.run(cli, cwd=root, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = [json.loads(line) for line in (tmp_path / "meta_log.jsonl").read_text().splitlines()]
-    assert [r["generation"] for r in log] == [0, 1]
-    optimizer, meta_params, header = load_learned_optimizer(tmp_path / "learned_optimizer.npz")
-    assert optimizer.options.init_grad_scale == 1.0 and header["extra"]["generations"] == 2
 
 
 @pytest.mark.slow
