@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 import envs
 from envs.wrappers import Wrapper
 from metarl.agents.policy import evaluate_policy
+from metarl.agents.pytrees import strongly_typed
 from metarl.agents.sac import SAC, SACConfig, policy_params
 from envs.wrappers import AnyStepSuccess
 from metarl.agents.sac_eval import evaluate_on_tasks
@@ -209,6 +210,26 @@ def test_same_key_same_run_and_vmap_over_seeds(tiny):
         np.testing.assert_allclose(_numpy(got).astype(np.float64), _numpy(want).astype(np.float64), rtol=1e-5,
                                    atol=1e-6)
     assert metrics["timesteps"].shape == (2,) and int(single_metrics["timesteps"]) == 16
+
+
+def test_an_update_on_its_own_output_compiles_once(tiny):
+    """Pendulum's reset state holds weakly typed scalars; init returns them strong, so the signature never changes."""
+    agent, init, _ = tiny
+    traces = []
+
+    def counted(state):
+        traces.append(None)  # runs once per trace
+        return agent.update(state)
+
+    update = jax.jit(counted)
+    state = init(jax.random.key(0))
+    for _ in range(3):
+        state, _ = update(state)
+    assert len(traces) == 1
+    weak = jnp.asarray(0.5)  # a Python scalar turned array: weakly typed
+    strong = strongly_typed({"x": weak, "n": jnp.zeros(2, jnp.int32)})
+    assert weak.weak_type and not strong["x"].weak_type and strong["x"].dtype == weak.dtype
+    assert float(strong["x"]) == 0.5 and strong["n"].dtype == jnp.int32
 
 
 def test_task_set_draws_a_uniform_task_at_every_reset(pendulum):
