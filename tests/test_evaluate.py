@@ -85,18 +85,8 @@ def test_drift_grid_and_heatmaps(tmp_path):
     assert path.stat().st_size > 10_000  # 1 + 5 progress panels
 
 
-def _cache_dir(tmp_path_factory) -> Path:
-    # Shared with tests/test_meta_train.py's CLI runs in the same session (same programs).
-    return tmp_path_factory.getbasetemp() / "metarl_jax_cache"
-
-
-def _cli_env(tmp_path_factory):
-    return os.environ | {
-        "JAX_PLATFORMS": "cpu",
-        "JAX_COMPILATION_CACHE_DIR": str(_cache_dir(tmp_path_factory)),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+def _cli_env():
+    return os.environ | {"JAX_PLATFORMS": "cpu"}
 
 
 def _one_error_line(capsys, args) -> str:
@@ -186,7 +176,7 @@ def test_magnitude_ratio_to_adam_by_hand():
 
 
 @pytest.mark.slow
-def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory):
+def test_evaluate_cli_learned_optimizer_against_adam(tmp_path):
     (tmp_path / "run").mkdir()
     _learned_file(tmp_path / "run")
     out_dir = tmp_path / "eval"
@@ -195,7 +185,7 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, tmp_path_factory)
         *TINY_AGENT,
         "+agent.hidden_sizes=[8]",
     ]  # the file records no inner PPO: the agent section is used
-    out = subprocess.run([SCRIPT, *args], env=_cli_env(tmp_path_factory), capture_output=True, text=True,
+    out = subprocess.run([SCRIPT, *args], env=_cli_env(), capture_output=True, text=True,
                          timeout=400, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     with (out_dir / "per_seed_returns.csv").open() as f:

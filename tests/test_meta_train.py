@@ -82,30 +82,18 @@ def test_ppo_initialised_candidate_scores_one_against_the_ppo_reference():
         make_inner_fitness(objective, ["Acrobot-v1"], config, fitness_cfg, refs)
 
 
-def _cli(args: list[str], cache_dir: Path, timeout: int = 400) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "JAX_PLATFORMS": "cpu",
-        # Share compiled programs between the CLI runs of this module.
-        "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+def _cli(args: list[str], cwd: Path, timeout: int = 400) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cache_dir.parent)
+    return subprocess.run(command, env=os.environ | {"JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    # Session-wide, shared with tests/test_evaluate.py's CLI run (same programs).
-    return tmp_path_factory.getbasetemp() / "metarl_jax_cache"
-
-
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, cache_dir) -> tuple[Path, subprocess.CompletedProcess]:
+def straight_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """The uninterrupted 2-generation CLI run, with evaluation and report."""
     base = tmp_path_factory.mktemp("straight")
     run_dir = base / "run"
-    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", f"hydra.run.dir={base / 'hydra'}"], cache_dir)
+    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", f"hydra.run.dir={base / 'hydra'}"], base)
     return run_dir, out
 
 
