@@ -396,6 +396,25 @@ def test_button_presses_to_the_box_stops_the_finger_and_springs_back():
     assert _tcp(beside)[-1, 2] == pytest.approx(0.115 + bt.BUTTON_BOX[1][2] + fr.FINGER, abs=1e-5)
 
 
+def test_a_finger_pressing_from_above_rests_on_the_cap_and_earns_the_press_term():
+    # From 1.6 cm over the cap and 2.6 cm off its centre (where a stuck SAC seed hovers) a finger
+    # going down presses the button with the gap closed to one finger thickness (the spring lifts
+    # the cap to the finger): within v3's 3 cm gate, so pressing from there pays.
+    env, params = _params("button-press-topdown", [0.0, 0.85, 0.115])
+    top = 0.115 + bt.BUTTON_TOP
+    task = env.tasks[0]
+    down = _steps(env, params, _at(env, params, [0.026, 0.85, top + 0.016]), _move((0, 0, -1), 12))
+    q, tcp = np.asarray(down.q), _tcp(down)
+    gap = tcp[:, 2] - (top + q)
+    assert q[-1] < -0.02
+    np.testing.assert_allclose(gap[q < 0], fr.FINGER, atol=1e-5)
+    last = _last(down)
+    assert float(jnp.linalg.norm(task.handle(last, params) - world.tcp_of(last.hand))) <= 0.03
+    zero = np.zeros(4, np.float32)
+    at_rest = _last(_steps(env, params, _at(env, params, [0.026, 0.85, top + 0.016]), _move((0, 0, 0), 1)))
+    assert float(task.reward(last, zero, params)) > float(task.reward(at_rest, zero, params)) + 1.0
+
+
 def test_handle_press_moves_down_with_the_finger_and_stops_it_at_the_limit():
     env, params = _params("handle-press-side", [-0.3, 0.7, 0.0])
     task = env.tasks[0]
