@@ -263,21 +263,3 @@ def test_expert_solves_noop_and_random_do_not(name):
     assert reward.min() >= 0.0 and reward.max() <= 10.0
     if name in ("door-open", "drawer-close"):
         np.testing.assert_allclose(reward[out["success"]], 10.0)
-
-
-def test_the_palm_cannot_pass_under_the_drawer_bar():
-    # The bar stops the hand above the TCP: straight down onto the bar the TCP ends no deeper
-    # than the palm allows (still inside the hook), and from the table in front, under the bar,
-    # the hand is stopped at the bar's front instead of sliding under it.
-    env, task, step = setup("drawer-open")
-    p = _params(env, "drawer-open", (0.0, 0.9, 0.0))
-    bar = dd.drawer_bar(p.obj_init, jnp.float32(0.0))
-    down = drive(step, place(task, p, bar + jnp.asarray((0.0, 0.0, -0.02))), p, (0, 0, -1, -1), 30)
-    tcp = world.tcp_of(down.hand)
-    assert float(tcp[2]) == pytest.approx(float(bar[2]) + dd.PALM_UNDER_BAR_Z, abs=2e-3)
-    assert float(jnp.linalg.norm(tcp - (bar + jnp.asarray((0.0, 0.0, dd.DRAWER_HOOK_Z))))) <= dd.DRAWER_HOOK_RADIUS
-    low = bar + jnp.asarray((0.0, -0.08, -0.08))
-    s = drive(step, place(task, p, low), p, (0, 1, 0, -1), 40)
-    tcp = world.tcp_of(s.hand)
-    assert float(tcp[1]) <= float(bar[1]) - dd.BAR_GEOM_RADIUS - dd.WALL_MARGIN + 1e-4
-    assert float(s.q) == 0.0

@@ -23,10 +23,7 @@ Geometry follows Meta-World v3's assets (``doorlockB.xml``, ``drawer.xml``):
 * **Walls.** The TCP cannot enter the safe, the drawer case or the drawer box:
   the hand is put back onto the nearest face (not the bottom) while its mocap
   may keep pushing, as a weld would. At a joint limit a touching TCP is held
-  by the handle or panel it pushes or pulls. The drawer's bar also stops the
-  palm: the TCP cannot stand under the bar deeper than the palm (0.045 above
-  it) allows. An earlier version let a learning agent rest on the table right
-  under the handle, where the hand's body would meet the bar (not checked in MuJoCo).
+  by the handle or panel it pushes or pulls.
 
 Simplified: contacts are spheres around a handle point (or the nearest panel
 point) rather than meshes; the hooks do not check the gripper (Meta-World's
@@ -46,7 +43,6 @@ from envs.manipulation import world
 from envs.manipulation.rewards import hamacher, tolerance
 from envs.manipulation.task import (SCALAR_FIRST_IDENTITY, SCALAR_LAST_IDENTITY, Task, action, move_toward,
                                     obs_hand, obs_obj)
-from envs.manipulation.tasks.fixture_rules import out_of_box
 
 _F = jnp.float32
 WALL_MARGIN = 0.015  # finger half width kept between the TCP and a wall
@@ -67,13 +63,6 @@ DRAWER_LINK = (0.0, -0.01, 0.09)  # drawer_link frame in the case body at q = 0
 DRAWER_LOW, DRAWER_HIGH = -0.17, 0.0
 BAR_Y, BAR_HALF_X = -0.15, 0.05  # handle bar in drawer_link
 BAR_RADIUS = 0.03  # bar radius 0.009 + finger
-BAR_GEOM_RADIUS = 0.009
-# Below the bar the palm (the hand frame, 0.045 above the TCP) meets the bar's underside
-# when the TCP is this deep; the hand cannot stand under the bar any deeper (the box is
-# padded by WALL_MARGIN, so its top is set that much lower).
-PALM_UNDER_BAR_Z = world.TCP_OFFSET[2] - BAR_GEOM_RADIUS
-UNDER_BAR_LO = (-BAR_HALF_X, BAR_Y - BAR_GEOM_RADIUS, -1.0)
-UNDER_BAR_HI = (BAR_HALF_X, BAR_Y + BAR_GEOM_RADIUS, PALM_UNDER_BAR_Z - WALL_MARGIN)
 DRAWER_HOOK_Z, DRAWER_HOOK_RADIUS = -0.04, 0.04  # TCP between the open fingers around the bar
 FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
 FRONT_RADIUS = 0.03
@@ -192,11 +181,6 @@ def move_drawer(prev, state):
     state = joint_step(prev, state, q, contacts, DRAWER_LOW, DRAWER_HIGH)
     state = keep_out(prev, state, case + _v(CASE_LO), case + _v(CASE_HI))
     link = drawer_link(case, state.q)
-    # the region under the bar is thin: a swept test, so a hard-pulled hand cannot pop out its far side
-    tcp = out_of_box(world.tcp_of(prev.hand), world.tcp_of(state.hand), link + _v(UNDER_BAR_LO) - WALL_MARGIN,
-                     link + _v(UNDER_BAR_HI) + WALL_MARGIN)
-    hand = tcp - _v(world.TCP_OFFSET)
-    state = state.replace(hand=hand, hand_vel=hand - prev.hand)
     return keep_out(prev, state, link + _v(BOX_LO), link + _v(BOX_HI))
 
 
