@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from metarl.agents import networks
+from metarl.continual import agem as AG
 from metarl.continual import interventions as I
 from metarl.continual import regularizers as R
 from metarl.continual import replay as RP
@@ -242,3 +243,55 @@ def test_replay_reservoir_and_cloning_gradient():
     want = jax.jit(jax.grad(RP.cloning_loss), static_argnums=(5, 6, 7))(params, b.obs[idx], b.policy_out[idx], b.value[idx], jnp.ones(5), "tanh", False, 0.5)
     for a, w in zip(jax.tree.leaves(out), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, 2.0 * w, rtol=1e-5, atol=1e-7)
+
+
+def test_agem_projection_by_hand_and_under_vmap():
+    g, ref = {"a": jnp.array([1.0, 0.0])}, {"a": jnp.array([-1.0, 1.0])}
+    # g.ref = -1 < 0: g - (-1 / 2) ref = (0.5, 0.5), orthogonal to ref
+    np.testing.assert_allclose(AG.project(g, ref)["a"], [0.5, 0.5])
+    agree = {"a": jnp.array([1.0, 1.0])}
+    np.testing.assert_array_equal(AG.project(agree, ref)["a"], agree["a"])  # g.ref = 0: unchanged
+    zero = {"a": jnp.zeros(2)}
+    np.testing.assert_array_equal(AG.project(g, zero)["a"], g["a"])  # empty memory: unchanged
+    # random pairs: the projected gradient never points against ref, and moves only along ref
+    keys = jax.random.split(jax.random.PRNGKey(3), 64)
+    draw = lambda k: {"w": jax.random.normal(k, (3, 4)), "b": jax.random.normal(jax.random.fold_in(k, 1), (4,))}
+    gs, refs = jax.vmap(draw)(keys), jax.vmap(lambda k: draw(jax.random.fold_in(k, 7)))(keys)
+    out = jax.jit(jax.vmap(AG.project))(gs, refs)
+    vdot = jax.vmap(optax.tree_utils.tree_vdot)
+    before, after = vdot(gs, refs), vdot(out, refs)
+    assert bool(jnp.any(before < 0)) and bool(jnp.any(before > 0))
+    np.testing.assert_allclose(np.where(before < 0, after, 0.0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.where(before >= 0, after - before, 0.0), 0.0, atol=1e-6)
+    delta = jax.tree.map(jnp.subtract, out, gs)
+    cos = vdot(delta, refs) / jnp.sqrt(vdot(delta, delta) * vdot(refs, refs) + 1e-30)
+    assert bool(jnp.all((before >= 0) | (jnp.abs(cos) > 1 - 1e-5)))
+
+
+def test_agem_transform_does_not_raise_the_memory_loss_to_first_order():
+    params = _init_net(jax.random.PRNGKey(0), 3, 2, (8,), continuous=False)
+    tx = AG.agem_projection(16, 3, 2, batch_size=16, activation="tanh", continuous=False)
+    st = tx.init(params)
+    update = jax.jit(tx.update)
+    grads = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(4), x.shape), params)
+    out, _ = update(grads, st, params)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(grads)):
+        np.testing.assert_array_equal(a, b)  # empty memory
+    # memory: 16 states with another network's outputs; the batch draws from all of it
+    o = jax.random.normal(jax.random.PRNGKey(5), (16, 3))
+    other = _init_net(jax.random.PRNGKey(9), 3, 2, (8,), continuous=False)
+    st = RP.add_to_replay((st,), jax.random.PRNGKey(0), o, *RP.policy_targets(other, o, "tanh"), 0)[0]
+    b = st.buffer
+    idx = jax.random.randint(jax.random.fold_in(st.rng, 0), (16,), 0, 16)
+    loss = lambda p: RP.cloning_loss(p, b.obs[idx], b.policy_out[idx], b.value[idx], jnp.ones(16), "tanh", False, 0.5)
+    ref = jax.grad(loss)(params)
+    against = jax.tree.map(lambda r: -r, ref)  # a step along -(-ref) would raise the memory loss
+    mixed = jax.tree.map(lambda a, g: a + 0.1 * g, against, grads)
+    out, st2 = update(mixed, st, params)
+    assert int(st2.step) == 1
+    assert float(optax.tree_utils.tree_vdot(mixed, ref)) < 0
+    assert abs(float(optax.tree_utils.tree_vdot(out, ref))) < 1e-4 * float(optax.tree_utils.tree_vdot(ref, ref))
+    # a small step along -out leaves the memory loss unchanged to first order; along -mixed it rises
+    eps = 1e-3
+    step = lambda d: float(loss(jax.tree.map(lambda p, x: p - eps * x, params, d)) - loss(params))
+    assert step(mixed) > 0 and abs(step(out)) < 0.05 * step(mixed)

@@ -1,5 +1,6 @@
 """Continual methods as objects with hooks: the registry and the runner calling the hooks."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from metarl.agents.ppo import PPOConfig
 from metarl.continual.method_base import Method, quiet_log, register
 from metarl.continual.methods import MethodConfig, get_method, method_names
+from metarl.continual.replay import ReplayState
 from metarl.continual.runner import ContinualRunner, RunConfig
 from metarl.continual.streams import from_spec
 
@@ -72,12 +74,35 @@ def test_unknown_method_names_and_settings_raise_with_close_matches():
         get_method("reset", at_switch=False)
     with pytest.raises(ValueError, match="normalize_obs"):
         get_method("replay").check_agent(PPOConfig(normalize_obs=True))
+    with pytest.raises(ValueError, match="method agem stores raw observations"):
+        get_method("agem").check_agent(PPOConfig(normalize_obs=True))
 
 
 def test_every_builtin_method_is_registered_with_its_settings():
-    builtin = {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay"}
+    builtin = {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay", "agem"}
     assert builtin <= set(method_names())
     for name in builtin:
         method = get_method(name)
         assert method.name == name and method.cfg.name == name
     assert get_method("ewc", ewc_coef=5.0).cfg.ewc_coef == 5.0
+
+
+def test_agem_keeps_the_finished_task_in_its_memory_and_trains_in_the_runner():
+    run_cfg = RunConfig(eval_every_steps=64, eval_episodes=1, eval_max_steps=10, seeds=2, obs_buffer_updates=2,
+                        replay_per_task=6)  # of the 2 x 4 recent states
+    runner = ContinualRunner(from_spec(STREAM), AGENT, MethodConfig("agem", agem_capacity=64, agem_batch=8), run_cfg)
+    memory = lambda s: [x for x in jax.tree.leaves(s.opt_state, is_leaf=lambda x: isinstance(x, ReplayState))
+                        if isinstance(x, ReplayState)][0].buffer
+    state = runner._init(np.stack([np.asarray([0, 1], np.uint32)] * 2))
+    state, _ = runner._switch(state, jnp.int32(0), jnp.asarray(False))
+    state, _ = runner._chunk(state)
+    np.testing.assert_array_equal(memory(state).size, [0, 0])  # nothing before the first task ends
+    state, _ = runner._switch(state, jnp.int32(1), jnp.asarray(True))
+    buf = memory(state)
+    np.testing.assert_array_equal(buf.size, [6, 6])
+    assert np.all(np.asarray(buf.task)[:, :6] == 0) and np.all(np.asarray(buf.task)[:, 6:] == -1)
+    before = state.params
+    state, _ = runner._chunk(state)
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, state.params)
+    assert any(jax.tree.leaves(changed))
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.params))

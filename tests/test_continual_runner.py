@@ -80,7 +80,7 @@ def test_hydra_configs_compose_for_every_method_and_benchmark():
 
     config_dir = Path(cli.__file__).resolve().parents[2] / "configs"
     methods = sorted(p.stem for p in (config_dir / "method").glob("*.yaml"))
-    assert {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay"} <= set(methods)
+    assert {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay", "agem"} <= set(methods)
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         for method in methods:
             cfg = compose("continual", overrides=[f"method={method}", "seeds=2"])

@@ -1,4 +1,4 @@
-"""Loss-side methods: L2, L2-init, EWC and replay, as gradient transformations before Adam.
+"""Loss-side methods: L2, L2-init, EWC, replay and A-GEM, as gradient transformations before Adam.
 
 Their terms enter as optimizer transforms (:mod:`metarl.continual.regularizers`,
 :mod:`metarl.continual.replay`) whose state holds the anchor / buffer, so a
@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from metarl.continual import regularizers as R
 from metarl.continual import replay as RP
+from metarl.continual.agem import agem_projection
 from metarl.continual.method_base import Method, TaskSwitch, register
 
 
@@ -66,20 +67,13 @@ class EWC(_AnchorPenalty):
         return state.replace(opt_state=opt_state), method_state, jnp.asarray(switch.happened, jnp.float32)
 
 
-@register
-class Replay(Method):
-    """Behaviour cloning on a reservoir of earlier tasks' states (filled at each task end)."""
-
-    name = "replay"
+class _EpisodicMemory(Method):
+    """Fills the replay buffers in the optimizer state at each task end with that task's recent states
+    and the policy outputs and values the agent has for them."""
 
     def check_agent(self, agent_cfg):
         if agent_cfg.normalize_obs:
-            raise ValueError("method replay stores raw observations; set agent.normalize_obs=false")
-
-    def transforms(self, ctx):
-        cfg, spec = self.cfg, ctx.spec
-        return [RP.replay_cloning(cfg.replay_capacity, spec.obs_dim, spec.action_dim, cfg.replay_batch, cfg.replay_coef,
-                                  ctx.agent_cfg.activation, spec.continuous)]
+            raise ValueError(f"method {self.name} stores raw observations; set agent.normalize_obs=false")
 
     def on_task_switch(self, ctx, state, method_state, switch: TaskSwitch):
         n = min(ctx.replay_per_task, switch.recent_obs.shape[0])
@@ -88,3 +82,27 @@ class Replay(Method):
         added = RP.add_to_replay(state.opt_state, switch.key, obs, out, value, switch.finished_task)
         opt_state = jax.tree.map(lambda a, b: jnp.where(switch.happened, a, b), added, state.opt_state)
         return state.replace(opt_state=opt_state), method_state, jnp.asarray(switch.happened, jnp.float32)
+
+
+@register
+class Replay(_EpisodicMemory):
+    """Behaviour cloning on a reservoir of earlier tasks' states (filled at each task end)."""
+
+    name = "replay"
+
+    def transforms(self, ctx):
+        cfg, spec = self.cfg, ctx.spec
+        return [RP.replay_cloning(cfg.replay_capacity, spec.obs_dim, spec.action_dim, cfg.replay_batch, cfg.replay_coef,
+                                  ctx.agent_cfg.activation, spec.continuous)]
+
+
+@register
+class AGEM(_EpisodicMemory):
+    """A-GEM: gradients projected so as not to raise the cloning loss on earlier tasks' memory."""
+
+    name = "agem"
+
+    def transforms(self, ctx):
+        cfg, spec = self.cfg, ctx.spec
+        return [agem_projection(cfg.agem_capacity, spec.obs_dim, spec.action_dim, cfg.agem_batch,
+                                ctx.agent_cfg.activation, spec.continuous)]

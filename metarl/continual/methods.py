@@ -67,6 +67,10 @@ class MethodConfig:
     replay_capacity: int = option(4096, ge=1)
     replay_batch: int = option(64, ge=1)
     replay_coef: float = option(1.0, ge=0)
+    # A-GEM (Continual World: 10 000 samples per task, batch 128); the memory never evicts while
+    # agem_capacity >= runner.replay_per_task x number of tasks
+    agem_capacity: int = option(10240, ge=1)
+    agem_batch: int = option(128, ge=1)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -95,6 +95,17 @@ class ReplayState(NamedTuple):
     rng: jax.Array  # own key: minibatch i uses fold_in(rng, i), whatever key format the learner uses
 
 
+def memory_gradient(state: ReplayState, params: Any, batch_size: int, activation: str, continuous: bool,
+                    value_coef: float) -> Any:
+    """Gradient of the cloning loss on the buffer minibatch of step ``state.step`` (zero while empty)."""
+    buf = state.buffer
+    idx = jax.random.randint(jax.random.fold_in(state.rng, state.step), (batch_size,), 0, jnp.maximum(buf.size, 1))
+    weight = (buf.size > 0).astype(jnp.float32) * jnp.ones((batch_size,), jnp.float32)
+    return jax.grad(cloning_loss)(
+        params, buf.obs[idx], buf.policy_out[idx], buf.value[idx], weight, activation, continuous, value_coef
+    )
+
+
 def replay_cloning(
     capacity: int, obs_dim: int, out_dim: int, batch_size: int, coef: float, activation: str,
     continuous: bool, value_coef: float = 0.5, seed: int = 0,
@@ -108,13 +119,7 @@ def replay_cloning(
         )
 
     def update(updates, state, params=None, **extra):
-        buf = state.buffer
-        key = jax.random.fold_in(state.rng, state.step)
-        idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))
-        weight = (buf.size > 0).astype(jnp.float32) * jnp.ones((batch_size,), jnp.float32)
-        grads = jax.grad(cloning_loss)(
-            params, buf.obs[idx], buf.policy_out[idx], buf.value[idx], weight, activation, continuous, value_coef
-        )
+        grads = memory_gradient(state, params, batch_size, activation, continuous, value_coef)
         updates = jax.tree.map(lambda u, g: u + state.coef * g, updates, grads)
         return updates, state._replace(step=state.step + 1)
 
