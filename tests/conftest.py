@@ -8,9 +8,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # same machine, side by side) with the same results; on the whole suite the
 # gain was within this VM's variance between sittings. Only the test session
 # (and the CLIs it starts) sets it; the console scripts keep full optimization.
-# LLVM's optimization level 1 (XLA's default is 2) cut compile-bound tests further
-# (test_lpg_rule.py + test_es.py 75 s -> ~60 s) while the PPO learning tests did
-# not run slower; level 0 compiled faster still but ran CartPole PPO 3x slower.
+# LLVM's optimization level 1 (XLA's default is 2): test_ppo.py + test_lpg_rule.py +
+# test_es.py took 295 s against 317 s at level 2 (one core, back to back); level 0
+# compiled faster still but ran the CartPole PPO test 3x slower.
 for flag in ("--xla_llvm_disable_expensive_passes=true", "--xla_backend_optimization_level=1"):
     if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
