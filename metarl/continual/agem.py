@@ -45,6 +45,7 @@ def agem_projection(
     """
 
     def init(params):
+        # replay's state type, so that add_to_replay fills this memory too; its coef is unused here
         return ReplayState(buffer_init(capacity, obs_dim, out_dim), jnp.ones((), jnp.float32),
                            jnp.zeros((), jnp.int32), jax.random.PRNGKey(seed))
 
