@@ -1,7 +1,8 @@
 """`make bench`: throughput figures, one ``<name>: <value> <unit>`` line each, also written to bench.json.
 
-Runs ``scripts/bench_envs.py``, ``scripts/bench_manipulation.py``, ``scripts/bench_ppo.py`` and ``scripts/bench_meta.py``
-(seconds per ES generation at populations 16-128; about 8 minutes on 2 cores). Each exposes
+Runs ``scripts/bench_envs.py``, ``scripts/bench_manipulation.py``, ``scripts/bench_ppo.py``, ``scripts/bench_meta.py``
+(seconds per ES generation at populations 16-128; about 8 minutes on 2 cores) and
+``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC). Each exposes
 ``run(quick: bool) -> list[(name, value, unit)]``.
 """
 
@@ -19,7 +20,8 @@ metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX 
 import jax
 
 SCRIPTS = Path(__file__).resolve().parent
-SUITES = {"envs": "bench_envs", "manipulation": "bench_manipulation", "ppo": "bench_ppo", "meta": "bench_meta"}
+SUITES = {"envs": "bench_envs", "manipulation": "bench_manipulation", "ppo": "bench_ppo", "meta": "bench_meta",
+          "continual_world": "bench_continual_world"}
 
 
 def device_description() -> str:

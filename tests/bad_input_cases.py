@@ -369,6 +369,9 @@ CASES: list[Case] = [
         ("method.name=ewcc", "ewc"),
         ("benchmark.stream=CCartPole5", "CCartPole5-v1"),
         ("method=reset method.reset_which=some", "method.reset_which"),
+        ("benchmark=cw10 method=ewc", "method=ewc is not available with SAC"),
+        ("benchmark=cw10 benchmark.switch.heads=two", "switch.heads"),
+        ("benchmark=cw10 benchmark.algorithm=dqn", "benchmark.algorithm"),
     ]),
     *_cases("continual", IMPOSSIBLE, [
         ("seeds=0", "seeds"),
@@ -379,6 +382,8 @@ CASES: list[Case] = [
         ("method=cbp method.cbp_decay=1", "method.cbp_decay"),
         ("eval.episodes=0", "eval.episodes"),
         ("+agent.gamma=1.5", "agent.gamma"),
+        ("benchmark=cw10 +agent.task_heads=-1", "agent.task_heads"),
+        ("switch.heads=multi", "switch settings apply to SAC benchmarks only"),
     ]),
     *_cases("continual", NONFINITE, [
         ("benchmark.steps_per_task=nan", "steps_per_task"),
@@ -390,6 +395,7 @@ CASES: list[Case] = [
         ("eval.greedy=maybe", "eval.greedy"),
         ("reference=maybe", "reference"),
         ("method=reset method.at_switch=maybe", "method.at_switch"),
+        ("benchmark=cw10 switch.reset_buffer=maybe", "switch.reset_buffer"),
     ]),
     *_cases("continual", HYDRA, [
         ("method.foo=1", "+method.foo"),

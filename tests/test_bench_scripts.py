@@ -37,6 +37,14 @@ def test_bench_meta_times_the_default_meta_train_config():
 
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
-    assert set(bench.SUITES) == {"envs", "manipulation", "ppo", "meta"}
+    assert set(bench.SUITES) == {"envs", "manipulation", "ppo", "meta", "continual_world"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()
+
+
+def test_bench_continual_world_times_the_cw10_benchmarks_agent():
+    agent = _load("bench_continual_world")._cw_agent(quick=False)
+    cfg = OmegaConf.load(ROOT / "configs" / "benchmark" / "cw10.yaml").agent
+    assert list(agent.hidden_sizes) == list(cfg.hidden_sizes) and agent.layer_norm == cfg.layer_norm
+    assert (agent.batch_size, agent.gradient_steps, agent.num_envs) == (cfg.batch_size, cfg.gradient_steps,
+                                                                       cfg.num_envs)

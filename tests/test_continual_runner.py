@@ -84,11 +84,17 @@ def test_hydra_configs_compose_for_every_method_and_benchmark():
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         for method in methods:
             cfg = compose("continual", overrides=[f"method={method}", "seeds=2"])
-            stream, agent, m, run = cli.build(OmegaConf.to_container(cfg, resolve=True))
-            assert m.name == method and run.seeds == 2 and stream.id == "CCartPole5-v1"
+            stream, agent, m, run, switch = cli.build(OmegaConf.to_container(cfg, resolve=True))
+            assert m.name == method and run.seeds == 2 and stream.id == "CCartPole5-v1" and switch is None
         cfg = compose("continual", overrides=["benchmark=ccartpole5_agnostic", "benchmark.steps_per_task=1000"])
-        stream, agent, _, _ = cli.build(OmegaConf.to_container(cfg, resolve=True))
+        stream, agent, _, _, _ = cli.build(OmegaConf.to_container(cfg, resolve=True))
         assert not stream.observe_task_id and stream.total_steps == 20 * 1000 and agent.anneal_lr is False
+        for name, tasks in (("cw10", 10), ("cw20", 20)):  # Continual World: SAC with CW's switch resets
+            cfg = compose("continual", overrides=[f"benchmark={name}", "switch.reset_buffer=false"])
+            stream, agent, _, run, switch = cli.build(OmegaConf.to_container(cfg, resolve=True))
+            assert stream.n_tasks == tasks and type(agent).__name__ == "SACConfig" and agent.hidden_sizes == (256,) * 4
+            assert switch.heads == "multi" and not switch.reset_buffer and switch.reset_optimizer
+            assert run.eval_every_steps == 20_000 and run.eval_max_steps == 200
 
 
 def test_cli_bad_config_exits_nonzero(tmp_path):

@@ -11,15 +11,18 @@ from __future__ import annotations
 import functools
 
 from envs.manipulation.benchmarks import (
-    ML1, ML10, ML10_TEST, ML10_TRAIN, MT1, MT10, MT10_CLASSES, Benchmark, benchmark_env, benchmark_tasks,
+    CW10_CLASSES, CW_MAX_STEPS, ML1, ML10, ML10_TEST, ML10_TRAIN, MT1, MT10, MT10_CLASSES, Benchmark, benchmark_env,
+    benchmark_tasks,
 )
 from envs.manipulation.env import ACTION_DIM, MAX_STEPS, OBS_DIM, Manipulation, ManipParams
+from envs.manipulation.randomized import RandomizedGoals
 from envs.manipulation.task_registry import TASK_NAMES, get_task, implemented
 from envs.manipulation.world import ManipState
 from envs.registry import register
 
-__all__ = ["ACTION_DIM", "MAX_STEPS", "ML1", "ML10", "MT1", "MT10", "OBS_DIM", "TASK_NAMES", "Benchmark",
-           "Manipulation", "ManipParams", "ManipState", "benchmark_env", "benchmark_tasks", "get_task", "implemented"]
+__all__ = ["ACTION_DIM", "CW10_CLASSES", "MAX_STEPS", "ML1", "ML10", "MT1", "MT10", "OBS_DIM", "TASK_NAMES",
+           "Benchmark", "Manipulation", "ManipParams", "ManipState", "RandomizedGoals", "benchmark_env",
+           "benchmark_tasks", "get_task", "implemented"]
 
 
 def _factory(task: str, goal_observable: bool = True, one_hot: bool = False, max_steps: int = MAX_STEPS):
@@ -33,6 +36,13 @@ def _benchmark_factory(spec: str, max_steps: int = MAX_STEPS):
     return env, env.default_params
 
 
+def _cw_factory(classes: tuple[str, ...] = CW10_CLASSES, max_steps: int = CW_MAX_STEPS):
+    """Continual World's env: the CW10 classes (or a subset: fewer branches to compile), goal visible, positions
+    drawn at every reset, 200-step episodes."""
+    env = RandomizedGoals(Manipulation(tuple(classes), goal_observable=True, one_hot=False, max_steps=max_steps))
+    return env, env.default_params
+
+
 MULTI_TASK_ENVS = {"mt10": "MT10:train", "ml10-train": "ML10:train", "ml10-test": "ML10:test"}
 
 
@@ -43,6 +53,8 @@ def _register_all() -> None:
     for env_name, spec in MULTI_TASK_ENVS.items():
         if set(needs[env_name]) <= set(implemented()):
             register(env_name, functools.partial(_benchmark_factory, spec))
+    if set(CW10_CLASSES) <= set(implemented()):
+        register("cw-v3", _cw_factory)
 
 
 _register_all()

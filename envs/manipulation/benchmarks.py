@@ -37,6 +37,10 @@ MT10_CLASSES = TASK_NAMES[:10]
 ML10_TRAIN = ("reach", "push", "pick-place", "door-open", "drawer-close", "button-press-topdown",
               "peg-insert-side", "window-open", "sweep", "basketball")
 ML10_TEST = ("drawer-open", "door-close", "shelf-place", "sweep-into", "lever-pull")
+# Continual World's CW10 order (CW20 is CW10 twice); its episodes last 200 steps, not 500
+CW10_CLASSES = ("hammer", "push-wall", "faucet-close", "push-back", "stick-pull", "handle-press-side", "push",
+                "shelf-place", "window-close", "peg-unplug-side")
+CW_MAX_STEPS = 200
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,6 +50,10 @@ class ManipulationTaskSpace(TaskSpace):
                                   params.goal)
         return params.replace(goal=goal)
 
+    def sample_in_class(self, key, i):
+        """One task of the env's ``i``-th class (``i`` may be traced)."""
+        return self._draw(key, i)
+
     def _draw(self, key, i):
         """One task of the env's ``i``-th class (``i`` may be traced)."""
         k_obj, k_goal = jax.random.split(key)

@@ -194,10 +194,10 @@ class SAC:
     # --- policy --------------------------------------------------------------
     def policy(self, greedy: bool = False) -> ActFn:
         """``act(policy_params(state), obs, key) -> env actions``: a tanh-Gaussian sample, or ``tanh(mean)``."""
-        spec, activation = self.spec, self.config.activation
+        spec, activation, heads = self.spec, self.config.activation, self.config.task_heads
 
         def act(pp: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
-            mean, log_std = actor_mean_log_std(pp["actor"], flat_obs(obs, spec.obs_dim), activation)
+            mean, log_std = actor_mean_log_std(pp["actor"], flat_obs(obs, spec.obs_dim), activation, heads)
             if greedy:
                 return to_env_action(spec, jnp.tanh(mean))
             return to_env_action(spec, sample_action(mean, log_std, jax.random.normal(key, mean.shape))[0])
@@ -218,8 +218,10 @@ class SAC:
         cfg = self.config
         k_actor, k_critic, k_env, k_task, k_run = jax.random.split(key, 5)
         params = {
-            "actor": init_actor(k_actor, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm),
-            "critic": init_critics(k_critic, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm),
+            "actor": init_actor(k_actor, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm,
+                                cfg.task_heads),
+            "critic": init_critics(k_critic, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm,
+                                   cfg.task_heads),
         }
         log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
         opt_state = {
@@ -260,7 +262,7 @@ class SAC:
         def body(carry, step_key):
             env_state, obs = carry
             k_noise, k_uniform, k_env, k_task = jax.random.split(step_key, 4)
-            mean, log_std = actor_mean_log_std(actor, obs, cfg.activation)
+            mean, log_std = actor_mean_log_std(actor, obs, cfg.activation, cfg.task_heads)
             sampled, _ = sample_action(mean, log_std, jax.random.normal(k_noise, mean.shape))
             uniform = jax.random.uniform(k_uniform, mean.shape, jnp.float32, -1.0, 1.0)
             action = jnp.where(explore, uniform, sampled)
@@ -295,19 +297,20 @@ class SAC:
         k_next, k_actor = jax.random.split(key)
         alpha = jnp.exp(log_alpha)
 
-        next_mean, next_log_std = actor_mean_log_std(params["actor"], batch["next_obs"], cfg.activation)
+        heads = cfg.task_heads
+        next_mean, next_log_std = actor_mean_log_std(params["actor"], batch["next_obs"], cfg.activation, heads)
         next_action, next_logp = sample_action(next_mean, next_log_std, jax.random.normal(k_next, next_mean.shape))
-        next_q = critic_values(target, batch["next_obs"], next_action, cfg.activation)
+        next_q = critic_values(target, batch["next_obs"], next_action, cfg.activation, heads)
         y = soft_target(batch["reward"], batch["terminated"], next_q, next_logp, alpha, cfg.gamma, cfg.reward_scale)
 
         (c_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            params["critic"], batch["obs"], batch["action"], y, cfg.activation)
+            params["critic"], batch["obs"], batch["action"], y, cfg.activation, heads)
         updates, critic_opt = self.tx["critic"].update(grads, opt_state["critic"], params["critic"])
         critic = optax.apply_updates(params["critic"], updates)
 
         noise = jax.random.normal(k_actor, (batch["obs"].shape[0], self.action_dim))
         (a_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            params["actor"], critic, batch["obs"], noise, alpha, cfg.activation)
+            params["actor"], critic, batch["obs"], noise, alpha, cfg.activation, heads)
         updates, actor_opt = self.tx["actor"].update(grads, opt_state["actor"], params["actor"])
         actor = optax.apply_updates(params["actor"], updates)
 

@@ -19,6 +19,8 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
+
 from metarl.agents import networks
 from metarl.agents.env_spec import batched_params, env_name, is_continuous
 from metarl.config import check_fields, option
@@ -53,6 +55,9 @@ class SACConfig:
     layer_norm: bool = False  # LayerNorm after each hidden layer (actor and critics)
     reward_scale: float = option(1.0, gt=0)  # rewards are multiplied by this in the critic target
     max_grad_norm: float = 0.0  # <= 0 disables global-norm clipping (the paper clips nothing)
+    # H > 0: the observation ends with an H-way one-hot task id that picks the actor's and critics' output
+    # head and is not a network input (Continual World's multi-head SAC); 0: one head
+    task_heads: int = option(0, ge=0)
     eval_every: int = option(0, ge=0)  # updates between greedy evaluations; 0 disables
     eval_episodes: int = option(10, gt=0)  # greedy episodes per evaluation task
 
@@ -103,5 +108,11 @@ class SACConfig:
             raise ValueError(f"{prefix}.learning_starts={self.learning_starts} is more than the "
                              f"{self.num_updates * self.steps_per_iteration} env steps of the run: "
                              "SAC would never learn")
+        if env is not None and self.task_heads:
+            obs_dim = int(np.prod(env.observation_space(env_params if env_params is not None
+                                                        else env.default_params).shape))
+            if obs_dim <= self.task_heads:
+                raise ValueError(f"{prefix}.task_heads={self.task_heads} needs an observation longer than the "
+                                 f"one-hot; {env_name(env)}'s has {obs_dim} entries")
         if env is not None and env_params is not None:
             batched_params(env, env_params, self.num_envs)

@@ -30,19 +30,19 @@ def soft_target(reward: jax.Array, terminated: jax.Array, next_q: jax.Array, nex
 
 
 def critic_loss(critics: Any, obs: jax.Array, action: jax.Array, target: jax.Array,
-                activation: str) -> tuple[jax.Array, jax.Array]:
+                activation: str, heads: int = 0) -> tuple[jax.Array, jax.Array]:
     """``(J_Q, Q-values [2, batch])``; ``target`` is treated as a constant."""
-    q = critic_values(critics, obs, action, activation)
+    q = critic_values(critics, obs, action, activation, heads)
     loss = 0.5 * jnp.sum(jnp.mean(jnp.square(q - jax.lax.stop_gradient(target)), axis=-1))
     return loss, q
 
 
 def actor_loss(actor: Any, critics: Any, obs: jax.Array, noise: jax.Array, alpha: jax.Array,
-               activation: str) -> tuple[jax.Array, jax.Array]:
+               activation: str, heads: int = 0) -> tuple[jax.Array, jax.Array]:
     """``(J_pi, log pi(a|s) [batch])``; the critics and ``alpha`` are constants here."""
-    mean, log_std = actor_mean_log_std(actor, obs, activation)
+    mean, log_std = actor_mean_log_std(actor, obs, activation, heads)
     action, logp = sample_action(mean, log_std, noise)
-    q = critic_values(jax.lax.stop_gradient(critics), obs, action, activation)
+    q = critic_values(jax.lax.stop_gradient(critics), obs, action, activation, heads)
     return jnp.mean(jax.lax.stop_gradient(alpha) * logp - jnp.min(q, axis=0)), logp
 
 

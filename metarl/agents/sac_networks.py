@@ -5,6 +5,12 @@ Parameters are nested dicts like PPO's (:mod:`metarl.agents.networks`):
 The two critics are one pytree with a leading axis of 2 and run as one
 vmapped (batched) matmul per layer. Actions inside SAC live in ``[-1, 1]``
 (the tanh range); :func:`to_env_action` maps them onto the env's box.
+
+**Task heads** (``heads = H > 0``, Continual World's multi-head SAC): the
+observation ends with an H-way one-hot task id. It is not a network input;
+it selects which of H output heads (one wide linear layer, read per task)
+gives the actor's mean/log-std and each critic's Q. ``heads = 0``: one head,
+the whole observation is the input.
 """
 
 from __future__ import annotations
@@ -42,8 +48,17 @@ def _layer_norm(x: jax.Array, norm: Params) -> jax.Array:
     return (x - mean) * jax.lax.rsqrt(var + _LN_EPS) * norm["scale"] + norm["offset"]
 
 
-def apply_mlp(layers: Params, x: jax.Array, activation: str) -> jax.Array:
-    """Dense -> (LayerNorm) -> activation per hidden layer, then the linear head."""
+def split_task(obs: jax.Array, heads: int) -> tuple[jax.Array, jax.Array | None]:
+    """``(network input, one-hot task id or None)`` of an observation (see the module docstring)."""
+    if heads <= 0:
+        return obs, None
+    return obs[..., :-heads], obs[..., -heads:]
+
+
+def apply_mlp(layers: Params, x: jax.Array, activation: str, task: jax.Array | None = None) -> jax.Array:
+    """Dense -> (LayerNorm) -> activation per hidden layer, then the linear head.
+
+    ``task`` (a one-hot ``[..., H]``): the head is H blocks of outputs; the task's block is returned."""
     act = networks.ACTIVATIONS[activation]
     i = 0
     while f"hidden_{i}" in layers:
@@ -53,18 +68,25 @@ def apply_mlp(layers: Params, x: jax.Array, activation: str) -> jax.Array:
             x = _layer_norm(x, layers[f"norm_{i}"])
         x = act(x)
         i += 1
-    return networks.dense(x, layers["head"]["kernel"], layers["head"]["bias"])
+    out = networks.dense(x, layers["head"]["kernel"], layers["head"]["bias"])
+    if task is None:
+        return out
+    blocks = out.reshape(out.shape[:-1] + (task.shape[-1], -1))
+    return jnp.einsum("...hn,...h->...n", blocks, task)
 
 
 # --- actor: tanh-squashed diagonal Gaussian ----------------------------------------------------------
-def init_actor(key: jax.Array, obs_dim: int, action_dim: int, hidden: Sequence[int], layer_norm: bool) -> Params:
-    """Head of ``2 * action_dim`` (mean, raw log-std), small gain: the first policy is near tanh(0) with std e^-1.5."""
-    return init_mlp(key, obs_dim, hidden, 2 * action_dim, 0.01, layer_norm)
+def init_actor(key: jax.Array, obs_dim: int, action_dim: int, hidden: Sequence[int], layer_norm: bool,
+               heads: int = 0) -> Params:
+    """Head of ``2 * action_dim`` (mean, raw log-std) per task head, small gain: the first policy is near tanh(0)
+    with std e^-1.5. ``obs_dim`` counts the one-hot of ``heads``."""
+    return init_mlp(key, obs_dim - max(heads, 0), hidden, 2 * action_dim * max(heads, 1), 0.01, layer_norm)
 
 
-def actor_mean_log_std(actor: Params, obs: jax.Array, activation: str) -> tuple[jax.Array, jax.Array]:
+def actor_mean_log_std(actor: Params, obs: jax.Array, activation: str, heads: int = 0) -> tuple[jax.Array, jax.Array]:
     """Pre-tanh mean and log-std; the log-std is squashed smoothly into [LOG_STD_MIN, LOG_STD_MAX]."""
-    out = apply_mlp(actor, obs, activation)
+    x, task = split_task(obs, heads)
+    out = apply_mlp(actor, x, activation, task)
     mean, raw = jnp.split(out, 2, axis=-1)
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
     return mean, log_std
@@ -92,16 +114,19 @@ def sample_action(mean: jax.Array, log_std: jax.Array, noise: jax.Array) -> tupl
 
 
 # --- twin critics ------------------------------------------------------------------------------------
-def init_critics(key: jax.Array, obs_dim: int, action_dim: int, hidden: Sequence[int], layer_norm: bool) -> Params:
-    """Two independent Q(s, a) MLPs stacked on a leading axis of 2."""
+def init_critics(key: jax.Array, obs_dim: int, action_dim: int, hidden: Sequence[int], layer_norm: bool,
+                 heads: int = 0) -> Params:
+    """Two independent Q(s, a) MLPs (one output per task head) stacked on a leading axis of 2."""
     keys = jax.random.split(key, NUM_CRITICS)
-    return jax.vmap(lambda k: init_mlp(k, obs_dim + action_dim, hidden, 1, 1.0, layer_norm))(keys)
+    n_in = obs_dim - max(heads, 0) + action_dim
+    return jax.vmap(lambda k: init_mlp(k, n_in, hidden, max(heads, 1), 1.0, layer_norm))(keys)
 
 
-def critic_values(critics: Params, obs: jax.Array, action: jax.Array, activation: str) -> jax.Array:
+def critic_values(critics: Params, obs: jax.Array, action: jax.Array, activation: str, heads: int = 0) -> jax.Array:
     """``[2, batch]`` Q-values of both critics."""
+    obs, task = split_task(obs, heads)
     x = jnp.concatenate([obs, action], axis=-1)
-    return jax.vmap(lambda p: apply_mlp(p, x, activation)[..., 0])(critics)
+    return jax.vmap(lambda p: apply_mlp(p, x, activation, task)[..., 0])(critics)
 
 
 # --- env actions -------------------------------------------------------------------------------------

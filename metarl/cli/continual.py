@@ -1,7 +1,8 @@
-"""``metarl-continual``: PPO across a task stream, Continual World metrics (job ``continual``).
+"""``metarl-continual``: PPO or SAC across a task stream, Continual World metrics (job ``continual``).
 
     metarl-continual benchmark=ccartpole5 method=ewc seeds=3
     metarl-continual benchmark=cgw10 method=redo seeds=5 benchmark.steps_per_task=100000
+    metarl-continual benchmark=cw10 seeds=3 benchmark.steps_per_task=20000   # Continual World, SAC
 
 Ends with average performance, forgetting and forward transfer (mean over
 seeds, 95% bootstrap interval) and the run directory.

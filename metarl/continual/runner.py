@@ -81,6 +81,9 @@ def score_bounds(stream: TaskStream) -> tuple[np.ndarray, np.ndarray]:
     n = stream.n_tasks
     if spec["kind"] == "range":
         return np.full(n, float(spec["low"])), np.full(n, float(spec["high"]))
+    if spec["kind"] == "success":
+        raise ValueError(f"stream {stream.id} is scored by success rate, which the SAC runner reads "
+                         "(benchmark.algorithm=sac)")
     if spec["kind"] == "gridworld_dp":
         import envs
         from envs import gridworld_dp

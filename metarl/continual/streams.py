@@ -313,7 +313,7 @@ def _override_value(default: Any, value: Any, field: str) -> Any:
 
 def _tasks_from_spec(env_name: str, env_kwargs: dict, spec: dict) -> tuple[Any, list[str]]:
     if len(spec) != 1:
-        raise ValueError(f"tasks spec must have exactly one of overrides/sample/envs, got {sorted(spec)}")
+        raise ValueError(f"tasks spec must have exactly one of overrides/sample/envs/classes, got {sorted(spec)}")
     kind, value = next(iter(spec.items()))
     if kind == "envs":  # a list of named envs sharing one env class (same static shapes)
         made = [envs.make(name, **env_kwargs) for name in value]
@@ -323,6 +323,10 @@ def _tasks_from_spec(env_name: str, env_kwargs: dict, spec: dict) -> tuple[Any, 
                 raise ValueError(f"env {name!r} differs from {value[0]!r} (class or static settings); cannot stack")
         return stack_tasks([p for _, p in made]), [str(n) for n in value]
     env, default = envs.make(env_name, **env_kwargs)
+    if kind == "classes":  # task classes of a multi-class env (its params_for builds each)
+        if not hasattr(env, "params_for"):
+            raise ValueError(f"tasks given as classes need an env with params_for; {env_name} has none")
+        return stack_tasks([env.params_for(str(name)) for name in value]), [str(n) for n in value]
     if kind == "overrides":
         tasks = []
         names = {f.name for f in dataclasses.fields(default)}
@@ -444,6 +448,43 @@ STREAMS: dict[str, dict[str, Any]] = {
         "score": {"kind": "range", "low": 0.0, "high": 500.0},
     },
 }
+
+
+# Continual World (Wolczyk et al. 2021) on the JAX manipulation family: the CW10 classes in CW's order,
+# positions drawn at every reset, goal visible, 200-step episodes, 1 M steps per task, success as the score.
+# CW20 is CW10 twice with 20 task indices (20 heads: a second visit is a new task, as in CW).
+# The triplets are transfer sequences A -> B -> C "in which A -> C transfers more than B -> C", as listed
+# (CW3_1, CW3_5, CW3_6, CW3_8) in a fork of Continual World's repository (continualworld/tasks.py); the
+# paper's own repository lists only CW10/CW20. Their env compiles only their classes.
+_CW10 = ["hammer", "push-wall", "faucet-close", "push-back", "stick-pull", "handle-press-side", "push", "shelf-place",
+         "window-close", "peg-unplug-side"]
+_CW_TRIPLETS = {
+    "CW3-1": ["push", "window-close", "hammer"],
+    "CW3-5": ["faucet-close", "shelf-place", "push-back"],
+    "CW3-6": ["stick-pull", "peg-unplug-side", "stick-pull"],
+    "CW3-8": ["faucet-close", "shelf-place", "peg-unplug-side"],
+}
+
+
+def _cw_spec(name: str, classes: list[str]) -> dict[str, Any]:
+    used = list(dict.fromkeys(classes))
+    return {
+        "name": name,
+        "version": 1,
+        "env": "cw-v3",
+        **({} if set(used) == set(_CW10) else {"env_kwargs": {"classes": used}}),
+        "tasks": {"classes": list(classes)},
+        "schedule": {"kind": "sequential", "steps_per_task": 1_000_000},
+        "observe_task_id": True,
+        "score": {"kind": "success"},
+    }
+
+
+STREAMS.update({
+    "CW10-v1": _cw_spec("CW10", _CW10),
+    "CW20-v1": _cw_spec("CW20", _CW10 * 2),
+    **{f"{name}-v1": _cw_spec(name, classes) for name, classes in _CW_TRIPLETS.items()},
+})
 
 
 def registered_streams() -> list[str]:

@@ -1,6 +1,10 @@
-"""Job ``continual`` (``metarl-continual``): PPO across a task stream, Continual World metrics.
+"""Job ``continual`` (``metarl-continual``): PPO or SAC across a task stream, Continual World metrics.
 
     metarl-continual benchmark=ccartpole5 method=ewc seeds=3
+    metarl-continual benchmark=cw10 seeds=3 benchmark.steps_per_task=20000   # SAC, Continual World
+
+The benchmark names its agent (``algorithm: ppo`` by default, ``sac`` for the
+Continual World streams, whose ``switch`` block says what a task switch resets).
 
 Writes into the run directory: ``config.yaml`` (resolved), ``results.npz``
 (eval steps, per-task returns and scores ``[seeds, evals, tasks]``, the
@@ -19,15 +23,18 @@ from typing import Any
 import numpy as np
 
 from metarl.agents.ppo import PPOConfig
+from metarl.agents.sac import SACConfig
 from metarl.config import build_dataclass, check_bool, check_field, check_keys, check_number, plain, positive_int
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
+from metarl.continual.sac_runner import SAC_METHODS, SACContinualRunner, SwitchConfig, sac_reference_runs
 from metarl.continual.streams import from_spec, get_stream
 from metarl.io.outputs import jsonable, write_config
 from metarl.jobs.registry import Job, register
 
-BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent")
+BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent", "algorithm", "switch")
+ALGORITHMS = {"ppo": PPOConfig, "sac": SACConfig}
 # eval.<key> (the benchmark's protocol, then the user's overrides) -> RunConfig field
 EVAL_FIELDS = {
     "every_steps": "eval_every_steps",
@@ -39,8 +46,8 @@ EVAL_FIELDS = {
 }
 
 
-def build(cfg: Any) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
-    """Config -> (stream, agent, method, run) with one-line errors."""
+def build(cfg: Any) -> tuple[Any, Any, MethodConfig, RunConfig, SwitchConfig | None]:
+    """Config -> (stream, agent, method, run, switch) with one-line errors; ``switch`` is None for PPO."""
     cfg = plain(cfg)
     bench = check_keys(cfg.get("benchmark"), BENCHMARK_KEYS, "benchmark")
     if bench.get("spec"):  # an inline stream spec (data), e.g. for a quick experiment
@@ -51,30 +58,48 @@ def build(cfg: Any) -> tuple[Any, PPOConfig, MethodConfig, RunConfig]:
         stream = get_stream(str(bench["stream"]), steps)
     else:
         raise ValueError("benchmark.stream (a registered name) or benchmark.spec is required (e.g. benchmark=ccartpole5)")
-    agent = build_dataclass(PPOConfig, {**(bench.get("agent") or {}), **(cfg.get("agent") or {})}, "agent")
+    algorithm = bench.get("algorithm") or "ppo"
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"benchmark.algorithm={algorithm!r} is unknown; expected one of {sorted(ALGORITHMS)}")
+    agent = build_dataclass(ALGORITHMS[algorithm], {**(bench.get("agent") or {}), **(cfg.get("agent") or {})}, "agent")
     agent.validate()
     method = build_dataclass(MethodConfig, cfg.get("method"), "method")
     method.validate()
+    switch = None
+    if algorithm == "sac":
+        if method.name not in SAC_METHODS:
+            raise ValueError(f"method={method.name} is not available with SAC yet (benchmark {bench.get('stream')} "
+                             f"runs SAC; SAC has {', '.join(SAC_METHODS)}; the PPO benchmarks have the other methods)")
+        chosen = {k: v for k, v in (cfg.get("switch") or {}).items() if v is not None}
+        switch = build_dataclass(SwitchConfig, {**(bench.get("switch") or {}), **chosen}, "switch")
+    elif any(v is not None for v in (cfg.get("switch") or {}).values()):
+        raise ValueError("switch settings apply to SAC benchmarks only (benchmark.algorithm=sac)")
     protocol = {**check_keys(bench.get("eval"), EVAL_FIELDS, "benchmark.eval"),
                 **check_keys(cfg.get("eval"), EVAL_FIELDS, "eval")}
     run_values = {EVAL_FIELDS[k]: check_field(RunConfig, EVAL_FIELDS[k], v, f"eval.{k}") for k, v in protocol.items()}
     run_values["seeds"] = positive_int(cfg.get("seeds", 1), "seeds")
     run_values["seed"] = check_number(cfg.get("seed", 0), "seed", integer=True)
-    for switch in ("reference", "progress"):
-        check_bool(cfg.get(switch, False), switch)
-    return stream, agent, method, RunConfig(**run_values)
+    for flag in ("reference", "progress"):
+        check_bool(cfg.get(flag, False), flag)
+    return stream, agent, method, RunConfig(**run_values), switch
 
 
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     """Check the config, run the stream (and the from-scratch references), write the run directory."""
-    stream, agent, method, run_cfg = build(cfg)  # fails before compiling anything
+    stream, agent, method, run_cfg, switch = build(cfg)  # fails before compiling anything
     cfg = plain(cfg)
     run_dir = Path(run_dir)
     write_config(run_dir, cfg)
-    runner = ContinualRunner(stream, agent, method, run_cfg)
     progress = bool(cfg.get("progress", False))
-    results = runner.run(progress=progress)
-    ref = reference_runs(stream, agent, run_cfg, runner, progress) if cfg.get("reference", True) else None
+    reference = cfg.get("reference", True)
+    if switch is not None:
+        runner = SACContinualRunner(stream, agent, method, run_cfg, switch)
+        results = runner.run(progress=progress)
+        ref = sac_reference_runs(runner, progress) if reference else None
+    else:
+        runner = ContinualRunner(stream, agent, method, run_cfg)
+        results = runner.run(progress=progress)
+        ref = reference_runs(stream, agent, run_cfg, runner, progress) if reference else None
     evaluation = evaluate_results(results, ref)
     arrays = {
         "eval_steps": results["eval_steps"],
@@ -90,12 +115,15 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         "stream_spec": stream.spec,
         "segments_run": results["segments"],
         "method": dataclasses.asdict(method),
-        "agent": dataclasses.asdict(agent),
+        "algorithm": "sac" if switch is not None else "ppo",
+        "agent": dataclasses.asdict(runner.agent_cfg),
+        "switch": None if switch is None else dataclasses.asdict(switch),
         "metrics": evaluation["summary"],
         "per_seed": evaluation["per_seed"],
         "interventions": results["interventions"],
         "compile_counts": runner.compile_counts(),
         "wall_time_s": results["wall_time_s"],
+        "env_steps_per_s": results.get("env_steps_per_s"),
     }
     (run_dir / "metrics.json").write_text(json.dumps(jsonable(record), indent=1))
     M.plot_task_curves(results["eval_steps"], results["perf"], results["segments"], stream.task_names,
@@ -106,5 +134,6 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     return record
 
 
-JOB = register(Job("continual", run, "continual", "PPO across a task stream; Continual World metrics",
-                   sections=("benchmark", "method", "seeds", "seed", "reference", "progress", "eval", "agent", "out_dir")))
+JOB = register(Job("continual", run, "continual", "PPO or SAC across a task stream; Continual World metrics",
+                   sections=("benchmark", "method", "seeds", "seed", "reference", "progress", "eval", "agent", "switch",
+                             "out_dir")))

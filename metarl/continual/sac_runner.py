@@ -1,0 +1,250 @@
+"""Continual World's protocol with SAC: a whole task stream as one jitted program per run.
+
+    runner = SACContinualRunner(stream, SACConfig(...), MethodConfig("finetune"), RunConfig(...), SwitchConfig())
+    results = runner.run()          # same keys as ContinualRunner.run: perf [seeds, evals, tasks], ...
+
+The stream is data: a *plan* gives, for each evaluation chunk, the task to
+train and whether a task switch happens before it. One ``lax.scan`` over the
+plan runs, per chunk, the switch (a ``lax.cond`` on the plan's flag), the
+chunk's SAC updates (:meth:`metarl.agents.sac.SAC.run`) and an evaluation of
+every task of the stream; seeds are a ``vmap`` of that program. So the host
+starts one program per run and no task switch recompiles anything.
+
+At a switch (Continual World's defaults, :class:`SwitchConfig`):
+* every env ends its episode and starts one of the new task (CW forces
+  ``done`` at the boundary);
+* the replay buffer is emptied and the optimizers are re-initialised;
+* the temperature restarts from ``init_alpha``: CW keeps one temperature per
+  task, and in a stream that visits each task index once (CW10, CW20 with its
+  20 indices) a fresh temperature per visit is the same thing;
+* the update counter restarts, so each task begins with ``learning_starts``
+  uniform-random steps (CW's 10 k random steps per task) before learning.
+The critic and actor weights are kept (fine-tuning). CW still takes gradient
+steps during those random steps once its global ``update_after`` has passed;
+here learning waits until ``learning_starts`` steps of the new task exist.
+
+Heads (``SwitchConfig.heads``): ``"multi"`` — the stream appends a one-hot of
+the task index and the networks have one output head per task index, the
+one-hot selecting the head and not being an input (CW's multi-head SAC with
+``hide_task_id``); ``"single"`` — no task id anywhere (the networks cannot
+tell tasks apart).
+
+Evaluation: every task of the stream, ``eval_episodes`` episodes each, with
+the stochastic policy by default (CW's metric) or the greedy one
+(``eval_greedy``). The score of a task is its success rate (an episode counts
+when ``info["success"]`` was true at any step, Meta-World's rule) on streams
+scored by ``success`` (the CW streams), else the return mapped to [0, 1] as
+the PPO runner does (:func:`metarl.continual.runner.score_bounds`).
+
+Only fine-tuning is implemented for SAC so far; the PPO runner
+(:mod:`metarl.continual.runner`) has the other methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from envs.wrappers import AnyStepSuccess
+from metarl.agents import replay
+from metarl.agents.policy import evaluate_policy
+from metarl.agents.ppo_policy import flat_obs
+from metarl.agents.sac import SAC, SACConfig, policy_params
+from metarl.config import check_fields, option
+from metarl.continual.methods import MethodConfig
+from metarl.continual.runner import RunConfig, score_bounds
+from metarl.continual.streams import Segment, TaskStream, build_env
+
+SAC_METHODS = ("finetune",)
+
+
+@dataclasses.dataclass(frozen=True)
+class SwitchConfig:
+    """What a task switch resets (Continual World's defaults) and how tasks reach the networks."""
+
+    heads: str = option("multi", choices=("multi", "single"))
+    reset_buffer: bool = True
+    reset_optimizer: bool = True
+    reset_alpha: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def chunk_plan(segments: tuple[Segment, ...], chunk_steps: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(task per chunk, switch before chunk, chunks per segment)``; each segment gets at least one chunk."""
+    counts = [max(1, round(s.steps / chunk_steps)) for s in segments]
+    tasks = np.concatenate([np.full(n, s.task, np.int32) for s, n in zip(segments, counts)])
+    starts = np.cumsum([0] + counts[:-1])
+    switch = np.zeros(len(tasks), bool)
+    switch[starts[1:]] = True  # the first segment starts fresh: no switch
+    return tasks, switch, counts
+
+
+class SACContinualRunner:
+    """Build once per (stream, agent config, method, switch settings); ``run()`` returns results."""
+
+    def __init__(self, stream: TaskStream, agent_cfg: SACConfig, method: MethodConfig, run_cfg: RunConfig,
+                 switch: SwitchConfig = SwitchConfig()):
+        run_cfg.validate()
+        if method.name not in SAC_METHODS:
+            raise ValueError(f"method={method.name} is not available with SAC yet (SAC streams run "
+                             f"{', '.join(SAC_METHODS)}; the PPO benchmarks have the other methods)")
+        self.method_name = method.name
+        multi = switch.heads == "multi"
+        stream = dataclasses.replace(stream, observe_task_id=multi)
+        self.stream, self.run_cfg, self.switch_cfg = stream, run_cfg, switch
+        self.env, self.table = build_env(stream)
+        agent_cfg = dataclasses.replace(
+            agent_cfg, total_timesteps=max(stream.total_steps, agent_cfg.steps_per_iteration),
+            task_heads=stream.n_tasks if multi else 0, eval_every=0)
+        first = self.env.task_params(stream.segments[0].task)
+        self.agent = SAC(agent_cfg, self.env, first)
+        self.agent_cfg = agent_cfg
+        spi = agent_cfg.steps_per_iteration
+        self.chunk_updates = max(1, run_cfg.eval_every_steps // spi)
+        self.chunk_steps = self.chunk_updates * spi
+        self.act = self.agent.policy(greedy=run_cfg.eval_greedy)
+        self.eval_env = AnyStepSuccess(self.env)
+        self.by_success = stream.spec.get("score", {}).get("kind") == "success"
+        self.low, self.high = (None, None) if self.by_success else score_bounds(stream)
+        self._programs: dict[tuple[int, bool], Any] = {}
+        self._bar = None
+
+    # --- pure pieces ----------------------------------------------------------
+    def _switch_fn(self, state: Any, task: jax.Array) -> Any:
+        cfg, sw, agent = self.agent_cfg, self.switch_cfg, self.agent
+        n = cfg.num_envs
+        key, k_reset = jax.random.split(state.key)
+        params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), self.env.task_params(task))
+        obs, env_state = jax.vmap(agent.log_env.reset)(jax.random.split(k_reset, n), params)
+        state = state.replace(env_state=env_state, obs=flat_obs(obs, agent.obs_dim), env_params=params, key=key,
+                              update_step=jnp.zeros_like(state.update_step),
+                              last_episode=jnp.full_like(state.last_episode, jnp.nan))
+        if sw.reset_buffer:
+            state = state.replace(buffer=state.buffer.replace(position=jnp.zeros_like(state.buffer.position),
+                                                              size=jnp.zeros_like(state.buffer.size)))
+        log_alpha = state.log_alpha
+        if sw.reset_alpha:
+            log_alpha = jnp.full_like(log_alpha, np.log(cfg.init_alpha))
+        opt = dict(state.opt_state)
+        if sw.reset_optimizer:
+            opt["actor"] = agent.tx["actor"].init(state.params["actor"])
+            opt["critic"] = agent.tx["critic"].init(state.params["critic"])
+        if sw.reset_optimizer or sw.reset_alpha:
+            opt["alpha"] = agent.tx["alpha"].init(log_alpha)
+        return state.replace(log_alpha=log_alpha, opt_state=opt)
+
+    def _evaluate_fn(self, state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(success rate [tasks], mean return [tasks])`` of ``eval_episodes`` episodes per task."""
+        n_tasks, episodes = self.stream.n_tasks, self.run_cfg.eval_episodes
+        tasks = self.env.task_params(jnp.repeat(jnp.arange(n_tasks), episodes))
+        out = evaluate_policy(self.act, policy_params(state), self.eval_env, tasks, key, n_tasks * episodes,
+                              max_steps=self.run_cfg.eval_max_steps, batched_params=True)
+        success = out["success"].astype(jnp.float32).reshape(n_tasks, episodes).mean(axis=1)
+        return success, out["return"].reshape(n_tasks, episodes).mean(axis=1)
+
+    def _stream_fn(self, key: jax.Array, plan_tasks: jax.Array, plan_switch: jax.Array, progress: Any = None):
+        k_init, k_eval = jax.random.split(key)
+        state = self.agent.init(k_init)
+
+        def body(state, xs):
+            index, task, switch = xs
+            state = jax.lax.cond(switch, self._switch_fn, lambda s, _: s, state, task)
+            state, metrics = self.agent.run(state, self.chunk_updates)
+            success, returns = self._evaluate_fn(state, jax.random.fold_in(k_eval, index))
+            if progress is not None:
+                jax.debug.callback(progress, index)
+            summary = {"train_return": metrics["episode_return"][-1], "train_success": metrics["success"][-1],
+                       "alpha": metrics["alpha"][-1], "q_mean": metrics["q_mean"][-1]}
+            return state, (success, returns, summary)
+
+        index = jnp.arange(plan_tasks.shape[0], dtype=jnp.int32)
+        state, (success, returns, summary) = jax.lax.scan(body, state, (index, plan_tasks, plan_switch))
+        return state, success, returns, summary
+
+    # --- host side ------------------------------------------------------------
+    def program(self, n_chunks: int, progress: bool = False):
+        """The compiled, seed-vmapped stream of ``n_chunks`` chunks (compiled once per length and progress setting)."""
+        key = (n_chunks, progress)
+        if key not in self._programs:
+            callback = self._advance if progress else None
+            fn = jax.jit(jax.vmap(lambda k, t, s: self._stream_fn(k, t, s, callback), in_axes=(0, None, None)))
+            seeds = self.run_cfg.seeds
+            like = (jax.ShapeDtypeStruct((seeds, 2), jnp.uint32), jax.ShapeDtypeStruct((n_chunks,), jnp.int32),
+                    jax.ShapeDtypeStruct((n_chunks,), jnp.bool_))
+            self._programs[key] = fn.lower(*like).compile()
+        return self._programs[key]
+
+    def _advance(self, index) -> None:
+        """Progress callback (once per seed under vmap): show the furthest chunk done."""
+        if self._bar is not None:
+            self._bar.update(max(0, int(np.max(index)) + 1 - self._bar.n))
+
+    def compile_counts(self) -> dict[str, int]:
+        """Programs compiled per stream length (a task switch never adds one)."""
+        counts: dict[str, int] = {}
+        for n, _ in self._programs:
+            counts[f"stream[{n}]"] = counts.get(f"stream[{n}]", 0) + 1
+        return counts
+
+    def run(self, progress: bool = False, segments: tuple[Segment, ...] | None = None) -> dict[str, Any]:
+        """Train across the stream (or ``segments`` of the same task table, e.g. one task alone)."""
+        rc = self.run_cfg
+        segments = self.stream.segments if segments is None else tuple(segments)
+        tasks, switch, counts = chunk_plan(segments, self.chunk_steps)
+        keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
+        what = self.stream.id if len(segments) > 1 else f"{self.stream.id} task {segments[0].task} alone"
+        self._bar = tqdm(total=len(tasks), desc=f"{what} (sac, {self.method_name})", unit="eval",
+                         disable=not progress, dynamic_ncols=True)
+        args = (keys, jnp.asarray(tasks), jnp.asarray(switch))
+        t0 = time.time()
+        fn = self.program(len(tasks), progress)
+        t1 = time.time()
+        _, success, returns, summary = jax.block_until_ready(fn(*args))
+        wall = time.time() - t1
+        self._bar.close()
+        self._bar = None
+        if self.by_success:
+            perf = np.asarray(success)
+        else:
+            span = np.where(self.high > self.low, self.high - self.low, 1.0)
+            perf = np.clip((np.asarray(returns) - self.low) / span, 0.0, 1.0)
+        eval_steps = self.chunk_steps * np.arange(1, len(tasks) + 1)
+        return {
+            "stream": self.stream.id,
+            "method": self.method_name,
+            "eval_steps": eval_steps,
+            "returns": np.asarray(returns),
+            "perf": perf,  # [seeds, evals, tasks]
+            "success": np.asarray(success),
+            "diagnostics": {k: np.asarray(v) for k, v in summary.items()},
+            "interventions": [],
+            "segments": [(s.task, n * self.chunk_steps) for s, n in zip(segments, counts)],
+            "compile_counts": self.compile_counts(),
+            "wall_time_s": wall,  # the run alone; compile_time_s is separate
+            "compile_time_s": t1 - t0,
+            "env_steps_per_s": float(rc.seeds * len(tasks) * self.chunk_steps / wall),
+        }
+
+
+def sac_reference_runs(runner: SACContinualRunner, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """From-scratch single-task runs, one per task, with the budget of that task's first visit (forward
+    transfer's reference). Returns ``(ref_steps[E], ref_perf[seeds, E, T])`` like
+    :func:`metarl.continual.runner.reference_runs`."""
+    stream, seeds = runner.stream, runner.run_cfg.seeds
+    first_len: dict[int, int] = {}
+    for seg in stream.segments:
+        first_len.setdefault(seg.task, seg.steps)
+    outs = {task: runner.run(progress, segments=(Segment(task, steps),)) for task, steps in sorted(first_len.items())}
+    longest = max(len(o["eval_steps"]) for o in outs.values())
+    ref_perf = np.full((seeds, longest, stream.n_tasks), np.nan)
+    for task, out in outs.items():
+        ref_perf[:, : out["perf"].shape[1], task] = out["perf"][:, :, task]
+    return runner.chunk_steps * np.arange(1, longest + 1), ref_perf

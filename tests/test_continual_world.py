@@ -1,0 +1,170 @@
+"""Continual World on the manipulation family: the streams as data, per-reset goals, multi-head SAC, the SAC
+continual runner (switch resets, the plan, learning across a stream) and the job end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from envs.manipulation import CW10_CLASSES, RandomizedGoals
+from metarl.agents.sac import SACConfig
+from metarl.agents.sac_networks import actor_mean_log_std, apply_mlp, critic_values, init_actor, init_critics
+from metarl.continual.methods import MethodConfig
+from metarl.continual.runner import RunConfig, evaluate_results
+from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig, chunk_plan
+from metarl.continual.streams import Segment, from_spec, get_stream
+
+CW10 = ["hammer", "push-wall", "faucet-close", "push-back", "stick-pull", "handle-press-side", "push", "shelf-place",
+        "window-close", "peg-unplug-side"]
+
+
+# --- the streams as data ----------------------------------------------------------------------------
+def test_cw10_and_cw20_follow_continual_worlds_order_budget_and_horizon():
+    cw10, cw20 = get_stream("CW10-v1"), get_stream("CW20-v1")
+    assert list(cw10.task_names) == CW10 and list(CW10_CLASSES) == CW10
+    assert list(cw20.task_names) == CW10 * 2 and cw20.n_tasks == 20  # a second visit is a new task index (head)
+    assert [s.task for s in cw20.segments] == list(range(20))
+    assert {s.steps for s in cw10.segments + cw20.segments} == {1_000_000}
+    assert cw10.observe_task_id and cw10.spec["score"] == {"kind": "success"}
+    env, _ = envs.make(cw10.env, **cw10.env_kwargs)
+    assert isinstance(env, RandomizedGoals) and env.base.max_steps == 200 and env.base.goal_observable
+    ids = np.asarray(cw20.tasks.task_id)
+    assert [envs.manipulation.TASK_NAMES[i] for i in ids] == CW10 * 2
+    small = get_stream("CW10-v1", steps_per_task=20_000)
+    assert small.total_steps == 200_000 and "steps=20000" in small.id
+
+
+def test_the_triplets_compile_only_their_classes():
+    stream = get_stream("CW3-6-v1")
+    assert list(stream.task_names) == ["stick-pull", "peg-unplug-side", "stick-pull"]
+    env, _ = envs.make(stream.env, **stream.env_kwargs)
+    assert env.task_names == ("stick-pull", "peg-unplug-side")
+    assert {"CW3-1-v1", "CW3-5-v1", "CW3-6-v1", "CW3-8-v1"} <= set(get_stream.__globals__["STREAMS"])
+
+
+# --- positions drawn at every reset ------------------------------------------------------------------
+def test_every_reset_draws_positions_inside_the_class_and_the_episode_keeps_them():
+    env, _ = envs.make("cw-v3", classes=("push", "window-close"))
+    params = env.params_for("push")
+    space = env.base.task_space
+    obs, states = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(jax.random.key(0), 64), params)
+    drawn = states.task
+    assert np.all(np.asarray(drawn.task_id) == int(params.task_id))
+    assert np.asarray(jax.vmap(space.contains)(drawn)).all()
+    assert len(np.unique(np.asarray(drawn.obj_init), axis=0)) == 64  # not the params' fixed positions
+    # the goal is visible (push's target sits on the table: x, y are the drawn goal's)
+    np.testing.assert_allclose(np.asarray(obs[:, 36:38]), np.asarray(drawn.goal[:, :2]), atol=1e-6)
+    goal, state = np.asarray(obs[0, 36:39]), jax.tree.map(lambda x: x[0], states)
+    for t in range(3):
+        obs_t, state, *_ = env.step_env(jax.random.key(t), state, jnp.array([0.5, 0.0, 0.0, 0.0]), params)
+        np.testing.assert_array_equal(np.asarray(obs_t[36:39]), goal)
+
+
+# --- multi-head networks -----------------------------------------------------------------------------
+def test_the_one_hot_selects_a_head_and_is_not_a_network_input():
+    heads, obs_dim, action_dim = 3, 5, 2
+    actor = init_actor(jax.random.key(0), obs_dim + heads, action_dim, (8,), True, heads)
+    critics = init_critics(jax.random.key(1), obs_dim + heads, action_dim, (8,), False, heads)
+    x = jax.random.normal(jax.random.key(2), (4, obs_dim))
+    action = jnp.tanh(jax.random.normal(jax.random.key(3), (4, action_dim)))
+    every_head = apply_mlp(actor, x, "relu")  # [4, heads * 2A]: the input has no one-hot
+    assert every_head.shape == (4, heads * 2 * action_dim)
+    for k in range(heads):
+        obs = jnp.concatenate([x, jnp.broadcast_to(jax.nn.one_hot(k, heads), (4, heads))], axis=1)
+        mean, _ = actor_mean_log_std(actor, obs, "relu", heads)
+        np.testing.assert_allclose(np.asarray(mean), np.asarray(every_head[:, 2 * action_dim * k:][:, :action_dim]),
+                                   rtol=1e-6)
+        q = critic_values(critics, obs, action, "relu", heads)
+        q_all = jax.vmap(lambda p: apply_mlp(p, jnp.concatenate([x, action], 1), "relu"))(critics)
+        np.testing.assert_allclose(np.asarray(q), np.asarray(q_all[:, :, k]), rtol=1e-6)
+
+
+# --- the runner ---------------------------------------------------------------------------------------
+def test_chunk_plan_hand_computed():
+    tasks, switch, counts = chunk_plan((Segment(0, 300), Segment(2, 100), Segment(1, 10)), 100)
+    assert tasks.tolist() == [0, 0, 0, 2, 1] and switch.tolist() == [False, False, False, True, True]
+    assert counts == [3, 1, 1]
+
+
+PENDULUM_SPEC = {
+    "name": "CPendulum2", "version": 1, "env": "Pendulum-v1",
+    "tasks": {"overrides": [{"g": 10.0, "m": 1.0}, {"g": 14.0, "m": 0.7}]},
+    "schedule": {"kind": "sequential", "steps_per_task": 8192},
+    "score": {"kind": "range", "low": -1600.0, "high": 0.0},
+}
+LEARNING = SACConfig(num_envs=4, steps_per_update=16, gradient_steps=64, batch_size=256, buffer_size=10_000,
+                     learning_starts=1024, hidden_sizes=(64, 64), lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def pendulum_runner():
+    run = RunConfig(eval_every_steps=2048, eval_episodes=4, eval_max_steps=200, seeds=2)
+    return SACContinualRunner(from_spec(PENDULUM_SPEC), LEARNING, MethodConfig("finetune"), run, SwitchConfig())
+
+
+def test_a_switch_resets_buffer_optimizers_temperature_and_counter_but_keeps_the_weights(pendulum_runner):
+    runner = pendulum_runner
+    state = jax.jit(runner.agent.init)(jax.random.key(0))
+    state, _ = jax.jit(lambda s: runner.agent.run(s, 80))(state)  # past learning_starts: weights and alpha moved
+    assert int(state.buffer.size) > 0 and float(state.log_alpha) != 0.0
+    new = jax.jit(runner._switch_fn)(state, jnp.int32(1))
+    assert int(new.buffer.size) == 0 and int(new.buffer.position) == 0 and int(new.update_step) == 0
+    assert float(new.log_alpha) == pytest.approx(np.log(LEARNING.init_alpha))
+    fresh = runner.agent.tx["critic"].init(state.params["critic"])
+    for a, b in zip(jax.tree.leaves(new.opt_state["critic"]), jax.tree.leaves(fresh)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.all(np.asarray(new.env_params.task_id) == 1)
+    assert np.all(np.asarray(new.obs)[:, -2:] == np.array([0.0, 1.0]))  # the new task's one-hot
+    keep = SACContinualRunner(runner.stream, LEARNING, MethodConfig("finetune"), runner.run_cfg,
+                              SwitchConfig(reset_buffer=False, reset_optimizer=False, reset_alpha=False))
+    kept = jax.jit(keep._switch_fn)(state, jnp.int32(1))
+    assert int(kept.buffer.size) == int(state.buffer.size) and float(kept.log_alpha) == float(state.log_alpha)
+
+
+def test_sac_learns_each_task_of_a_stream_in_one_program_and_repeats_exactly(pendulum_runner):
+    """Two Pendulum tasks, 8k steps each: each is learned in its own segment (scores: -1600 -> 0, 1 -> 0)."""
+    out = pendulum_runner.run()
+    perf = out["perf"]  # [seeds, evals, tasks]; 4 evaluations per task
+    print("task 0 curve", perf[:, :, 0].round(2).tolist(), "task 1 curve", perf[:, :, 1].round(2).tolist())
+    assert perf.shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
+    assert np.all(perf[:, 0, 0] < 0.5)  # random-ish at the first evaluation
+    assert np.all(perf[:, 3, 0] > 0.75), perf[:, 3, 0]  # task 0 learned by the end of its segment
+    assert np.all(perf[:, 7, 1] > 0.75), perf[:, 7, 1]  # task 1 learned by the end of the stream
+    metrics = evaluate_results(out)["per_seed"][0]
+    assert 0.0 <= metrics["average_performance"] <= 1.0
+    again = pendulum_runner.run()
+    np.testing.assert_array_equal(again["returns"], out["returns"])  # same seed, same program: same run
+
+
+# --- the job --------------------------------------------------------------------------------------------
+def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_path):
+    script = shutil.which("metarl-continual", path=str(Path(sys.executable).parent)) or shutil.which("metarl-continual")
+    assert script, "metarl-continual is not installed"
+    out = tmp_path / "run"
+    args = ["benchmark=cw10", "benchmark.stream=CW3-1-v1", "benchmark.steps_per_task=512", "seeds=2",
+            "reference=false", "progress=false", "benchmark.eval.every_steps=256", "eval.episodes=1",
+            "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
+            "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
+            "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
+            f"out_dir={out}"]
+    done = subprocess.run([script, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["algorithm"] == "sac" and record["switch"]["heads"] == "single"
+    assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
+    with np.load(out / "results.npz") as arrays:
+        assert arrays["perf"].shape == (2, 6, 3)
+    assert (out / "task_curves.png").stat().st_size > 0
