@@ -80,9 +80,12 @@ def test_hydra_configs_compose_for_every_method_and_benchmark():
 
     config_dir = Path(cli.__file__).resolve().parents[2] / "configs"
     methods = sorted(p.stem for p in (config_dir / "method").glob("*.yaml"))
-    assert {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay", "agem"} <= set(methods)
+    assert {"finetune", "reset", "shrink_perturb", "redo", "cbp", "l2", "l2_init", "ewc", "replay", "agem",
+            "packnet"} <= set(methods)
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        for method in methods:
+        with pytest.raises(ValueError, match="method=packnet runs with SAC benchmarks"):
+            cli.build(OmegaConf.to_container(compose("continual", overrides=["method=packnet"]), resolve=True))
+        for method in [m for m in methods if m != "packnet"]:
             cfg = compose("continual", overrides=[f"method={method}", "seeds=2"])
             stream, agent, m, run, switch = cli.build(OmegaConf.to_container(cfg, resolve=True))
             assert m.name == method and run.seeds == 2 and stream.id == "CCartPole5-v1" and switch is None
@@ -90,8 +93,9 @@ def test_hydra_configs_compose_for_every_method_and_benchmark():
         stream, agent, _, _, _ = cli.build(OmegaConf.to_container(cfg, resolve=True))
         assert not stream.observe_task_id and stream.total_steps == 20 * 1000 and agent.anneal_lr is False
         for name, tasks in (("cw10", 10), ("cw20", 20)):  # Continual World: SAC with CW's switch resets
-            cfg = compose("continual", overrides=[f"benchmark={name}", "switch.reset_buffer=false"])
-            stream, agent, _, run, switch = cli.build(OmegaConf.to_container(cfg, resolve=True))
+            cfg = compose("continual", overrides=[f"benchmark={name}", "switch.reset_buffer=false", "method=packnet"])
+            stream, agent, method, run, switch = cli.build(OmegaConf.to_container(cfg, resolve=True))
+            assert method.name == "packnet" and method.packnet_retrain_fraction == 0.1
             assert stream.n_tasks == tasks and type(agent).__name__ == "SACConfig" and agent.hidden_sizes == (256,) * 4
             assert switch.heads == "multi" and not switch.reset_buffer and switch.reset_optimizer
             assert run.eval_every_steps == 20_000 and run.eval_max_steps == 200

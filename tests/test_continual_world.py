@@ -19,6 +19,7 @@ import envs
 from envs.manipulation import CW10_CLASSES, RandomizedGoals
 from metarl.agents.sac import SACConfig
 from metarl.agents.sac_networks import actor_mean_log_std, apply_mlp, critic_values, init_actor, init_critics
+from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, evaluate_results
 from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig, chunk_plan
@@ -91,9 +92,67 @@ def test_the_one_hot_selects_a_head_and_is_not_a_network_input():
 
 # --- the runner ---------------------------------------------------------------------------------------
 def test_chunk_plan_hand_computed():
-    tasks, switch, counts = chunk_plan((Segment(0, 300), Segment(2, 100), Segment(1, 10)), 100)
-    assert tasks.tolist() == [0, 0, 0, 2, 1] and switch.tolist() == [False, False, False, True, True]
-    assert counts == [3, 1, 1]
+    plan = chunk_plan((Segment(0, 300), Segment(2, 100), Segment(1, 10)), 100)
+    assert plan["task"].tolist() == [0, 0, 0, 2, 1] and plan["switch"].tolist() == [False, False, False, True, True]
+    assert plan["start"].tolist() == [True, False, False, True, True] and plan["position"].tolist() == [0, 0, 0, 1, 2]
+    assert plan["counts"] == [3, 1, 1] and not plan["prune"].any()
+    plan = chunk_plan((Segment(0, 1000), Segment(1, 300), Segment(2, 100)), 100, retrain_fraction=0.2)
+    assert np.flatnonzero(plan["prune"]).tolist() == [8, 12]  # the last 2 of 10 chunks, the last 1 of 3; not of 1
+
+
+# --- PackNet ---------------------------------------------------------------------------------------------
+def _actor():
+    return {"hidden_0": {"kernel": jnp.array([[0.5, -2.0, 0.1], [3.0, -0.2, 1.0]]), "bias": jnp.array([0.1, 0.2, 0.3])},
+            "head": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
+
+
+def test_packnet_prune_keeps_the_stated_fraction_by_magnitude_and_frees_the_rest():
+    actor = _actor()
+    owners = PN.init_owners(actor)
+    pruned, owners = PN.prune(actor, owners, jnp.int32(0), PN.keep_fraction(0, 2))  # keep 1/2 of 6 free = 3
+    np.testing.assert_array_equal(np.asarray(owners["hidden_0"]["kernel"]), [[-1, 0, -1], [0, -1, 0]])
+    np.testing.assert_array_equal(np.asarray(pruned["hidden_0"]["kernel"]), [[0.0, -2.0, 0.0], [3.0, 0.0, 1.0]])
+    assert (np.asarray(owners["head"]["kernel"]) == PN.FREE).all()  # heads and biases are never pruned
+    np.testing.assert_array_equal(np.asarray(pruned["hidden_0"]["bias"]), np.asarray(actor["hidden_0"]["bias"]))
+    again = {**pruned, "hidden_0": {**pruned["hidden_0"], "kernel": jnp.array([[0.7, -2.0, 0.2], [3.0, -0.4, 1.0]])}}
+    final, owners = PN.prune(again, owners, jnp.int32(1), PN.keep_fraction(1, 2))  # the last task keeps all free
+    np.testing.assert_array_equal(np.asarray(owners["hidden_0"]["kernel"]), [[1, 0, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(np.asarray(final["hidden_0"]["kernel"]), np.asarray(again["hidden_0"]["kernel"]))
+    assert float(PN.keep_fraction(3, 10)) == pytest.approx(1 / 7)
+
+
+def test_packnet_masks_and_per_task_weights_hand_computed():
+    actor = _actor()
+    owners = {**PN.init_owners(actor), "hidden_0": {"kernel": jnp.array([[0, 1, -1], [1, 0, -1]]),
+                                                    "bias": jnp.full(3, -1)}}
+    train = PN.trainable(actor, owners, jnp.int32(1), jnp.asarray(False))
+    np.testing.assert_array_equal(np.asarray(train["hidden_0"]["kernel"]), [[0, 0, 1], [0, 0, 1]])
+    assert not np.asarray(train["hidden_0"]["bias"]).any() and np.asarray(train["head"]["kernel"]).all()
+    retrain = PN.trainable(actor, owners, jnp.int32(1), jnp.asarray(True))
+    np.testing.assert_array_equal(np.asarray(retrain["hidden_0"]["kernel"]), [[0, 1, 0], [1, 0, 0]])
+    assert np.asarray(PN.trainable(actor, owners, jnp.int32(0), jnp.asarray(False))["hidden_0"]["bias"]).all()
+    w = np.asarray(actor["hidden_0"]["kernel"])
+    task0 = PN.params_for(actor, owners, jnp.int32(0), jnp.int32(2))  # task 0 while task 2 trains: its own only
+    np.testing.assert_array_equal(np.asarray(task0["hidden_0"]["kernel"]), w * [[1, 0, 0], [0, 1, 0]])
+    task2 = PN.params_for(actor, owners, jnp.int32(2), jnp.int32(2))  # the training task sees all
+    np.testing.assert_array_equal(np.asarray(task2["hidden_0"]["kernel"]), w)
+
+
+def test_masked_updates_leave_frozen_entries_exactly_unchanged_under_adam():
+    import optax
+
+    params = {"w": jnp.array([1.0, 2.0, 3.0])}
+    tx = optax.chain(optax.adam(0.1), PN.masked_updates())
+    state = tx.init(params)
+    for step in range(3):  # moments build up while every entry trains
+        updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+        params = optax.apply_updates(params, updates)
+    state = PN.with_mask(state, {"w": jnp.array([True, False, True])})
+    frozen = float(params["w"][1])
+    for step in range(3):
+        updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+        params = optax.apply_updates(params, updates)
+    assert float(params["w"][1]) == frozen and float(params["w"][0]) != 1.0
 
 
 PENDULUM_SPEC = {
@@ -104,6 +163,8 @@ PENDULUM_SPEC = {
 }
 LEARNING = SACConfig(num_envs=4, steps_per_update=16, gradient_steps=64, batch_size=256, buffer_size=10_000,
                      learning_starts=1024, hidden_sizes=(64, 64), lr=1e-3)
+TINY = SACConfig(num_envs=2, steps_per_update=8, gradient_steps=4, batch_size=16, buffer_size=512, learning_starts=32,
+                 hidden_sizes=(16, 16))
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +173,19 @@ def pendulum_runner():
     return SACContinualRunner(from_spec(PENDULUM_SPEC), LEARNING, MethodConfig("finetune"), run, SwitchConfig())
 
 
-def test_a_switch_resets_buffer_optimizers_temperature_and_counter_but_keeps_the_weights(pendulum_runner):
-    runner = pendulum_runner
+@pytest.fixture(scope="module")
+def tiny_runner(pendulum_runner):
+    return SACContinualRunner(pendulum_runner.stream, TINY, MethodConfig("finetune"), pendulum_runner.run_cfg)
+
+
+def test_a_switch_resets_buffer_optimizers_temperature_and_counter_but_keeps_the_weights(tiny_runner):
+    runner = tiny_runner
     state = jax.jit(runner.agent.init)(jax.random.key(0))
-    state, _ = jax.jit(lambda s: runner.agent.run(s, 80))(state)  # past learning_starts: weights and alpha moved
+    state, _ = jax.jit(lambda s: runner.agent.run(s, 10))(state)  # past learning_starts: weights and alpha moved
     assert int(state.buffer.size) > 0 and float(state.log_alpha) != 0.0
     new = jax.jit(runner._switch_fn)(state, jnp.int32(1))
     assert int(new.buffer.size) == 0 and int(new.buffer.position) == 0 and int(new.update_step) == 0
-    assert float(new.log_alpha) == pytest.approx(np.log(LEARNING.init_alpha))
+    assert float(new.log_alpha) == pytest.approx(np.log(TINY.init_alpha))
     fresh = runner.agent.tx["critic"].init(state.params["critic"])
     for a, b in zip(jax.tree.leaves(new.opt_state["critic"]), jax.tree.leaves(fresh)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -127,25 +193,54 @@ def test_a_switch_resets_buffer_optimizers_temperature_and_counter_but_keeps_the
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.all(np.asarray(new.env_params.task_id) == 1)
     assert np.all(np.asarray(new.obs)[:, -2:] == np.array([0.0, 1.0]))  # the new task's one-hot
-    keep = SACContinualRunner(runner.stream, LEARNING, MethodConfig("finetune"), runner.run_cfg,
+    keep = SACContinualRunner(runner.stream, TINY, MethodConfig("finetune"), runner.run_cfg,
                               SwitchConfig(reset_buffer=False, reset_optimizer=False, reset_alpha=False))
     kept = jax.jit(keep._switch_fn)(state, jnp.int32(1))
     assert int(kept.buffer.size) == int(state.buffer.size) and float(kept.log_alpha) == float(state.log_alpha)
 
 
-def test_sac_learns_each_task_of_a_stream_in_one_program_and_repeats_exactly(pendulum_runner):
-    """Two Pendulum tasks, 8k steps each: each is learned in its own segment (scores: -1600 -> 0, 1 -> 0)."""
-    out = pendulum_runner.run()
+def test_packnet_learns_each_task_and_keeps_the_first_one_in_one_program(pendulum_runner):
+    """Two Pendulum tasks, 8k steps each, PackNet: each task is learned in its own segment and task 0, run with
+    its own frozen weights, keeps its score after task 1 trained (scores: return -1600 -> 0, 0 -> 1)."""
+    runner = SACContinualRunner(pendulum_runner.stream, LEARNING, MethodConfig("packnet", packnet_retrain_fraction=0.25),
+                                pendulum_runner.run_cfg, SwitchConfig())
+    out = runner.run()
     perf = out["perf"]  # [seeds, evals, tasks]; 4 evaluations per task
     print("task 0 curve", perf[:, :, 0].round(2).tolist(), "task 1 curve", perf[:, :, 1].round(2).tolist())
     assert perf.shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
     assert np.all(perf[:, 0, 0] < 0.5)  # random-ish at the first evaluation
-    assert np.all(perf[:, 3, 0] > 0.75), perf[:, 3, 0]  # task 0 learned by the end of its segment
+    assert np.all(perf[:, 3, 0] > 0.75), perf[:, 3, 0]  # task 0 learned (and retrained) by the end of its segment
     assert np.all(perf[:, 7, 1] > 0.75), perf[:, 7, 1]  # task 1 learned by the end of the stream
+    assert np.all(perf[:, 7, 0] > perf[:, 3, 0] - 0.1), perf[:, :, 0]  # no forgetting: task 0's weights are frozen
     metrics = evaluate_results(out)["per_seed"][0]
     assert 0.0 <= metrics["average_performance"] <= 1.0
-    again = pendulum_runner.run()
+    again = runner.run()
     np.testing.assert_array_equal(again["returns"], out["returns"])  # same seed, same program: same run
+
+
+def test_packnet_freezes_a_tasks_weights_after_its_pruning(tiny_runner):
+    runner = SACContinualRunner(tiny_runner.stream, TINY, MethodConfig("packnet"), tiny_runner.run_cfg, SwitchConfig())
+    hooks, agent = runner.hooks, runner.agent
+    state = jax.jit(agent.init)(jax.random.key(1))
+    owners = hooks.init(state)
+    train = jax.jit(lambda s: agent.run(s, 10)[0])
+    state = train(state)  # task 0 learns on every entry
+    state, owners = jax.jit(hooks.end_task)(state, owners, jnp.int32(0))  # prune: task 0 claims half of each kernel
+    claimed = np.asarray(owners["hidden_0"]["kernel"]) == 0
+    assert 0.45 < claimed.mean() < 0.55
+    after_prune = np.asarray(state.params["actor"]["hidden_0"]["kernel"])
+    assert (after_prune[~claimed] == 0).all()
+    state = train(state)  # retraining moves only task 0's entries
+    retrained = np.asarray(state.params["actor"]["hidden_0"]["kernel"])
+    assert (retrained[~claimed] == 0).all() and (retrained[claimed] != after_prune[claimed]).any()
+    state = jax.jit(runner._switch_fn)(state, jnp.int32(1))
+    state, owners = jax.jit(hooks.start_task)(state, owners, jnp.int32(1))
+    bias = np.asarray(state.params["actor"]["hidden_0"]["bias"])
+    state = train(state)  # task 1 trains the free entries; task 0's (and the biases) never move again
+    final = np.asarray(state.params["actor"]["hidden_0"]["kernel"])
+    np.testing.assert_array_equal(final[claimed], retrained[claimed])
+    assert (final[~claimed] != 0).any()
+    np.testing.assert_array_equal(np.asarray(state.params["actor"]["hidden_0"]["bias"]), bias)
 
 
 # --- the job --------------------------------------------------------------------------------------------

@@ -154,7 +154,8 @@ def _adam(lr: float, max_grad_norm: float) -> optax.GradientTransformation:
 
 class SAC:
     """See module docstring. ``progress_callback(updates_done)`` (host) is called about 20 times per
-    :meth:`run` when given; leave it ``None`` under vmap'd meta-training."""
+    :meth:`run` when given; leave it ``None`` under vmap'd meta-training. ``actor_update_transform`` is
+    chained after the actor's Adam (e.g. PackNet's update mask)."""
 
     def __init__(
         self,
@@ -164,6 +165,7 @@ class SAC:
         task_set: Any = None,
         eval_tasks: Any = None,
         progress_callback: Callable[[int], None] | None = None,
+        actor_update_transform: optax.GradientTransformation | None = None,
     ):
         config.validate(env, env_params)
         if task_set is not None:
@@ -185,8 +187,10 @@ class SAC:
         self.eval_tasks = eval_tasks
         self.log_env = LogWrapper(TaskResetWrapper(env) if task_set is not None else env)
         self.target_entropy = float(-self.action_dim if config.target_entropy is None else config.target_entropy)
+        actor_tx = _adam(config.resolved("actor"), config.max_grad_norm)
         self.tx = {
-            "actor": _adam(config.resolved("actor"), config.max_grad_norm),
+            # a continual method may post-process the actor's updates (PackNet freezes entries)
+            "actor": actor_tx if actor_update_transform is None else optax.chain(actor_tx, actor_update_transform),
             "critic": _adam(config.resolved("critic"), config.max_grad_norm),
             "alpha": optax.adam(config.resolved("alpha")),
         }

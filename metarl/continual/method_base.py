@@ -139,3 +139,14 @@ class Finetune(Method):
     """Keep training the same network on every task (the baseline)."""
 
     name = "finetune"
+
+
+@register
+class PackNet(Method):
+    """PackNet runs in the SAC runner (:mod:`metarl.continual.sac_runner`, Continual World's streams); this entry
+    names it for ``method=packnet`` and refuses PPO."""
+
+    name = "packnet"
+
+    def check_agent(self, agent_cfg: PPOConfig) -> None:
+        raise ValueError("method=packnet runs with SAC benchmarks (benchmark=cw10, cw20); not with PPO")

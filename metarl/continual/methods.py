@@ -71,6 +71,9 @@ class MethodConfig:
     # agem_capacity >= runner.replay_per_task x number of tasks
     agem_capacity: int = option(10240, ge=1)
     agem_batch: int = option(128, ge=1)
+    # PackNet (SAC runner): the last fraction of each task's steps retrains after pruning (Continual World:
+    # 1e5 of 1e6 steps)
+    packnet_retrain_fraction: float = option(0.1, gt=0, lt=1)
 
     def __post_init__(self) -> None:
         check_fields(self)

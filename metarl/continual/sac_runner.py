@@ -36,8 +36,11 @@ when ``info["success"]`` was true at any step, Meta-World's rule) on streams
 scored by ``success`` (the CW streams), else the return mapped to [0, 1] as
 the PPO runner does (:func:`metarl.continual.runner.score_bounds`).
 
-Only fine-tuning is implemented for SAC so far; the PPO runner
-(:mod:`metarl.continual.runner`) has the other methods.
+Methods (``method=``): ``finetune`` and ``packnet`` (:mod:`metarl.continual.packnet`
+on the actor, as Continual World applies it: the last ``packnet_retrain_fraction``
+of each task's steps retrain after pruning, and each task is evaluated with
+its own weights). The PPO runner (:mod:`metarl.continual.runner`) has the
+other methods.
 """
 
 from __future__ import annotations
@@ -57,11 +60,12 @@ from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo_policy import flat_obs
 from metarl.agents.sac import SAC, SACConfig, policy_params
 from metarl.config import check_fields, option
+from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
 from metarl.continual.streams import Segment, TaskStream, build_env
 
-SAC_METHODS = ("finetune",)
+SAC_METHODS = ("finetune", "packnet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,14 +81,81 @@ class SwitchConfig:
         check_fields(self)
 
 
-def chunk_plan(segments: tuple[Segment, ...], chunk_steps: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """``(task per chunk, switch before chunk, chunks per segment)``; each segment gets at least one chunk."""
+def chunk_plan(segments: tuple[Segment, ...], chunk_steps: int,
+               retrain_fraction: float = 0.0) -> dict[str, np.ndarray | list[int]]:
+    """Per chunk: ``task``, ``position`` (segment index), ``start`` (first chunk of a segment), ``switch`` (a
+    start after the first segment) and ``prune`` (first chunk of the segment's last ``retrain_fraction``, when the
+    segment has at least two chunks); ``counts``: chunks per segment (at least one each)."""
     counts = [max(1, round(s.steps / chunk_steps)) for s in segments]
     tasks = np.concatenate([np.full(n, s.task, np.int32) for s, n in zip(segments, counts)])
+    position = np.concatenate([np.full(n, i, np.int32) for i, n in enumerate(counts)])
     starts = np.cumsum([0] + counts[:-1])
-    switch = np.zeros(len(tasks), bool)
-    switch[starts[1:]] = True  # the first segment starts fresh: no switch
-    return tasks, switch, counts
+    start = np.zeros(len(tasks), bool)
+    start[starts] = True
+    prune = np.zeros(len(tasks), bool)
+    if retrain_fraction > 0:
+        for first, n in zip(starts, counts):
+            retrain = min(n - 1, max(1, round(retrain_fraction * n)))
+            if retrain > 0:
+                prune[first + n - retrain] = True
+    return {"task": tasks, "position": position, "start": start, "switch": start & (np.arange(len(tasks)) > 0),
+            "prune": prune, "counts": counts}
+
+
+PLAN_FIELDS = {"index": jnp.int32, "task": jnp.int32, "position": jnp.int32, "start": jnp.bool_,
+               "switch": jnp.bool_, "prune": jnp.bool_}
+
+
+class FinetuneHooks:
+    """Fine-tuning: the method hooks of the SAC runner do nothing."""
+
+    name = "finetune"
+    retrain_fraction = 0.0
+
+    def actor_transform(self) -> Any:
+        return None
+
+    def init(self, state: Any) -> Any:
+        return ()
+
+    def start_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
+        return state, mstate
+
+    def end_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
+        return state, mstate
+
+    def actor_for(self, state: Any, mstate: Any, position: jax.Array, current: jax.Array) -> Any:
+        return state.params["actor"]
+
+
+class PackNetHooks(FinetuneHooks):
+    """PackNet on the actor (see :mod:`metarl.continual.packnet`); ``n_positions`` tasks in the stream."""
+
+    name = "packnet"
+
+    def __init__(self, retrain_fraction: float, n_positions: int):
+        self.retrain_fraction, self.n_positions = retrain_fraction, n_positions
+
+    def actor_transform(self) -> Any:
+        return PN.masked_updates()
+
+    def init(self, state: Any) -> Any:
+        return PN.init_owners(state.params["actor"])
+
+    def _set_mask(self, state, owners, position, retraining):
+        mask = PN.trainable(state.params["actor"], owners, position, jnp.asarray(retraining))
+        return state.replace(opt_state={**state.opt_state, "actor": PN.with_mask(state.opt_state["actor"], mask)})
+
+    def start_task(self, state, owners, position):
+        return self._set_mask(state, owners, position, False), owners
+
+    def end_task(self, state, owners, position):
+        actor, owners = PN.prune(state.params["actor"], owners, position, PN.keep_fraction(position, self.n_positions))
+        state = state.replace(params={**state.params, "actor": actor})
+        return self._set_mask(state, owners, position, True), owners
+
+    def actor_for(self, state, owners, position, current):
+        return PN.params_for(state.params["actor"], owners, position, current)
 
 
 class SACContinualRunner:
@@ -97,6 +168,18 @@ class SACContinualRunner:
             raise ValueError(f"method={method.name} is not available with SAC yet (SAC streams run "
                              f"{', '.join(SAC_METHODS)}; the PPO benchmarks have the other methods)")
         self.method_name = method.name
+        if method.name == "packnet":
+            visits = [seg.task for seg in stream.segments]
+            if len(set(visits)) != len(visits):
+                raise ValueError(f"method=packnet needs a stream that visits each task index once; {stream.id} "
+                                 "revisits one (CW20 gives a second visit its own index)")
+            self.hooks = PackNetHooks(method.packnet_retrain_fraction, len(visits))
+        else:
+            self.hooks = FinetuneHooks()
+        # where each task index sits in the stream (never-visited tasks count as future ones)
+        self.position_of_task = np.full(stream.n_tasks, len(stream.segments), np.int32)
+        for i, seg in reversed(list(enumerate(stream.segments))):
+            self.position_of_task[seg.task] = i
         multi = switch.heads == "multi"
         stream = dataclasses.replace(stream, observe_task_id=multi)
         self.stream, self.run_cfg, self.switch_cfg = stream, run_cfg, switch
@@ -105,7 +188,7 @@ class SACContinualRunner:
             agent_cfg, total_timesteps=max(stream.total_steps, agent_cfg.steps_per_iteration),
             task_heads=stream.n_tasks if multi else 0, eval_every=0)
         first = self.env.task_params(stream.segments[0].task)
-        self.agent = SAC(agent_cfg, self.env, first)
+        self.agent = SAC(agent_cfg, self.env, first, actor_update_transform=self.hooks.actor_transform())
         self.agent_cfg = agent_cfg
         spi = agent_cfg.steps_per_iteration
         self.chunk_updates = max(1, run_cfg.eval_every_steps // spi)
@@ -141,32 +224,42 @@ class SACContinualRunner:
             opt["alpha"] = agent.tx["alpha"].init(log_alpha)
         return state.replace(log_alpha=log_alpha, opt_state=opt)
 
-    def _evaluate_fn(self, state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(success rate [tasks], mean return [tasks])`` of ``eval_episodes`` episodes per task."""
+    def _evaluate_fn(self, state: Any, mstate: Any, current: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(success rate [tasks], mean return [tasks])`` of ``eval_episodes`` episodes per task, each task run
+        with the actor the method gives it while the task at stream position ``current`` trains."""
         n_tasks, episodes = self.stream.n_tasks, self.run_cfg.eval_episodes
-        tasks = self.env.task_params(jnp.repeat(jnp.arange(n_tasks), episodes))
-        out = evaluate_policy(self.act, policy_params(state), self.eval_env, tasks, key, n_tasks * episodes,
-                              max_steps=self.run_cfg.eval_max_steps, batched_params=True)
-        success = out["success"].astype(jnp.float32).reshape(n_tasks, episodes).mean(axis=1)
-        return success, out["return"].reshape(n_tasks, episodes).mean(axis=1)
+        positions = jnp.asarray(self.position_of_task)
 
-    def _stream_fn(self, key: jax.Array, plan_tasks: jax.Array, plan_switch: jax.Array, progress: Any = None):
+        def one_task(task, position, k):
+            actor = self.hooks.actor_for(state, mstate, position, current)
+            out = evaluate_policy(self.act, {"actor": actor}, self.eval_env, self.env.task_params(task), k, episodes,
+                                  max_steps=self.run_cfg.eval_max_steps)
+            return jnp.mean(out["success"].astype(jnp.float32)), jnp.mean(out["return"])
+
+        return jax.vmap(one_task)(jnp.arange(n_tasks), positions, jax.random.split(key, n_tasks))
+
+    def _stream_fn(self, key: jax.Array, plan: dict[str, jax.Array], progress: Any = None):
         k_init, k_eval = jax.random.split(key)
         state = self.agent.init(k_init)
+        hooks = self.hooks
 
-        def body(state, xs):
-            index, task, switch = xs
-            state = jax.lax.cond(switch, self._switch_fn, lambda s, _: s, state, task)
+        def body(carry, xs):
+            state, mstate = carry
+            index = xs["index"]
+            state = jax.lax.cond(xs["switch"], self._switch_fn, lambda s, _: s, state, xs["task"])
+            state, mstate = jax.lax.cond(xs["start"], hooks.start_task, lambda s, m, _: (s, m), state, mstate,
+                                         xs["position"])
+            state, mstate = jax.lax.cond(xs["prune"], hooks.end_task, lambda s, m, _: (s, m), state, mstate,
+                                         xs["position"])
             state, metrics = self.agent.run(state, self.chunk_updates)
-            success, returns = self._evaluate_fn(state, jax.random.fold_in(k_eval, index))
+            success, returns = self._evaluate_fn(state, mstate, xs["position"], jax.random.fold_in(k_eval, index))
             if progress is not None:
                 jax.debug.callback(progress, index)
             summary = {"train_return": metrics["episode_return"][-1], "train_success": metrics["success"][-1],
                        "alpha": metrics["alpha"][-1], "q_mean": metrics["q_mean"][-1]}
-            return state, (success, returns, summary)
+            return (state, mstate), (success, returns, summary)
 
-        index = jnp.arange(plan_tasks.shape[0], dtype=jnp.int32)
-        state, (success, returns, summary) = jax.lax.scan(body, state, (index, plan_tasks, plan_switch))
+        (state, _), (success, returns, summary) = jax.lax.scan(body, (state, hooks.init(state)), plan)
         return state, success, returns, summary
 
     # --- host side ------------------------------------------------------------
@@ -175,11 +268,10 @@ class SACContinualRunner:
         key = (n_chunks, progress)
         if key not in self._programs:
             callback = self._advance if progress else None
-            fn = jax.jit(jax.vmap(lambda k, t, s: self._stream_fn(k, t, s, callback), in_axes=(0, None, None)))
-            seeds = self.run_cfg.seeds
-            like = (jax.ShapeDtypeStruct((seeds, 2), jnp.uint32), jax.ShapeDtypeStruct((n_chunks,), jnp.int32),
-                    jax.ShapeDtypeStruct((n_chunks,), jnp.bool_))
-            self._programs[key] = fn.lower(*like).compile()
+            fn = jax.jit(jax.vmap(lambda k, p: self._stream_fn(k, p, callback), in_axes=(0, None)))
+            like_plan = {name: jax.ShapeDtypeStruct((n_chunks,), dtype) for name, dtype in PLAN_FIELDS.items()}
+            self._programs[key] = fn.lower(jax.ShapeDtypeStruct((self.run_cfg.seeds, 2), jnp.uint32),
+                                           like_plan).compile()
         return self._programs[key]
 
     def _advance(self, index) -> None:
@@ -198,12 +290,15 @@ class SACContinualRunner:
         """Train across the stream (or ``segments`` of the same task table, e.g. one task alone)."""
         rc = self.run_cfg
         segments = self.stream.segments if segments is None else tuple(segments)
-        tasks, switch, counts = chunk_plan(segments, self.chunk_steps)
+        plan = chunk_plan(segments, self.chunk_steps, self.hooks.retrain_fraction)
+        counts, tasks = plan["counts"], plan["task"]
+        plan = {name: jnp.asarray(np.arange(len(tasks)) if name == "index" else plan[name], dtype)
+                for name, dtype in PLAN_FIELDS.items()}
         keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
         what = self.stream.id if len(segments) > 1 else f"{self.stream.id} task {segments[0].task} alone"
         self._bar = tqdm(total=len(tasks), desc=f"{what} (sac, {self.method_name})", unit="eval",
                          disable=not progress, dynamic_ncols=True)
-        args = (keys, jnp.asarray(tasks), jnp.asarray(switch))
+        args = (keys, plan)
         t0 = time.time()
         fn = self.program(len(tasks), progress)
         t1 = time.time()

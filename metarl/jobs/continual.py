@@ -74,6 +74,8 @@ def build(cfg: Any) -> tuple[Any, Any, MethodConfig, RunConfig, SwitchConfig | N
         switch = build_dataclass(SwitchConfig, {**(bench.get("switch") or {}), **chosen}, "switch")
     elif any(v is not None for v in (cfg.get("switch") or {}).values()):
         raise ValueError("switch settings apply to SAC benchmarks only (benchmark.algorithm=sac)")
+    else:
+        method.build().check_agent(agent)
     protocol = {**check_keys(bench.get("eval"), EVAL_FIELDS, "benchmark.eval"),
                 **check_keys(cfg.get("eval"), EVAL_FIELDS, "eval")}
     run_values = {EVAL_FIELDS[k]: check_field(RunConfig, EVAL_FIELDS[k], v, f"eval.{k}") for k, v in protocol.items()}
