@@ -384,6 +384,7 @@ CASES: list[Case] = [
         ("+agent.gamma=1.5", "agent.gamma"),
         ("benchmark=cw10 +agent.task_heads=-1", "agent.task_heads"),
         ("switch.heads=multi", "switch settings apply to SAC benchmarks only"),
+        ("multitask=true", "multitask=true"),
     ]),
     *_cases("continual", NONFINITE, [
         ("benchmark.steps_per_task=nan", "steps_per_task"),
@@ -396,6 +397,7 @@ CASES: list[Case] = [
         ("reference=maybe", "reference"),
         ("method=reset method.at_switch=maybe", "method.at_switch"),
         ("benchmark=cw10 switch.reset_buffer=maybe", "switch.reset_buffer"),
+        ("benchmark=cw10 multitask=maybe", "multitask"),
     ]),
     *_cases("continual", HYDRA, [
         ("method.foo=1", "+method.foo"),

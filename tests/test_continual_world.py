@@ -22,7 +22,7 @@ from metarl.agents.sac_networks import actor_mean_log_std, apply_mlp, critic_val
 from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, evaluate_results
-from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig, chunk_plan
+from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig, chunk_plan, multitask_run
 from metarl.continual.streams import Segment, from_spec, get_stream
 
 CW10 = ["hammer", "push-wall", "faucet-close", "push-back", "stick-pull", "handle-press-side", "push", "shelf-place",
@@ -243,6 +243,13 @@ def test_packnet_freezes_a_tasks_weights_after_its_pruning(tiny_runner):
     np.testing.assert_array_equal(np.asarray(state.params["actor"]["hidden_0"]["bias"]), bias)
 
 
+def test_the_multi_task_reference_trains_every_task_at_once_and_scores_each(tiny_runner):
+    out = multitask_run(tiny_runner)
+    assert out["perf"].shape == (2, 8, 2) and out["eval_steps"][-1] == tiny_runner.stream.total_steps
+    assert np.isfinite(out["returns"]).all() and ((out["perf"] >= 0) & (out["perf"] <= 1)).all()
+    assert not np.array_equal(out["returns"][:, :, 0], out["returns"][:, :, 1])  # two tasks, two scores
+
+
 # --- the job --------------------------------------------------------------------------------------------
 def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_path):
     script = shutil.which("metarl-continual", path=str(Path(sys.executable).parent)) or shutil.which("metarl-continual")
@@ -253,6 +260,7 @@ def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_
             "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
             "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
             "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
+            "multitask=true",
             f"out_dir={out}"]
     done = subprocess.run([script, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -263,3 +271,4 @@ def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_
     with np.load(out / "results.npz") as arrays:
         assert arrays["perf"].shape == (2, 6, 3)
     assert (out / "task_curves.png").stat().st_size > 0
+    assert 0.0 <= record["multitask"]["average_performance"]["mean"] <= 1.0

@@ -227,13 +227,16 @@ class SACContinualRunner:
     def _evaluate_fn(self, state: Any, mstate: Any, current: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(success rate [tasks], mean return [tasks])`` of ``eval_episodes`` episodes per task, each task run
         with the actor the method gives it while the task at stream position ``current`` trains."""
+        return self.evaluate_tasks(lambda position: self.hooks.actor_for(state, mstate, position, current), key)
+
+    def evaluate_tasks(self, actor_of: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(success rate [tasks], mean return [tasks])``; ``actor_of(stream position)`` gives each task's actor."""
         n_tasks, episodes = self.stream.n_tasks, self.run_cfg.eval_episodes
         positions = jnp.asarray(self.position_of_task)
 
         def one_task(task, position, k):
-            actor = self.hooks.actor_for(state, mstate, position, current)
-            out = evaluate_policy(self.act, {"actor": actor}, self.eval_env, self.env.task_params(task), k, episodes,
-                                  max_steps=self.run_cfg.eval_max_steps)
+            out = evaluate_policy(self.act, {"actor": actor_of(position)}, self.eval_env, self.env.task_params(task),
+                                  k, episodes, max_steps=self.run_cfg.eval_max_steps)
             return jnp.mean(out["success"].astype(jnp.float32)), jnp.mean(out["return"])
 
         return jax.vmap(one_task)(jnp.arange(n_tasks), positions, jax.random.split(key, n_tasks))
@@ -343,3 +346,46 @@ def sac_reference_runs(runner: SACContinualRunner, progress: bool = False) -> tu
     for task, out in outs.items():
         ref_perf[:, : out["perf"].shape[1], task] = out["perf"][:, :, task]
     return runner.chunk_steps * np.arange(1, longest + 1), ref_perf
+
+
+def multitask_run(runner: SACContinualRunner, progress: bool = False) -> dict[str, Any]:
+    """Continual World's multi-task reference: one SAC on all the stream's tasks at once for the stream's total
+    steps (every env draws a task per episode; envs come in one block per task when ``num_envs`` is a multiple of
+    the task count), evaluated on every task each chunk like the stream. Same agent settings and seeds as
+    ``runner``; no switches, so nothing is reset. Returns ``{"eval_steps", "perf" [seeds, evals, tasks],
+    "returns", "wall_time_s"}``; its average performance is the mean final score over tasks."""
+    rc, stream = runner.run_cfg, runner.stream
+    table = runner.env.task_params(jnp.arange(stream.n_tasks))
+    agent = SAC(runner.agent_cfg, runner.env, runner.env.task_params(0), task_set=table)
+    n_chunks = max(1, round(stream.total_steps / runner.chunk_steps))
+    bar = tqdm(total=n_chunks, desc=f"{stream.id} multi-task (sac)", unit="eval", disable=not progress,
+               dynamic_ncols=True)
+
+    def advance(index):
+        bar.update(max(0, int(np.max(index)) + 1 - bar.n))
+
+    def one_seed(key):
+        k_init, k_eval = jax.random.split(key)
+
+        def body(state, index):
+            state, _ = agent.run(state, runner.chunk_updates)
+            scores = runner.evaluate_tasks(lambda _: state.params["actor"], jax.random.fold_in(k_eval, index))
+            if progress:
+                jax.debug.callback(advance, index)
+            return state, scores
+
+        _, (success, returns) = jax.lax.scan(body, agent.init(k_init), jnp.arange(n_chunks))
+        return success, returns
+
+    keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
+    program = jax.jit(jax.vmap(one_seed)).lower(keys).compile()
+    t0 = time.time()
+    success, returns = jax.block_until_ready(program(keys))
+    wall = time.time() - t0
+    bar.close()
+    perf = np.asarray(success)
+    if not runner.by_success:
+        span = np.where(runner.high > runner.low, runner.high - runner.low, 1.0)
+        perf = np.clip((np.asarray(returns) - runner.low) / span, 0.0, 1.0)
+    return {"eval_steps": runner.chunk_steps * np.arange(1, n_chunks + 1), "perf": perf,
+            "returns": np.asarray(returns), "wall_time_s": wall}

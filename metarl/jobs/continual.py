@@ -28,9 +28,11 @@ from metarl.config import build_dataclass, check_bool, check_field, check_keys, 
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
-from metarl.continual.sac_runner import SAC_METHODS, SACContinualRunner, SwitchConfig, sac_reference_runs
+from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, SwitchConfig, multitask_run,
+                                        sac_reference_runs)
 from metarl.continual.streams import from_spec, get_stream
 from metarl.io.outputs import jsonable, write_config
+from metarl.stats import bootstrap_ci
 from metarl.jobs.registry import Job, register
 
 BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent", "algorithm", "switch")
@@ -81,8 +83,10 @@ def build(cfg: Any) -> tuple[Any, Any, MethodConfig, RunConfig, SwitchConfig | N
     run_values = {EVAL_FIELDS[k]: check_field(RunConfig, EVAL_FIELDS[k], v, f"eval.{k}") for k, v in protocol.items()}
     run_values["seeds"] = positive_int(cfg.get("seeds", 1), "seeds")
     run_values["seed"] = check_number(cfg.get("seed", 0), "seed", integer=True)
-    for flag in ("reference", "progress"):
+    for flag in ("reference", "progress", "multitask"):
         check_bool(cfg.get(flag, False), flag)
+    if cfg.get("multitask") and algorithm != "sac":
+        raise ValueError("multitask=true (the multi-task reference run) needs a SAC benchmark (benchmark=cw10, cw20)")
     return stream, agent, method, RunConfig(**run_values), switch
 
 
@@ -98,10 +102,12 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         runner = SACContinualRunner(stream, agent, method, run_cfg, switch)
         results = runner.run(progress=progress)
         ref = sac_reference_runs(runner, progress) if reference else None
+        multitask = multitask_run(runner, progress) if cfg.get("multitask", False) else None
     else:
         runner = ContinualRunner(stream, agent, method, run_cfg)
         results = runner.run(progress=progress)
         ref = reference_runs(stream, agent, run_cfg, runner, progress) if reference else None
+        multitask = None
     evaluation = evaluate_results(results, ref)
     arrays = {
         "eval_steps": results["eval_steps"],
@@ -111,6 +117,8 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     }
     if ref is not None:
         arrays.update(ref_steps=ref[0], ref_perf=ref[1])
+    if multitask is not None:
+        arrays.update(mt_steps=multitask["eval_steps"], mt_perf=multitask["perf"])
     np.savez(run_dir / "results.npz", **arrays)
     record = {
         "stream": stream.id,
@@ -127,15 +135,25 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         "wall_time_s": results["wall_time_s"],
         "env_steps_per_s": results.get("env_steps_per_s"),
     }
+    if multitask is not None:  # the multi-task reference's average performance: mean final score over tasks
+        final = [np.mean([M.last_k_mean(multitask["eval_steps"], seed[:, t], 0, multitask["eval_steps"][-1])
+                          for t in range(seed.shape[1])]) for seed in multitask["perf"]]
+        mean, low, high = bootstrap_ci(np.asarray(final), reps=M.BOOTSTRAP_REPS, confidence=M.CONFIDENCE)
+        record["multitask"] = {"average_performance": {"mean": mean, "ci_low": low, "ci_high": high,
+                                                       "n_seeds": len(final)},
+                               "wall_time_s": multitask["wall_time_s"]}
     (run_dir / "metrics.json").write_text(json.dumps(jsonable(record), indent=1))
     M.plot_task_curves(results["eval_steps"], results["perf"], results["segments"], stream.task_names,
                        str(run_dir / "task_curves.png"))
     for name, m in record["metrics"].items():
         print(f"{name}: {m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
+    if "multitask" in record:
+        m = record["multitask"]["average_performance"]
+        print(f"multi-task reference average_performance: {m['mean']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
     print(f"run directory: {run_dir}")
     return record
 
 
 JOB = register(Job("continual", run, "continual", "PPO or SAC across a task stream; Continual World metrics",
-                   sections=("benchmark", "method", "seeds", "seed", "reference", "progress", "eval", "agent", "switch",
-                             "out_dir")))
+                   sections=("benchmark", "method", "seeds", "seed", "reference", "multitask", "progress", "eval",
+                             "agent", "switch", "out_dir")))
