@@ -272,3 +272,38 @@ def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_
         assert arrays["perf"].shape == (2, 6, 3)
     assert (out / "task_curves.png").stat().st_size > 0
     assert 0.0 <= record["multitask"]["average_performance"]["mean"] <= 1.0
+
+
+def test_the_report_scores_runs_against_a_shared_reference_and_the_published_table(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cw_report", Path(__file__).parents[1] / "scripts" /
+                                                  "continual_world_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    steps = np.arange(1, 9) * 100  # two tasks of 400 steps, 4 evaluations each
+    perf = np.zeros((2, 8, 2))
+    perf[:, 3:, 0] = 1.0  # task 0 learned at its 4th evaluation and kept; AP (1 + 0.5) / 2
+    perf[:, 4:, 1] = 0.5
+    ref_perf = np.zeros((2, 4, 2))
+    ref_perf[:, :, 1] = 0.5  # task 1 alone scores 0.5 from the start: its FT raw is (0.5 * 4 / 4) - 0.5 = 0
+    for name, extra in (("ft", {"ref_steps": steps[:4], "ref_perf": ref_perf}), ("pn", {})):
+        run = tmp_path / name
+        run.mkdir()
+        np.savez(run / "results.npz", eval_steps=steps, perf=perf, returns=perf, **extra)
+        method = "finetune" if name == "ft" else "packnet"
+        (run / "metrics.json").write_text(json.dumps({"method": {"name": method}, "stream": "toy",
+                                                      "segments_run": [[0, 400], [1, 400]], "wall_time_s": 60.0}))
+        (run / "task_curves.png").write_bytes(b"png")
+    report.main([str(tmp_path / "ft"), str(tmp_path / "pn"), "--reference", str(tmp_path / "ft"),
+                 "--out", str(tmp_path / "out")])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    ap = summary["packnet"]["metrics"]["average_performance"]
+    assert ap["mean"] == pytest.approx(0.75) and ap["ci_low"] == ap["ci_high"] == pytest.approx(0.75)
+    # CW's forgetting compares last-5 means: task 0 ends its window at mean(0, 0, 0, 1) = 0.25 and the stream at 1,
+    # so F_0 = -0.75; task 1's window is the last one (F_1 = 0): F = -0.375
+    assert summary["finetune"]["metrics"]["forgetting"]["mean"] == pytest.approx(-0.375)
+    # FT raw, task 0: curve (0, 0, 0, 1) -> AUC 0.25 against 0; task 1: 0.5 against 0.5; mean 0.125
+    assert summary["finetune"]["metrics"]["forward_transfer_raw"]["mean"] == pytest.approx(0.125)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "0.80 / -0.00 / 0.18" in table and (tmp_path / "out" / "packnet_task_curves.png").exists()
