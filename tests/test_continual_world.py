@@ -93,7 +93,7 @@ def test_the_one_hot_selects_a_head_and_is_not_a_network_input():
 # --- the runner ---------------------------------------------------------------------------------------
 def test_chunk_plan_hand_computed():
     plan = chunk_plan((Segment(0, 300), Segment(2, 100), Segment(1, 10)), 100)
-    assert plan["task"].tolist() == [0, 0, 0, 2, 1] and plan["switch"].tolist() == [False, False, False, True, True]
+    assert plan["task"].tolist() == [0, 0, 0, 2, 1]
     assert plan["start"].tolist() == [True, False, False, True, True] and plan["position"].tolist() == [0, 0, 0, 1, 2]
     assert plan["counts"] == [3, 1, 1] and not plan["prune"].any()
     plan = chunk_plan((Segment(0, 1000), Segment(1, 300), Segment(2, 100)), 100, retrain_fraction=0.2)
@@ -216,6 +216,13 @@ def test_packnet_learns_each_task_and_keeps_the_first_one_in_one_program(pendulu
     assert 0.0 <= metrics["average_performance"] <= 1.0
     again = runner.run()
     np.testing.assert_array_equal(again["returns"], out["returns"])  # same seed, same program: same run
+
+
+def test_a_single_task_reference_run_trains_its_own_task(tiny_runner):
+    """A run of one segment of task 1 (forward transfer's reference) moves the envs to task 1 first."""
+    out = tiny_runner.run(segments=(Segment(1, 4096),))
+    assert (out["diagnostics"]["train_task"] == 1).all()
+    assert (tiny_runner.run()["diagnostics"]["train_task"][:, -1] == 1).all()
 
 
 def test_packnet_freezes_a_tasks_weights_after_its_pruning(tiny_runner):

@@ -83,8 +83,8 @@ class SwitchConfig:
 
 def chunk_plan(segments: tuple[Segment, ...], chunk_steps: int,
                retrain_fraction: float = 0.0) -> dict[str, np.ndarray | list[int]]:
-    """Per chunk: ``task``, ``position`` (segment index), ``start`` (first chunk of a segment), ``switch`` (a
-    start after the first segment) and ``prune`` (first chunk of the segment's last ``retrain_fraction``, when the
+    """Per chunk: ``task``, ``position`` (segment index), ``start`` (first chunk of a segment: the switch moves the
+    envs to its task, also for the first segment, whose task need not be the one the envs start on) and ``prune`` (first chunk of the segment's last ``retrain_fraction``, when the
     segment has at least two chunks); ``counts``: chunks per segment (at least one each)."""
     counts = [max(1, round(s.steps / chunk_steps)) for s in segments]
     tasks = np.concatenate([np.full(n, s.task, np.int32) for s, n in zip(segments, counts)])
@@ -98,12 +98,11 @@ def chunk_plan(segments: tuple[Segment, ...], chunk_steps: int,
             retrain = min(n - 1, max(1, round(retrain_fraction * n)))
             if retrain > 0:
                 prune[first + n - retrain] = True
-    return {"task": tasks, "position": position, "start": start, "switch": start & (np.arange(len(tasks)) > 0),
-            "prune": prune, "counts": counts}
+    return {"task": tasks, "position": position, "start": start, "prune": prune, "counts": counts}
 
 
 PLAN_FIELDS = {"index": jnp.int32, "task": jnp.int32, "position": jnp.int32, "start": jnp.bool_,
-               "switch": jnp.bool_, "prune": jnp.bool_}
+               "prune": jnp.bool_}
 
 
 class FinetuneHooks:
@@ -249,7 +248,8 @@ class SACContinualRunner:
         def body(carry, xs):
             state, mstate = carry
             index = xs["index"]
-            state = jax.lax.cond(xs["switch"], self._switch_fn, lambda s, _: s, state, xs["task"])
+            # at the first segment the resets are no-ops (all fresh) and the envs move to its task
+            state = jax.lax.cond(xs["start"], self._switch_fn, lambda s, _: s, state, xs["task"])
             state, mstate = jax.lax.cond(xs["start"], hooks.start_task, lambda s, m, _: (s, m), state, mstate,
                                          xs["position"])
             state, mstate = jax.lax.cond(xs["prune"], hooks.end_task, lambda s, m, _: (s, m), state, mstate,
@@ -258,7 +258,8 @@ class SACContinualRunner:
             success, returns = self._evaluate_fn(state, mstate, xs["position"], jax.random.fold_in(k_eval, index))
             if progress is not None:
                 jax.debug.callback(progress, index)
-            summary = {"train_return": metrics["episode_return"][-1], "train_success": metrics["success"][-1],
+            summary = {"train_task": jnp.mean(state.env_params.task_id.astype(jnp.float32)),
+                       "train_return": metrics["episode_return"][-1], "train_success": metrics["success"][-1],
                        "alpha": metrics["alpha"][-1], "q_mean": metrics["q_mean"][-1]}
             return (state, mstate), (success, returns, summary)
 
