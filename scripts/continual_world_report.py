@@ -49,20 +49,22 @@ def fmt(m: dict | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--reference", type=Path, required=True, help="a run with the single-task references")
+    parser.add_argument("--reference", type=Path, help="a run with the single-task references (FT is n/a without)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    _, ref_results = load(args.reference)
-    if "ref_perf" not in ref_results:
-        parser.error(f"{args.reference} has no reference curves (run it with reference=true)")
-    ref = (ref_results["ref_steps"], ref_results["ref_perf"])
+    ref, ref_segments = None, None
+    if args.reference is not None:
+        ref_record, ref_results = load(args.reference)
+        if "ref_perf" not in ref_results:
+            parser.error(f"{args.reference} has no reference curves (run it with reference=true)")
+        ref = (ref_results["ref_steps"], ref_results["ref_perf"])
+        ref_segments = [tuple(s) for s in ref_record["segments_run"]]
     args.out.mkdir(parents=True, exist_ok=True)
     rows, summary = [], {}
     for run in args.runs:
         record, results = load(run)
         method = record["method"]["name"]
-        if results["perf"].shape[0] != ref[1].shape[0] or results["segments"] != [tuple(s) for s in
-                                                                                  load(args.reference)[0]["segments_run"]]:
+        if ref is not None and (results["perf"].shape[0] != ref[1].shape[0] or results["segments"] != ref_segments):
             raise SystemExit(f"{run}: seeds or segments differ from the reference run {args.reference}")
         metrics = evaluate_results(results, ref)["summary"]
         summary[method] = {"run": str(run), "stream": record["stream"], "metrics": metrics,
