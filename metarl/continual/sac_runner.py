@@ -4,7 +4,7 @@
     results = runner.run()          # same keys as ContinualRunner.run: perf [seeds, evals, tasks], ...
 
 The stream is data: a *plan* gives, for each evaluation chunk, the task to
-train and whether a task switch happens before it. One ``lax.scan`` over the
+train and whether a segment starts there (the switch). One ``lax.scan`` over the
 plan runs, per chunk, the switch (a ``lax.cond`` on the plan's flag), the
 chunk's SAC updates (:meth:`metarl.agents.sac.SAC.run`) and an evaluation of
 every task of the stream; seeds are a ``vmap`` of that program. So the host
@@ -55,10 +55,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from envs.wrappers import AnyStepSuccess
-from metarl.agents import replay
 from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo_policy import flat_obs
-from metarl.agents.sac import SAC, SACConfig, policy_params
+from metarl.agents.sac import SAC, SACConfig
 from metarl.config import check_fields, option
 from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
