@@ -32,8 +32,8 @@ from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, Switch
                                         sac_reference_runs)
 from metarl.continual.streams import from_spec, get_stream
 from metarl.io.outputs import jsonable, write_config
-from metarl.stats import bootstrap_ci
 from metarl.jobs.registry import Job, register
+from metarl.stats import bootstrap_ci
 
 BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent", "algorithm", "switch")
 ALGORITHMS = {"ppo": PPOConfig, "sac": SACConfig}
