@@ -72,13 +72,13 @@ def test_metrics_sequential_cw_case_and_edge_cases():
         M.continual_metrics(steps, perf, [(0, 100), (2, 100)])
 
 
-def test_seed_summary_uses_90_percent_intervals():
+def test_seed_summary_uses_95_percent_intervals():
     runs = [{"average_performance": v, "forgetting": v, "backward_transfer": np.nan, "forward_transfer": np.nan,
              "forward_transfer_raw": np.nan, "final_performance": np.array([v, v])} for v in np.arange(20.0)]
     summary = M.summarize_seeds(runs)
     assert set(summary) == {"average_performance", "forgetting", "final_performance_iqm"}  # all-NaN metrics skipped
     x = np.arange(20.0)
-    half = 1.645 * x.std() / np.sqrt(20)  # normal approximation of the 90% interval
+    half = 1.96 * x.std() / np.sqrt(20)  # normal approximation of the 95% interval (what the headline prints)
     m = summary["forgetting"]
     assert m["mean"] == pytest.approx(9.5) and m["n_seeds"] == 20
     assert m["ci_low"] == pytest.approx(9.5 - half, rel=0.05) and m["ci_high"] == pytest.approx(9.5 + half, rel=0.05)
