@@ -154,8 +154,9 @@ def _adam(lr: float, max_grad_norm: float) -> optax.GradientTransformation:
 
 class SAC:
     """See module docstring. ``progress_callback(updates_done)`` (host) is called about 20 times per
-    :meth:`run` when given; leave it ``None`` under vmap'd meta-training. ``actor_update_transform`` is
-    chained after the actor's Adam (e.g. PackNet's update mask)."""
+    :meth:`run` when given; leave it ``None`` under vmap'd meta-training. ``actor_grad_transform`` is chained
+    before the actor's clipping and Adam (e.g. a penalty's gradient), ``actor_update_transform`` after Adam (e.g.
+    PackNet's update mask)."""
 
     def __init__(
         self,
@@ -166,6 +167,7 @@ class SAC:
         eval_tasks: Any = None,
         progress_callback: Callable[[int], None] | None = None,
         actor_update_transform: optax.GradientTransformation | None = None,
+        actor_grad_transform: optax.GradientTransformation | None = None,
     ):
         config.validate(env, env_params)
         if task_set is not None:
@@ -188,8 +190,10 @@ class SAC:
         self.log_env = LogWrapper(TaskResetWrapper(env) if task_set is not None else env)
         self.target_entropy = float(-self.action_dim if config.target_entropy is None else config.target_entropy)
         actor_tx = _adam(config.resolved("actor"), config.max_grad_norm)
+        if actor_grad_transform is not None:
+            actor_tx = optax.chain(actor_grad_transform, actor_tx)
         self.tx = {
-            # a continual method may post-process the actor's updates (PackNet freezes entries)
+            # a continual method may add to the actor's gradients (L2, EWC) or post-process its updates (PackNet)
             "actor": actor_tx if actor_update_transform is None else optax.chain(actor_tx, actor_update_transform),
             "critic": _adam(config.resolved("critic"), config.max_grad_norm),
             "alpha": optax.adam(config.resolved("alpha")),

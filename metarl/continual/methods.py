@@ -62,7 +62,9 @@ class MethodConfig:
     l2_coef: float = option(1e-3, ge=0)
     l2_init_coef: float = option(1e-3, ge=0)
     ewc_coef: float = option(1e4, ge=0)
-    ewc_accumulate: bool = False  # sum the Fishers of all earlier tasks instead of the last one
+    ewc_accumulate: bool = False  # sum the Fishers of all earlier tasks instead of the last one (CW sums)
+    # Continual World's L2 on SAC streams: λ Σ (θ − θ*)² towards the previous task's actor (CW 1e5)
+    cw_l2_coef: float = option(1e5, ge=0)
     # replay (behaviour cloning on earlier tasks' states)
     replay_capacity: int = option(4096, ge=1)
     replay_batch: int = option(64, ge=1)

@@ -36,11 +36,14 @@ when ``info["success"]`` was true at any step, Meta-World's rule) on streams
 scored by ``success`` (the CW streams), else the return mapped to [0, 1] as
 the PPO runner does (:func:`metarl.continual.runner.score_bounds`).
 
-Methods (``method=``): ``finetune`` and ``packnet`` (:mod:`metarl.continual.packnet`
-on the actor, as Continual World applies it: the last ``packnet_retrain_fraction``
-of each task's steps retrain after pruning, and each task is evaluated with
-its own weights). The PPO runner (:mod:`metarl.continual.runner`) has the
-other methods.
+Methods (``method=``, hooks in :mod:`metarl.continual.sac_hooks`): ``finetune``;
+``packnet`` (:mod:`metarl.continual.packnet` on the actor, as Continual World
+applies it: the last ``packnet_retrain_fraction`` of each task's steps retrain
+after pruning, and each task is evaluated with its own weights); ``ewc``
+(``ewc_coef``, CW 1e4) and ``l2`` (Continual World's L2: a penalty towards the
+previous task's actor, ``cw_l2_coef``, CW 1e5 — not the PPO runner's ``l2``,
+which pulls towards zero). The PPO runner (:mod:`metarl.continual.runner`) has
+the other methods.
 """
 
 from __future__ import annotations
@@ -59,12 +62,12 @@ from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo_policy import flat_obs
 from metarl.agents.sac import SAC, SACConfig
 from metarl.config import check_fields, option
-from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
+from metarl.continual.sac_hooks import FinetuneHooks, PackNetHooks, RegularizerHooks
 from metarl.continual.streams import Segment, TaskStream, build_env
 
-SAC_METHODS = ("finetune", "packnet")
+SAC_METHODS = ("finetune", "packnet", "ewc", "l2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,58 +107,6 @@ PLAN_FIELDS = {"index": jnp.int32, "task": jnp.int32, "position": jnp.int32, "st
                "prune": jnp.bool_}
 
 
-class FinetuneHooks:
-    """Fine-tuning: the method hooks of the SAC runner do nothing."""
-
-    name = "finetune"
-    retrain_fraction = 0.0
-
-    def actor_transform(self) -> Any:
-        return None
-
-    def init(self, state: Any) -> Any:
-        return ()
-
-    def start_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
-        return state, mstate
-
-    def end_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
-        return state, mstate
-
-    def actor_for(self, state: Any, mstate: Any, position: jax.Array, current: jax.Array) -> Any:
-        return state.params["actor"]
-
-
-class PackNetHooks(FinetuneHooks):
-    """PackNet on the actor (see :mod:`metarl.continual.packnet`); ``n_positions`` tasks in the stream."""
-
-    name = "packnet"
-
-    def __init__(self, retrain_fraction: float, n_positions: int):
-        self.retrain_fraction, self.n_positions = retrain_fraction, n_positions
-
-    def actor_transform(self) -> Any:
-        return PN.masked_updates()
-
-    def init(self, state: Any) -> Any:
-        return PN.init_owners(state.params["actor"])
-
-    def _set_mask(self, state, owners, position, retraining):
-        mask = PN.trainable(state.params["actor"], owners, position, jnp.asarray(retraining))
-        return state.replace(opt_state={**state.opt_state, "actor": PN.with_mask(state.opt_state["actor"], mask)})
-
-    def start_task(self, state, owners, position):
-        return self._set_mask(state, owners, position, False), owners
-
-    def end_task(self, state, owners, position):
-        actor, owners = PN.prune(state.params["actor"], owners, position, PN.keep_fraction(position, self.n_positions))
-        state = state.replace(params={**state.params, "actor": actor})
-        return self._set_mask(state, owners, position, True), owners
-
-    def actor_for(self, state, owners, position, current):
-        return PN.params_for(state.params["actor"], owners, position, current)
-
-
 class SACContinualRunner:
     """Build once per (stream, agent config, method, switch settings); ``run()`` returns results."""
 
@@ -166,19 +117,23 @@ class SACContinualRunner:
             raise ValueError(f"method={method.name} is not available with SAC yet (SAC streams run "
                              f"{', '.join(SAC_METHODS)}; the PPO benchmarks have the other methods)")
         self.method_name = method.name
+        multi = switch.heads == "multi"
         if method.name == "packnet":
             visits = [seg.task for seg in stream.segments]
             if len(set(visits)) != len(visits):
                 raise ValueError(f"method=packnet needs a stream that visits each task index once; {stream.id} "
                                  "revisits one (CW20 gives a second visit its own index)")
             self.hooks = PackNetHooks(method.packnet_retrain_fraction, len(visits))
+        elif method.name in ("ewc", "l2"):
+            coef = method.ewc_coef if method.name == "ewc" else method.cw_l2_coef
+            self.hooks = RegularizerHooks(method.name, coef, method.ewc_accumulate, agent_cfg.activation,
+                                          stream.n_tasks if multi else 0)
         else:
             self.hooks = FinetuneHooks()
         # where each task index sits in the stream (never-visited tasks count as future ones)
         self.position_of_task = np.full(stream.n_tasks, len(stream.segments), np.int32)
         for i, seg in reversed(list(enumerate(stream.segments))):
             self.position_of_task[seg.task] = i
-        multi = switch.heads == "multi"
         stream = dataclasses.replace(stream, observe_task_id=multi)
         self.stream, self.run_cfg, self.switch_cfg = stream, run_cfg, switch
         self.env, self.table = build_env(stream)
@@ -186,7 +141,8 @@ class SACContinualRunner:
             agent_cfg, total_timesteps=max(stream.total_steps, agent_cfg.steps_per_iteration),
             task_heads=stream.n_tasks if multi else 0, eval_every=0)
         first = self.env.task_params(stream.segments[0].task)
-        self.agent = SAC(agent_cfg, self.env, first, actor_update_transform=self.hooks.actor_transform())
+        self.agent = SAC(agent_cfg, self.env, first, actor_update_transform=self.hooks.actor_transform(),
+                         actor_grad_transform=self.hooks.actor_pre_transform())
         self.agent_cfg = agent_cfg
         spi = agent_cfg.steps_per_iteration
         self.chunk_updates = max(1, run_cfg.eval_every_steps // spi)
@@ -247,6 +203,9 @@ class SACContinualRunner:
         def body(carry, xs):
             state, mstate = carry
             index = xs["index"]
+            # a method reads the finished task (its data is still in the buffer) before the switch resets things
+            state, mstate = jax.lax.cond(xs["start"] & (index > 0), hooks.leave_task, lambda s, m, _: (s, m),
+                                         state, mstate, xs["position"])
             # at the first segment the resets are no-ops (all fresh) and the envs move to its task
             state = jax.lax.cond(xs["start"], self._switch_fn, lambda s, _: s, state, xs["task"])
             state, mstate = jax.lax.cond(xs["start"], hooks.start_task, lambda s, m, _: (s, m), state, mstate,

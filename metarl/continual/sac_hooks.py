@@ -1,0 +1,175 @@
+"""Method hooks of the SAC continual runner (:mod:`metarl.continual.sac_runner`).
+
+A hook object carries one method's state (``mstate``, a pytree in the scan's
+carry) and is called at fixed points of the jitted stream:
+
+* ``leave_task`` — at a switch, before the buffer and optimizers reset (the
+  finished task's data is still in the buffer);
+* ``start_task`` — after the switch's resets;
+* ``end_task`` — at the plan's ``prune`` chunk (PackNet);
+* ``actor_for`` — the actor that evaluates the task at a stream position.
+
+``actor_pre_transform`` is chained before the actor's Adam (a penalty's
+gradient), ``actor_transform`` after it (PackNet's update mask).
+
+Regularisers follow Continual World (``methods/regularization.py`` and
+``ewc.py`` of its code): at each switch after the first task the anchor θ*
+becomes the current actor and the importance of the finished task is *added*
+to the earlier ones (``ewc_accumulate``; L2 always adds ones, so its weight is
+the number of finished tasks); the penalty ``λ Σ w (θ − θ*)²`` covers the
+actor's shared layers — the per-task heads are excluded under multi-head —
+and, as CW's default, not the critic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from metarl.agents import replay
+from metarl.agents.sac_networks import actor_mean_log_std
+from metarl.continual import packnet as PN
+from metarl.continual import regularizers as R
+
+FISHER_BATCHES, FISHER_BATCH_SIZE = 10, 256  # CW: 10 batches of 256 from the buffer
+_FISHER_CHUNK = 16  # samples per vmapped Jacobian (bounds memory: one Jacobian is outputs x params)
+
+
+class FinetuneHooks:
+    """Fine-tuning: the method hooks of the SAC runner do nothing."""
+
+    name = "finetune"
+    retrain_fraction = 0.0
+
+    def actor_pre_transform(self) -> Any:
+        return None
+
+    def actor_transform(self) -> Any:
+        return None
+
+    def init(self, state: Any) -> Any:
+        return ()
+
+    def leave_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
+        return state, mstate
+
+    def start_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
+        return state, mstate
+
+    def end_task(self, state: Any, mstate: Any, position: jax.Array) -> tuple[Any, Any]:
+        return state, mstate
+
+    def actor_for(self, state: Any, mstate: Any, position: jax.Array, current: jax.Array) -> Any:
+        return state.params["actor"]
+
+
+class PackNetHooks(FinetuneHooks):
+    """PackNet on the actor (see :mod:`metarl.continual.packnet`); ``n_positions`` tasks in the stream."""
+
+    name = "packnet"
+
+    def __init__(self, retrain_fraction: float, n_positions: int):
+        self.retrain_fraction, self.n_positions = retrain_fraction, n_positions
+
+    def actor_transform(self) -> Any:
+        return PN.masked_updates()
+
+    def init(self, state: Any) -> Any:
+        return PN.init_owners(state.params["actor"])
+
+    def _set_mask(self, state, owners, position, retraining):
+        mask = PN.trainable(state.params["actor"], owners, position, jnp.asarray(retraining))
+        return state.replace(opt_state={**state.opt_state, "actor": PN.with_mask(state.opt_state["actor"], mask)})
+
+    def start_task(self, state, owners, position):
+        return self._set_mask(state, owners, position, False), owners
+
+    def end_task(self, state, owners, position):
+        actor, owners = PN.prune(state.params["actor"], owners, position, PN.keep_fraction(position, self.n_positions))
+        state = state.replace(params={**state.params, "actor": actor})
+        return self._set_mask(state, owners, position, True), owners
+
+    def actor_for(self, state, owners, position, current):
+        return PN.params_for(state.params["actor"], owners, position, current)
+
+
+def gaussian_fisher(actor: Any, obs: jax.Array, activation: str, heads: int) -> Any:
+    """Diagonal Fisher of the actor's pre-tanh Gaussian at ``obs[N, d]`` (N a multiple of 16), Continual World's
+    estimate: per state ``Σ_j ((∂μ_j)² + 2 (∂σ_j)²) / (σ_j² + 1e-6)``, clipped from below at 1e-5, averaged over
+    states. (tanh is a bijection, so the squashed policy has the same Fisher.)"""
+
+    def outputs(p, o):
+        mean, log_std = actor_mean_log_std(p, o[None], activation, heads)
+        return mean[0], log_std[0]
+
+    def one_state(o):
+        (mean_g, log_std_g), (_, log_std) = jax.jacrev(outputs)(actor, o), outputs(actor, o)
+        std = jnp.exp(log_std)
+        inv_var = 1.0 / (jnp.square(std) + 1e-6)
+
+        def per_param(gm, gl):
+            shape = (-1,) + (1,) * (gm.ndim - 1)
+            std_g = std.reshape(shape) * gl  # ∂σ = σ ∂log σ
+            f = jnp.sum(inv_var.reshape(shape) * (jnp.square(gm) + 2.0 * jnp.square(std_g)), axis=0)
+            return jnp.maximum(f, 1e-5)
+
+        return jax.tree.map(per_param, mean_g, log_std_g)
+
+    chunks = obs.reshape((-1, _FISHER_CHUNK) + obs.shape[1:])
+
+    def add_chunk(total, chunk):
+        f = jax.vmap(one_state)(chunk)
+        return jax.tree.map(lambda t, x: t + jnp.sum(x, axis=0), total, f), None
+
+    zero = jax.tree.map(jnp.zeros_like, actor)
+    total, _ = jax.lax.scan(add_chunk, zero, chunks)
+    return jax.tree.map(lambda t: t / obs.shape[0], total)
+
+
+def shared_only(importance: Any, multi_head: bool) -> Any:
+    """Zero importance on the per-task head under multi-head (CW regularises the shared layers only)."""
+    if not multi_head:
+        return importance
+    return {name: jax.tree.map(jnp.zeros_like, layer) if name == "head" else layer
+            for name, layer in importance.items()}
+
+
+class RegularizerHooks(FinetuneHooks):
+    """Continual World's L2 (``kind="l2"``, weight 1 per finished task) or EWC (``kind="ewc"``, diagonal Fisher)
+    on the actor: ``λ Σ w (θ − θ*)²``, whose gradient ``2λ w (θ − θ*)`` joins the actor's gradient before Adam."""
+
+    def __init__(self, kind: str, coef: float, accumulate: bool, activation: str, heads: int):
+        if kind not in ("l2", "ewc"):
+            raise ValueError(f"regulariser kind must be 'l2' or 'ewc', got {kind!r}")
+        self.name, self.coef, self.accumulate = kind, coef, accumulate or kind == "l2"
+        self.activation, self.heads = activation, heads
+
+    def actor_pre_transform(self) -> Any:
+        return R.anchor_penalty()
+
+    def init(self, state: Any) -> Any:
+        actor = state.params["actor"]
+        return {"anchor": actor, "weight": jax.tree.map(jnp.zeros_like, actor), "coef": jnp.zeros((), jnp.float32)}
+
+    def importance(self, state: Any, key: jax.Array) -> Any:
+        actor = state.params["actor"]
+        if self.name == "l2":
+            weight = jax.tree.map(jnp.ones_like, actor)
+        else:
+            obs = replay.sample(state.buffer, key, FISHER_BATCHES * FISHER_BATCH_SIZE)["obs"]
+            weight = gaussian_fisher(actor, obs, self.activation, self.heads)
+        return shared_only(weight, self.heads > 0)
+
+    def leave_task(self, state, mstate, position):
+        key, k_fisher = jax.random.split(state.key)
+        new = self.importance(state, k_fisher)
+        weight = jax.tree.map(jnp.add, mstate["weight"], new) if self.accumulate else new
+        mstate = {"anchor": state.params["actor"], "weight": weight, "coef": jnp.asarray(2.0 * self.coef, jnp.float32)}
+        return state.replace(key=key), mstate
+
+    def start_task(self, state, mstate, position):
+        # the switch re-initialised the actor's optimizer, penalty state included; put the method's back
+        opt = R.set_anchor(state.opt_state["actor"], mstate["anchor"], mstate["weight"], mstate["coef"])
+        return state.replace(opt_state={**state.opt_state, "actor": opt}), mstate

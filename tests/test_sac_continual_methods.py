@@ -1,0 +1,117 @@
+"""Continual World's regularisers on the SAC runner: the Gaussian Fisher EWC uses, the penalty's anchor and
+weights at a switch (CW's accumulation, shared layers only), and that the penalty holds the shared weights."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metarl.agents.sac_networks import actor_mean_log_std, init_actor
+from metarl.continual import regularizers as R
+from metarl.continual.methods import MethodConfig
+from metarl.continual.runner import RunConfig
+from metarl.continual.sac_hooks import gaussian_fisher, shared_only
+from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig
+from metarl.continual.streams import from_spec
+from test_continual_world import PENDULUM_SPEC, TINY
+
+
+def test_the_gaussian_fisher_matches_a_monte_carlo_estimate_of_the_score_outer_product():
+    """E_a[(∇θ log N(a; μθ(s), σθ(s)))²] by sampling equals CW's closed form Σ_j ((∂μ_j)² + 2(∂σ_j)²)/σ_j²."""
+    actor = init_actor(jax.random.key(0), 3, 2, (8,), layer_norm=False)
+    actor = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(1), x.shape), actor)  # a non-trivial σ(s)
+    obs = jnp.tile(jnp.array([[0.5, -1.0, 0.2]]), (16, 1))
+    closed = gaussian_fisher(actor, obs, "relu", heads=0)
+
+    def log_prob(p, u):
+        mean, log_std = actor_mean_log_std(p, obs[:1], "relu")
+        return jnp.sum(-0.5 * jnp.square((u - mean[0]) / jnp.exp(log_std[0])) - log_std[0])
+
+    mean, log_std = actor_mean_log_std(actor, obs[:1], "relu")
+    u = mean[0] + jnp.exp(log_std[0]) * jax.random.normal(jax.random.key(2), (40_000, 2))
+    scores = jax.vmap(jax.grad(log_prob), in_axes=(None, 0))(actor, u)
+    sampled = jax.tree.map(lambda g: jnp.mean(jnp.square(g), axis=0), scores)
+    for c, s in zip(jax.tree.leaves(closed), jax.tree.leaves(sampled)):
+        c, s = np.asarray(c), np.asarray(s)
+        big = s > 1e-3 * s.max()
+        np.testing.assert_allclose(c[big], s[big], rtol=0.06)
+        assert (c >= 1e-5).all()  # CW clips each state's Fisher from below
+
+
+def test_only_the_shared_layers_carry_importance_under_multi_head():
+    weights = {"hidden_0": {"kernel": jnp.ones((2, 2))}, "head": {"kernel": jnp.ones((2, 4)), "bias": jnp.ones(4)}}
+    multi = shared_only(weights, multi_head=True)
+    assert float(jnp.sum(multi["head"]["kernel"])) == 0 and float(jnp.sum(multi["hidden_0"]["kernel"])) == 4
+    assert shared_only(weights, multi_head=False) is weights
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return from_spec(PENDULUM_SPEC)
+
+
+RUN = RunConfig(eval_every_steps=2048, eval_episodes=4, eval_max_steps=200, seeds=2)
+
+
+def _second_task(runner, key=1, updates=20):
+    """Train task 0, switch to task 1 as the stream does (leave, switch, start), train task 1; return the actor
+    at the switch, the state after task 1 and the method state."""
+    hooks, agent = runner.hooks, runner.agent
+    train = jax.jit(lambda s: agent.run(s, updates)[0])
+    state = jax.jit(agent.init)(jax.random.key(key))
+    mstate = hooks.init(state)
+    state = train(state)
+    state, mstate = jax.jit(hooks.leave_task)(state, mstate, jnp.int32(1))
+    at_switch = state.params["actor"]
+    state = jax.jit(runner._switch_fn)(state, jnp.int32(1))
+    state, mstate = jax.jit(hooks.start_task)(state, mstate, jnp.int32(1))
+    return at_switch, train(state), mstate
+
+
+def test_l2_anchors_at_the_switch_counts_finished_tasks_and_holds_the_shared_layers(stream):
+    cfg = MethodConfig("l2", cw_l2_coef=1e5)
+    l2 = SACContinualRunner(stream, TINY, cfg, RUN, SwitchConfig())
+    at_switch, state, mstate = _second_task(l2)
+    penalty = R.find_anchor(state.opt_state["actor"])  # survives the switch's optimizer reset
+    assert float(penalty.coef) == pytest.approx(2e5)  # d/dθ of λ Σ (θ − θ*)² is 2λ (θ − θ*)
+    np.testing.assert_array_equal(np.asarray(penalty.anchor["hidden_0"]["kernel"]),
+                                  np.asarray(at_switch["hidden_0"]["kernel"]))
+    assert float(jnp.min(penalty.weight["hidden_1"]["kernel"])) == 1.0 and float(jnp.max(penalty.weight["head"]["kernel"])) == 0
+    _, after_two = l2.hooks.leave_task(state, mstate, jnp.int32(2))
+    assert float(jnp.min(after_two["weight"]["hidden_0"]["kernel"])) == 2.0  # CW adds ones per finished task
+
+    finetune = SACContinualRunner(stream, TINY, MethodConfig("finetune"), RUN, SwitchConfig())
+    ft_switch, ft_state, _ = _second_task(finetune)
+
+    def drift(before, after, layer):
+        return float(jnp.linalg.norm(after.params["actor"][layer]["kernel"] - before[layer]["kernel"]))
+
+    for layer in ("hidden_0", "hidden_1"):
+        assert drift(at_switch, state, layer) < 0.01 * drift(ft_switch, ft_state, layer)
+    assert drift(at_switch, state, "head") > 0.1 * drift(ft_switch, ft_state, "head")  # the new task's head is free
+
+
+def test_ewc_weights_are_the_finished_tasks_fisher_and_accumulate_when_asked(stream):
+    ewc = SACContinualRunner(stream, TINY, MethodConfig("ewc", ewc_coef=1e4, ewc_accumulate=True), RUN, SwitchConfig())
+    at_switch, state, mstate = _second_task(ewc)
+    penalty = R.find_anchor(state.opt_state["actor"])
+    assert float(penalty.coef) == pytest.approx(2e4)
+    first = mstate["weight"]
+    assert float(jnp.min(first["hidden_0"]["kernel"])) >= 1e-5 and float(jnp.max(first["head"]["kernel"])) == 0
+    _, summed = ewc.hooks.leave_task(state, mstate, jnp.int32(2))
+    fisher = ewc.hooks.importance(state, jax.random.split(state.key)[1])
+    np.testing.assert_allclose(np.asarray(summed["weight"]["hidden_0"]["kernel"]),
+                               np.asarray(first["hidden_0"]["kernel"] + fisher["hidden_0"]["kernel"]), rtol=1e-5)
+    last_only = SACContinualRunner(stream, TINY, MethodConfig("ewc"), RUN, SwitchConfig()).hooks
+    _, replaced = last_only.leave_task(state, mstate, jnp.int32(2))
+    np.testing.assert_allclose(np.asarray(replaced["weight"]["hidden_0"]["kernel"]),
+                               np.asarray(fisher["hidden_0"]["kernel"]), rtol=1e-5)
+
+
+def test_a_regularised_stream_runs_as_one_program(stream):
+    runner = SACContinualRunner(stream, TINY, MethodConfig("ewc"), RUN, SwitchConfig())
+    out = runner.run()
+    assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
+    assert np.isfinite(out["returns"]).all()
