@@ -6,9 +6,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from metarl.agents import replay
+from metarl.agents.sac import SAC, MemoryProjection
 from metarl.agents.sac_networks import actor_mean_log_std, init_actor
+from metarl.continual import agem
 from metarl.continual import regularizers as R
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig
@@ -110,8 +114,71 @@ def test_ewc_weights_are_the_finished_tasks_fisher_and_accumulate_when_asked(str
                                np.asarray(fisher["hidden_0"]["kernel"]), rtol=1e-5)
 
 
-def test_a_regularised_stream_runs_as_one_program(stream):
-    runner = SACContinualRunner(stream, TINY, MethodConfig("ewc"), RUN, SwitchConfig())
-    out = runner.run()
-    assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
-    assert np.isfinite(out["returns"]).all()
+
+
+# --- A-GEM -------------------------------------------------------------------------------------------------
+def test_agem_leaves_each_finished_tasks_transitions_in_a_memory_that_survives_the_switch(stream):
+    runner = SACContinualRunner(stream, TINY, MethodConfig("agem", agem_per_task=64, agem_batch=16), RUN, SwitchConfig())
+    assert runner.hooks.capacity == 64  # two tasks: only the first ever leaves
+    state = jax.jit(runner.agent.init)(jax.random.key(0))
+    assert int(state.opt_state["memory"].size) == 0
+    state, _ = jax.jit(lambda s: runner.agent.run(s, 10))(state)
+    state, _ = jax.jit(runner.hooks.leave_task)(state, (), jnp.int32(1))
+    stored = state.opt_state["memory"]
+    assert int(stored.size) == 64
+    buffer_obs = np.asarray(state.buffer.data["obs"][: int(state.buffer.size)])
+    for row in np.asarray(stored.data["obs"][:5]):  # drawn from the finished task's buffer
+        assert (np.abs(buffer_obs - row).sum(axis=1) == 0).any()
+    switched = jax.jit(runner._switch_fn)(state, jnp.int32(1))
+    assert int(switched.buffer.size) == 0 and int(switched.opt_state["memory"].size) == 64
+
+
+def test_agem_projected_gradients_never_raise_the_memory_loss_to_first_order_and_an_empty_memory_changes_nothing(stream):
+    dots = []  # (gᵀg_ref before, g̃ᵀg_ref after) per network and step
+
+    def spy(grads, ref):
+        out = agem.project(grads, ref)
+        jax.debug.callback(lambda a, b: dots.append((float(a), float(b))), optax_vdot(grads, ref), optax_vdot(out, ref))
+        return out
+
+    plain = SACContinualRunner(stream, TINY, MethodConfig("finetune"), RUN, SwitchConfig())
+    env, first = plain.env, plain.env.task_params(0)
+    with_memory = SAC(plain.agent_cfg, env, first, memory=MemoryProjection(256, 32, spy))
+    state = jax.jit(with_memory.init)(jax.random.key(3))
+    base = jax.jit(plain.agent.init)(jax.random.key(3))
+    batch = {k: v[:16] for k, v in jax.jit(lambda s: with_memory.run(s, 10)[0])(state).buffer.data.items()}
+
+    # an empty memory: the step is exactly the plain agent's
+    learner = (base.params, base.target_critic, base.log_alpha, base.opt_state)
+    expected, _ = plain.agent.gradient_step(learner, batch, jax.random.key(5))
+    got, _ = with_memory.gradient_step((state.params, state.target_critic, state.log_alpha, state.opt_state), batch,
+                                       jax.random.key(5))
+    for a, b in zip(jax.tree.leaves(expected[0]), jax.tree.leaves(got[0])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # a memory of a conflicting task (the same transitions, rewards negated): every projected g̃ has g̃ᵀg_ref >= 0
+    trained, _ = jax.jit(lambda s: with_memory.run(s, 20))(state)
+    drawn = replay.sample(trained.buffer, jax.random.key(7), 256)
+    memory = replay.add(trained.opt_state["memory"], {**drawn, "reward": -10.0 * drawn["reward"]})
+    learner = (trained.params, trained.target_critic, trained.log_alpha, {**trained.opt_state, "memory": memory})
+    step = jax.jit(with_memory.gradient_step)
+    dots.clear()
+    for i in range(12):
+        learner, _ = step(learner, replay.sample(trained.buffer, jax.random.key(100 + i), 32), jax.random.key(i))
+    jax.effects_barrier()
+    before, after = np.array(dots).T
+    assert len(dots) == 24 and (before < 0).any()  # the projection did act
+    assert (after >= -1e-4 * np.abs(before).max()).all(), after
+    np.testing.assert_array_equal(after[before >= 0], before[before >= 0])  # agreeing gradients pass unchanged
+
+
+def optax_vdot(a, b):
+    return optax.tree_utils.tree_vdot(a, b)
+
+
+def test_agem_and_the_regularisers_run_a_stream_as_one_program(stream):
+    for method in (MethodConfig("agem", agem_per_task=256, agem_batch=16), MethodConfig("ewc")):
+        runner = SACContinualRunner(stream, TINY, method, RUN, SwitchConfig())
+        out = runner.run()
+        assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
+        assert np.isfinite(out["returns"]).all()

@@ -42,6 +42,7 @@ run seeds in parallel, and the same key gives the same run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,7 @@ from metarl.agents.sac_loss import actor_loss, alpha_loss, critic_loss, polyak, 
 from metarl.agents.sac_networks import (actor_mean_log_std, critic_values, init_actor, init_critics, sample_action,
                                         to_env_action)
 
-__all__ = ["EVAL_METRIC_NAMES", "METRIC_NAMES", "SAC", "SACConfig", "SACState", "policy_params"]
+__all__ = ["EVAL_METRIC_NAMES", "METRIC_NAMES", "MemoryProjection", "SAC", "SACConfig", "SACState", "policy_params"]
 
 METRIC_NAMES = (
     "episode_return",
@@ -84,6 +85,18 @@ METRIC_NAMES = (
 EVAL_METRIC_NAMES = ("eval_return", "eval_success")  # present when eval_every > 0; NaN between evaluations
 LEARN_METRICS = ("critic_loss", "actor_loss", "alpha_loss", "entropy", "q_mean")  # NaN before learning starts
 _EVAL_STREAM = 0x5AC_E7A1  # folded into the state's key for evaluation episodes
+_MEMORY_STREAM = 0xA6E_3  # folded into a gradient step's key for the episodic-memory batch
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryProjection:
+    """An episodic memory in ``opt_state["memory"]`` (a replay buffer of ``capacity`` transitions that a caller
+    fills) and a projection ``project(grads, reference_grads) -> grads`` applied, per network, against the
+    gradient on ``batch_size`` memory transitions (A-GEM: :func:`metarl.continual.agem.project`)."""
+
+    capacity: int
+    batch_size: int
+    project: Callable[[Any, Any], Any]
 
 
 @struct.dataclass
@@ -156,7 +169,7 @@ class SAC:
     """See module docstring. ``progress_callback(updates_done)`` (host) is called about 20 times per
     :meth:`run` when given; leave it ``None`` under vmap'd meta-training. ``actor_grad_transform`` is chained
     before the actor's clipping and Adam (e.g. a penalty's gradient), ``actor_update_transform`` after Adam (e.g.
-    PackNet's update mask)."""
+    PackNet's update mask). ``memory`` adds an episodic memory and a per-network gradient projection (A-GEM)."""
 
     def __init__(
         self,
@@ -168,13 +181,14 @@ class SAC:
         progress_callback: Callable[[int], None] | None = None,
         actor_update_transform: optax.GradientTransformation | None = None,
         actor_grad_transform: optax.GradientTransformation | None = None,
+        memory: MemoryProjection | None = None,
     ):
         config.validate(env, env_params)
         if task_set is not None:
             check_task_set(env, task_set, "task_set")
             if not all(hasattr(env, a) for a in ("step_env", "reset_env", "is_truncated")):
                 raise ValueError(f"a task_set needs a gymnax-style env with step_env; {env_name(env)} has none")
-        self.config, self.env, self.task_set = config, env, task_set
+        self.config, self.env, self.task_set, self.memory = config, env, task_set, memory
         self.task_groups = class_blocks(task_set, config.num_envs) if task_set is not None else 1
         self.progress_callback = progress_callback
         self.spec = EnvSpec.of(env)
@@ -240,6 +254,8 @@ class SAC:
         obs_zero, action_zero = jnp.zeros((self.obs_dim,), jnp.float32), jnp.zeros((self.action_dim,), jnp.float32)
         example = {"obs": obs_zero, "action": action_zero, "reward": jnp.zeros((), jnp.float32), "next_obs": obs_zero,
                    "terminated": jnp.zeros((), jnp.float32)}
+        if self.memory is not None:
+            opt_state["memory"] = replay.init(example, self.memory.capacity)
         env_params = self.env_params if self.task_set is None else self.draw_tasks(k_task)
         obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(k_env, cfg.num_envs), env_params)
         return strongly_typed(SACState(
@@ -295,30 +311,51 @@ class SAC:
         return traj, env_state, obs
 
     # --- learn ---------------------------------------------------------------
+    def _critic_grads(self, params: Any, target: Any, alpha: jax.Array, batch: dict, key: jax.Array):
+        """``((critic loss, q), gradient)`` of the twin critics on ``batch`` (soft targets from ``target``)."""
+        cfg, heads = self.config, self.config.task_heads
+        next_mean, next_log_std = actor_mean_log_std(params["actor"], batch["next_obs"], cfg.activation, heads)
+        next_action, next_logp = sample_action(next_mean, next_log_std, jax.random.normal(key, next_mean.shape))
+        next_q = critic_values(target, batch["next_obs"], next_action, cfg.activation, heads)
+        y = soft_target(batch["reward"], batch["terminated"], next_q, next_logp, alpha, cfg.gamma, cfg.reward_scale)
+        return jax.value_and_grad(critic_loss, has_aux=True)(
+            params["critic"], batch["obs"], batch["action"], y, cfg.activation, heads)
+
+    def _actor_grads(self, actor: Any, critic: Any, alpha: jax.Array, obs: jax.Array, key: jax.Array):
+        """``((actor loss, log π), gradient)`` of the actor at ``obs`` against ``critic``."""
+        noise = jax.random.normal(key, (obs.shape[0], self.action_dim))
+        return jax.value_and_grad(actor_loss, has_aux=True)(actor, critic, obs, noise, alpha, self.config.activation,
+                                                           self.config.task_heads)
+
     def gradient_step(self, learner: tuple, batch: dict, key: jax.Array) -> tuple[tuple, dict]:
         """One SAC step on ``batch``: critics, actor (against the new critics), temperature, targets.
 
-        ``learner`` is ``(params, target_critic, log_alpha, opt_state)``.
+        ``learner`` is ``(params, target_critic, log_alpha, opt_state)``. With a :class:`MemoryProjection` each
+        network's gradient is first projected against its gradient on a batch of the episodic memory.
         """
         cfg = self.config
         params, target, log_alpha, opt_state = learner
         k_next, k_actor = jax.random.split(key)
+        k_mem_batch, k_mem_next, k_mem_actor = jax.random.split(jax.random.fold_in(key, _MEMORY_STREAM), 3)
         alpha = jnp.exp(log_alpha)
+        memory = self.memory
+        if memory is not None:
+            stored = opt_state["memory"]
+            mem_batch = replay.sample(stored, k_mem_batch, memory.batch_size)
 
-        heads = cfg.task_heads
-        next_mean, next_log_std = actor_mean_log_std(params["actor"], batch["next_obs"], cfg.activation, heads)
-        next_action, next_logp = sample_action(next_mean, next_log_std, jax.random.normal(k_next, next_mean.shape))
-        next_q = critic_values(target, batch["next_obs"], next_action, cfg.activation, heads)
-        y = soft_target(batch["reward"], batch["terminated"], next_q, next_logp, alpha, cfg.gamma, cfg.reward_scale)
+            def projected(grads, ref):  # an empty memory constrains nothing
+                ref = jax.tree.map(lambda r: jnp.where(stored.size > 0, r, jnp.zeros_like(r)), ref)
+                return memory.project(grads, ref)
 
-        (c_loss, q), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            params["critic"], batch["obs"], batch["action"], y, cfg.activation, heads)
+        (c_loss, q), grads = self._critic_grads(params, target, alpha, batch, k_next)
+        if memory is not None:
+            grads = projected(grads, self._critic_grads(params, target, alpha, mem_batch, k_mem_next)[1])
         updates, critic_opt = self.tx["critic"].update(grads, opt_state["critic"], params["critic"])
         critic = optax.apply_updates(params["critic"], updates)
 
-        noise = jax.random.normal(k_actor, (batch["obs"].shape[0], self.action_dim))
-        (a_loss, logp), grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            params["actor"], critic, batch["obs"], noise, alpha, cfg.activation, heads)
+        (a_loss, logp), grads = self._actor_grads(params["actor"], critic, alpha, batch["obs"], k_actor)
+        if memory is not None:
+            grads = projected(grads, self._actor_grads(params["actor"], critic, alpha, mem_batch["obs"], k_mem_actor)[1])
         updates, actor_opt = self.tx["actor"].update(grads, opt_state["actor"], params["actor"])
         actor = optax.apply_updates(params["actor"], updates)
 
@@ -327,7 +364,7 @@ class SAC:
         log_alpha = optax.apply_updates(log_alpha, updates)
 
         learner = ({"actor": actor, "critic": critic}, polyak(target, critic, cfg.tau), log_alpha,
-                   {"actor": actor_opt, "critic": critic_opt, "alpha": alpha_opt})
+                   {**opt_state, "actor": actor_opt, "critic": critic_opt, "alpha": alpha_opt})
         metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "alpha_loss": t_loss, "entropy": -jnp.mean(logp),
                    "q_mean": jnp.mean(q)}
         return learner, metrics

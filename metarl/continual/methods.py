@@ -73,6 +73,7 @@ class MethodConfig:
     # agem_capacity >= runner.replay_per_task x number of tasks
     agem_capacity: int = option(10240, ge=1)
     agem_batch: int = option(128, ge=1)
+    agem_per_task: int = option(10000, ge=1)  # SAC streams: transitions each finished task leaves in the memory
     # PackNet (SAC runner): the last fraction of each task's steps retrains after pruning (Continual World:
     # 1e5 of 1e6 steps)
     packnet_retrain_fraction: float = option(0.1, gt=0, lt=1)

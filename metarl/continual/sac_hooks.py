@@ -9,6 +9,9 @@ carry) and is called at fixed points of the jitted stream:
 * ``end_task`` — at the plan's ``prune`` chunk (PackNet);
 * ``actor_for`` — the actor that evaluates the task at a stream position.
 
+``memory`` (A-GEM) gives the agent an episodic memory and a gradient projection
+(:class:`metarl.agents.sac.MemoryProjection`).
+
 ``actor_pre_transform`` is chained before the actor's Adam (a penalty's
 gradient), ``actor_transform`` after it (PackNet's update mask).
 
@@ -29,7 +32,9 @@ import jax
 import jax.numpy as jnp
 
 from metarl.agents import replay
+from metarl.agents.sac import MemoryProjection
 from metarl.agents.sac_networks import actor_mean_log_std
+from metarl.continual import agem
 from metarl.continual import packnet as PN
 from metarl.continual import regularizers as R
 
@@ -47,6 +52,9 @@ class FinetuneHooks:
         return None
 
     def actor_transform(self) -> Any:
+        return None
+
+    def memory(self) -> Any:
         return None
 
     def init(self, state: Any) -> Any:
@@ -173,3 +181,26 @@ class RegularizerHooks(FinetuneHooks):
         # the switch re-initialised the actor's optimizer, penalty state included; put the method's back
         opt = R.set_anchor(state.opt_state["actor"], mstate["anchor"], mstate["weight"], mstate["coef"])
         return state.replace(opt_state={**state.opt_state, "actor": opt}), mstate
+
+
+class AGEMHooks(FinetuneHooks):
+    """A-GEM as Continual World runs it with SAC: each finished task leaves ``per_task`` transitions drawn from the
+    buffer in an episodic memory that never evicts; every gradient step projects the critics' and the actor's
+    gradients against their SAC-loss gradients on ``batch_size`` memory transitions
+    (:func:`metarl.continual.agem.project`). CW projects the actor and critic gradients as one vector; here each
+    network is projected on its own, so neither network's memory loss rises to first order (a stricter constraint
+    than the joint one)."""
+
+    name = "agem"
+
+    def __init__(self, per_task: int, batch_size: int, n_positions: int):
+        self.per_task, self.batch_size = per_task, batch_size
+        self.capacity = per_task * max(1, n_positions - 1)  # the last task never leaves
+
+    def memory(self) -> Any:
+        return MemoryProjection(self.capacity, self.batch_size, agem.project)
+
+    def leave_task(self, state, mstate, position):
+        key, k_draw = jax.random.split(state.key)
+        stored = replay.add(state.opt_state["memory"], replay.sample(state.buffer, k_draw, self.per_task))
+        return state.replace(key=key, opt_state={**state.opt_state, "memory": stored}), mstate

@@ -42,7 +42,9 @@ applies it: the last ``packnet_retrain_fraction`` of each task's steps retrain
 after pruning, and each task is evaluated with its own weights); ``ewc``
 (``ewc_coef``, CW 1e4) and ``l2`` (Continual World's L2: a penalty towards the
 previous task's actor, ``cw_l2_coef``, CW 1e5 — not the PPO runner's ``l2``,
-which pulls towards zero). The PPO runner (:mod:`metarl.continual.runner`) has
+which pulls towards zero); ``agem`` (an episodic memory of ``agem_per_task``
+transitions per finished task, CW 1e4, and A-GEM's projection of each network's
+gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`). The PPO runner (:mod:`metarl.continual.runner`) has
 the other methods.
 """
 
@@ -64,10 +66,10 @@ from metarl.agents.sac import SAC, SACConfig
 from metarl.config import check_fields, option
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
-from metarl.continual.sac_hooks import FinetuneHooks, PackNetHooks, RegularizerHooks
+from metarl.continual.sac_hooks import AGEMHooks, FinetuneHooks, PackNetHooks, RegularizerHooks
 from metarl.continual.streams import Segment, TaskStream, build_env
 
-SAC_METHODS = ("finetune", "packnet", "ewc", "l2")
+SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +130,8 @@ class SACContinualRunner:
             coef = method.ewc_coef if method.name == "ewc" else method.cw_l2_coef
             self.hooks = RegularizerHooks(method.name, coef, method.ewc_accumulate, agent_cfg.activation,
                                           stream.n_tasks if multi else 0)
+        elif method.name == "agem":
+            self.hooks = AGEMHooks(method.agem_per_task, method.agem_batch, len(stream.segments))
         else:
             self.hooks = FinetuneHooks()
         # where each task index sits in the stream (never-visited tasks count as future ones)
@@ -142,7 +146,7 @@ class SACContinualRunner:
             task_heads=stream.n_tasks if multi else 0, eval_every=0)
         first = self.env.task_params(stream.segments[0].task)
         self.agent = SAC(agent_cfg, self.env, first, actor_update_transform=self.hooks.actor_transform(),
-                         actor_grad_transform=self.hooks.actor_pre_transform())
+                         actor_grad_transform=self.hooks.actor_pre_transform(), memory=self.hooks.memory())
         self.agent_cfg = agent_cfg
         spi = agent_cfg.steps_per_iteration
         self.chunk_updates = max(1, run_cfg.eval_every_steps // spi)
