@@ -86,15 +86,14 @@ def test_l2_anchors_at_the_switch_counts_finished_tasks_and_holds_the_shared_lay
     _, after_two = l2.hooks.leave_task(state, mstate, jnp.int32(2))
     assert float(jnp.min(after_two["weight"]["hidden_0"]["kernel"])) == 2.0  # CW adds ones per finished task
 
-    finetune = SACContinualRunner(stream, TINY, MethodConfig("finetune"), RUN, SwitchConfig())
-    ft_switch, ft_state, _ = _second_task(finetune)
+    def drift(layer):
+        return float(jnp.linalg.norm(state.params["actor"][layer]["kernel"] - at_switch[layer]["kernel"]))
 
-    def drift(before, after, layer):
-        return float(jnp.linalg.norm(after.params["actor"][layer]["kernel"] - before[layer]["kernel"]))
-
+    # task 1 trained its own (unregularised) head; the shared layers stayed at the anchor (without the penalty
+    # they move as much as the head: 0.14 and 0.30 against 0.09 in this setting)
+    assert drift("head") > 0.01
     for layer in ("hidden_0", "hidden_1"):
-        assert drift(at_switch, state, layer) < 0.01 * drift(ft_switch, ft_state, layer)
-    assert drift(at_switch, state, "head") > 0.1 * drift(ft_switch, ft_state, "head")  # the new task's head is free
+        assert drift(layer) < 0.01 * drift("head"), (layer, drift(layer), drift("head"))
 
 
 def test_ewc_weights_are_the_finished_tasks_fisher_and_accumulate_when_asked(stream):
@@ -146,22 +145,22 @@ def test_agem_projected_gradients_never_raise_the_memory_loss_to_first_order_and
     with_memory = SAC(plain.agent_cfg, env, first, memory=MemoryProjection(256, 32, spy))
     state = jax.jit(with_memory.init)(jax.random.key(3))
     base = jax.jit(plain.agent.init)(jax.random.key(3))
-    batch = {k: v[:16] for k, v in jax.jit(lambda s: with_memory.run(s, 10)[0])(state).buffer.data.items()}
+    trained, _ = jax.jit(lambda s: with_memory.run(s, 20))(state)
+    batch = replay.sample(trained.buffer, jax.random.key(4), 32)
+    step = jax.jit(with_memory.gradient_step)
 
     # an empty memory: the step is exactly the plain agent's
     learner = (base.params, base.target_critic, base.log_alpha, base.opt_state)
-    expected, _ = plain.agent.gradient_step(learner, batch, jax.random.key(5))
-    got, _ = with_memory.gradient_step((state.params, state.target_critic, state.log_alpha, state.opt_state), batch,
-                                       jax.random.key(5))
+    expected, _ = jax.jit(plain.agent.gradient_step)(learner, batch, jax.random.key(5))
+    got, _ = step((state.params, state.target_critic, state.log_alpha, state.opt_state), batch, jax.random.key(5))
     for a, b in zip(jax.tree.leaves(expected[0]), jax.tree.leaves(got[0])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     # a memory of a conflicting task (the same transitions, rewards negated): every projected g̃ has g̃ᵀg_ref >= 0
-    trained, _ = jax.jit(lambda s: with_memory.run(s, 20))(state)
     drawn = replay.sample(trained.buffer, jax.random.key(7), 256)
     memory = replay.add(trained.opt_state["memory"], {**drawn, "reward": -10.0 * drawn["reward"]})
     learner = (trained.params, trained.target_critic, trained.log_alpha, {**trained.opt_state, "memory": memory})
-    step = jax.jit(with_memory.gradient_step)
+    jax.effects_barrier()
     dots.clear()
     for i in range(12):
         learner, _ = step(learner, replay.sample(trained.buffer, jax.random.key(100 + i), 32), jax.random.key(i))
@@ -176,9 +175,10 @@ def optax_vdot(a, b):
     return optax.tree_utils.tree_vdot(a, b)
 
 
-def test_agem_and_the_regularisers_run_a_stream_as_one_program(stream):
-    for method in (MethodConfig("agem", agem_per_task=256, agem_batch=16), MethodConfig("ewc")):
-        runner = SACContinualRunner(stream, TINY, method, RUN, SwitchConfig())
-        out = runner.run()
-        assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
-        assert np.isfinite(out["returns"]).all()
+def test_an_agem_stream_runs_as_one_program(stream):
+    """(The CW10 runs in docs/results/continual_world.md exercise EWC and L2 inside the stream program.)"""
+    runner = SACContinualRunner(stream, TINY, MethodConfig("agem", agem_per_task=256, agem_batch=16), RUN,
+                                SwitchConfig())
+    out = runner.run()
+    assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
+    assert np.isfinite(out["returns"]).all()
