@@ -182,3 +182,18 @@ def test_an_agem_stream_runs_as_one_program(stream):
     out = runner.run()
     assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
     assert np.isfinite(out["returns"]).all()
+
+
+def test_the_reference_script_refuses_a_folder_without_a_run_config_and_a_call_without_a_choice(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("cw_refs", Path(__file__).parents[1] / "scripts" / "cw_references.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for argv, says in (([str(tmp_path), "--out", str(tmp_path / "o"), "--multitask"], "config.yaml does not exist"),
+                       ([str(tmp_path), "--out", str(tmp_path / "o")], "--multitask and/or --single-task")):
+        with pytest.raises(SystemExit) as exit_info:
+            script.main(argv)
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written
