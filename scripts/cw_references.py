@@ -61,7 +61,8 @@ def single_task(runner: SACContinualRunner, out_dir: Path) -> None:
     t0 = time.time()
     ref_steps, ref_perf = sac_reference_runs(runner, progress=True)
     # segments as a stream run records them: (task, steps rounded to whole chunks)
-    segments = [(s.task, max(1, round(s.steps / runner.chunk_steps)) * runner.chunk_steps) for s in runner.stream.segments]
+    chunk = runner.chunk_steps
+    segments = [(s.task, max(1, round(s.steps / chunk)) * chunk) for s in runner.stream.segments]
     np.savez(out_dir / "results.npz", ref_steps=ref_steps, ref_perf=ref_perf)
     record = {"stream": runner.stream.id, "segments_run": segments, "seeds": runner.run_cfg.seeds,
               "peak_task_success": np.nanmax(np.nanmean(ref_perf, axis=0), axis=0).tolist(),

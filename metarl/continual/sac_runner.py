@@ -44,8 +44,8 @@ after pruning, and each task is evaluated with its own weights); ``ewc``
 previous task's actor, ``cw_l2_coef``, CW 1e5 — not the PPO runner's ``l2``,
 which pulls towards zero); ``agem`` (an episodic memory of ``agem_per_task``
 transitions per finished task, CW 1e4, and A-GEM's projection of each network's
-gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`). The PPO runner (:mod:`metarl.continual.runner`) has
-the other methods.
+gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`). The PPO runner
+(:mod:`metarl.continual.runner`) has the other methods.
 """
 
 from __future__ import annotations
