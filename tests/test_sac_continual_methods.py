@@ -175,10 +175,11 @@ def optax_vdot(a, b):
     return optax.tree_utils.tree_vdot(a, b)
 
 
-def test_an_agem_stream_runs_as_one_program(stream):
+@pytest.mark.parametrize("method", [MethodConfig("agem", agem_per_task=256, agem_batch=16),
+                                    MethodConfig("reset", reset_which="last")], ids=["agem", "reset"])
+def test_a_stream_runs_as_one_program(stream, method):
     """(The CW10 runs in docs/results/continual_world.md exercise EWC and L2 inside the stream program.)"""
-    runner = SACContinualRunner(stream, TINY, MethodConfig("agem", agem_per_task=256, agem_batch=16), RUN,
-                                SwitchConfig())
+    runner = SACContinualRunner(stream, TINY, method, RUN, SwitchConfig())
     out = runner.run()
     assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
     assert np.isfinite(out["returns"]).all()
@@ -197,3 +198,36 @@ def test_the_reference_script_refuses_a_folder_without_a_run_config_and_a_call_w
             script.main(argv)
         assert exit_info.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+# --- reset and shrink-and-perturb ----------------------------------------------------------------------
+def test_reset_and_shrink_perturb_rewrite_the_weights_at_a_later_switch_only(stream):
+    reset = SACContinualRunner(stream, TINY, MethodConfig("reset", reset_which="critic"), RUN,
+                               SwitchConfig(reset_optimizer=False))
+    state = jax.jit(reset.agent.init)(jax.random.key(0))
+    state, _ = jax.jit(lambda s: reset.agent.run(s, 10))(state)
+    start = jax.jit(reset.hooks.start_task)
+    same, _ = start(state, (), jnp.int32(0))  # the first segment: nothing fires
+    for a, b in zip(jax.tree.leaves(same.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    new, _ = start(state, (), jnp.int32(1))
+    for a, b in zip(jax.tree.leaves(new.params["actor"]), jax.tree.leaves(state.params["actor"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # which=critic keeps the actor
+    assert not np.allclose(np.asarray(new.params["critic"]["hidden_0"]["kernel"]),
+                           np.asarray(state.params["critic"]["hidden_0"]["kernel"]))
+    np.testing.assert_array_equal(np.asarray(new.params["critic"]["hidden_0"]["bias"]), 0.0)
+    for a, b in zip(jax.tree.leaves(new.target_critic), jax.tree.leaves(new.params["critic"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the targets follow
+    moments = [x for x in jax.tree.leaves(new.opt_state["critic"]) if x.ndim == 2]
+    assert moments and all(float(jnp.max(jnp.abs(m))) == 0 for m in moments)  # Adam's moments zeroed
+    assert any(float(jnp.max(jnp.abs(m))) > 0 for m in jax.tree.leaves(new.opt_state["actor"]) if m.ndim == 2)
+
+    sp = SACContinualRunner(stream, TINY, MethodConfig("shrink_perturb", shrink=0.5, perturb=0.1), RUN, SwitchConfig())
+    new, _ = jax.jit(sp.hooks.start_task)(state.replace(key=jax.random.key(9)), (), jnp.int32(1))
+    _, k_fresh = jax.random.split(jax.random.key(9))
+    fresh = sp.agent.init_params(*jax.random.split(k_fresh))
+    np.testing.assert_allclose(np.asarray(new.params["actor"]["hidden_1"]["kernel"]),
+                               np.asarray(0.5 * state.params["actor"]["hidden_1"]["kernel"]
+                                          + 0.1 * fresh["actor"]["hidden_1"]["kernel"]), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="at task switches only"):
+        SACContinualRunner(stream, TINY, MethodConfig("reset", every_updates=5), RUN, SwitchConfig())

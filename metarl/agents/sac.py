@@ -236,15 +236,20 @@ class SAC:
         index = jnp.asarray(np.arange(n) // (n // groups) * per_group) + jax.random.randint(key, (n,), 0, per_group)
         return jax.tree.map(lambda x: x[index], self.task_set)
 
-    def init(self, key: jax.Array) -> SACState:
+    def init_params(self, k_actor: jax.Array, k_critic: jax.Array) -> dict[str, Any]:
+        """Freshly initialised ``{"actor", "critic"}`` (what :meth:`init` starts from; resets draw new ones)."""
         cfg = self.config
-        k_actor, k_critic, k_env, k_task, k_run = jax.random.split(key, 5)
-        params = {
+        return {
             "actor": init_actor(k_actor, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm,
                                 cfg.task_heads),
             "critic": init_critics(k_critic, self.obs_dim, self.action_dim, cfg.hidden_sizes, cfg.layer_norm,
                                    cfg.task_heads),
         }
+
+    def init(self, key: jax.Array) -> SACState:
+        cfg = self.config
+        k_actor, k_critic, k_env, k_task, k_run = jax.random.split(key, 5)
+        params = self.init_params(k_actor, k_critic)
         log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
         opt_state = {
             "actor": self.tx["actor"].init(params["actor"]),

@@ -35,6 +35,7 @@ from metarl.agents import replay
 from metarl.agents.sac import MemoryProjection
 from metarl.agents.sac_networks import actor_mean_log_std
 from metarl.continual import agem
+from metarl.continual import interventions as I
 from metarl.continual import packnet as PN
 from metarl.continual import regularizers as R
 
@@ -204,3 +205,43 @@ class AGEMHooks(FinetuneHooks):
         key, k_draw = jax.random.split(state.key)
         stored = replay.add(state.opt_state["memory"], replay.sample(state.buffer, k_draw, self.per_task))
         return state.replace(key=key, opt_state={**state.opt_state, "memory": stored}), mstate
+
+
+class SurgeryHooks(FinetuneHooks):
+    """``reset`` (all weights, the last ``reset_last_k`` layers of both networks, or the critic) or
+    ``shrink_perturb`` (``θ ← shrink·θ + perturb·θ_fresh``) at every switch after the first; SAC streams fire
+    at switches only. ``fresh(key)`` gives newly initialised ``{"actor", "critic"}``. The target critics follow
+    the critics, and the Adam moments of rewritten entries are zeroed (the switch already re-initialises the
+    optimizers unless ``switch.reset_optimizer=false``)."""
+
+    def __init__(self, kind: str, fresh: Any, which: str = "all", last_k: int = 1, shrink: float = 0.8,
+                 perturb: float = 0.01):
+        if kind not in ("reset", "shrink_perturb"):
+            raise ValueError(f"surgery kind must be 'reset' or 'shrink_perturb', got {kind!r}")
+        self.name, self.fresh = kind, fresh
+        self.which, self.last_k, self.shrink, self.perturb = which, last_k, shrink, perturb
+
+    def _mask(self, params):
+        if self.name == "shrink_perturb" or self.which == "all":
+            return I.select_all(params)
+        if self.which == "critic":
+            return I.select_nets(params, ("critic",))
+        return I.select_last_layers(params, self.last_k)
+
+    def _rewrite(self, state):
+        key, k_fresh = jax.random.split(state.key)
+        fresh = self.fresh(k_fresh)
+        mask = self._mask(state.params)
+        if self.name == "reset":
+            params, _, _ = I.reset(state.params, {}, fresh, mask)
+            target = jax.tree.map(jnp.where, mask["critic"], params["critic"], state.target_critic)
+        else:
+            params, _, _ = I.shrink_perturb(state.params, {}, fresh, self.shrink, self.perturb)
+            target = jax.tree.map(lambda t, f: self.shrink * t + self.perturb * f, state.target_critic,
+                                  fresh["critic"])
+        opt = {**state.opt_state,
+               **{net: I.reset_moments(state.opt_state[net], mask[net]) for net in ("actor", "critic")}}
+        return state.replace(params=params, target_critic=target, opt_state=opt, key=key)
+
+    def start_task(self, state, mstate, position):
+        return jax.lax.cond(position > 0, self._rewrite, lambda s: s, state), mstate

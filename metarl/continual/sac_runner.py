@@ -44,7 +44,8 @@ after pruning, and each task is evaluated with its own weights); ``ewc``
 previous task's actor, ``cw_l2_coef``, CW 1e5 — not the PPO runner's ``l2``,
 which pulls towards zero); ``agem`` (an episodic memory of ``agem_per_task``
 transitions per finished task, CW 1e4, and A-GEM's projection of each network's
-gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`). The PPO runner
+gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`); ``reset`` and
+``shrink_perturb`` at every switch after the first. The PPO runner
 (:mod:`metarl.continual.runner`) has the other methods.
 """
 
@@ -66,10 +67,10 @@ from metarl.agents.sac import SAC, SACConfig
 from metarl.config import check_fields, option
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
-from metarl.continual.sac_hooks import AGEMHooks, FinetuneHooks, PackNetHooks, RegularizerHooks
+from metarl.continual.sac_hooks import AGEMHooks, FinetuneHooks, PackNetHooks, RegularizerHooks, SurgeryHooks
 from metarl.continual.streams import Segment, TaskStream, build_env
 
-SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem")
+SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem", "reset", "shrink_perturb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +133,12 @@ class SACContinualRunner:
                                           stream.n_tasks if multi else 0)
         elif method.name == "agem":
             self.hooks = AGEMHooks(method.agem_per_task, method.agem_batch, len(stream.segments))
+        elif method.name in ("reset", "shrink_perturb"):
+            if not method.at_switch or method.every_updates > 0:
+                raise ValueError(f"method={method.name} on SAC streams fires at task switches only "
+                                 "(method.at_switch=true, method.every_updates=0)")
+            self.hooks = SurgeryHooks(method.name, lambda key: self.agent.init_params(*jax.random.split(key)),
+                                      method.reset_which, method.reset_last_k, method.shrink, method.perturb)
         else:
             self.hooks = FinetuneHooks()
         # where each task index sits in the stream (never-visited tasks count as future ones)
