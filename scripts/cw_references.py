@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from metarl.continual import metrics as M
-from metarl.continual.sac_runner import SACContinualRunner, multitask_run, sac_reference_runs
+from metarl.continual.sac_runner import (SACContinualRunner, multitask_average_performance, multitask_run,
+                                        sac_reference_runs, segments_run)
 from metarl.jobs.continual import build
-from metarl.stats import bootstrap_ci
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 def single_task(runner: SACContinualRunner, out_dir: Path) -> None:
     t0 = time.time()
     ref_steps, ref_perf = sac_reference_runs(runner, progress=True)
-    # segments as a stream run records them: (task, steps rounded to whole chunks)
-    chunk = runner.chunk_steps
-    segments = [(s.task, max(1, round(s.steps / chunk)) * chunk) for s in runner.stream.segments]
+    segments = segments_run(runner.stream.segments, runner.chunk_steps)  # as a stream run records them
     np.savez(out_dir / "results.npz", ref_steps=ref_steps, ref_perf=ref_perf)
     record = {"stream": runner.stream.id, "segments_run": segments, "seeds": runner.run_cfg.seeds,
               "peak_task_success": np.nanmax(np.nanmean(ref_perf, axis=0), axis=0).tolist(),
@@ -75,9 +72,7 @@ def single_task(runner: SACContinualRunner, out_dir: Path) -> None:
 def multitask(runner: SACContinualRunner, out_dir: Path) -> None:
     out = multitask_run(runner, progress=True)
     steps, perf = out["eval_steps"], out["perf"]
-    final = np.array([np.mean([M.last_k_mean(steps, seed[:, t], 0, steps[-1]) for t in range(seed.shape[1])])
-                      for seed in perf])
-    mean, low, high = bootstrap_ci(final, reps=M.BOOTSTRAP_REPS, confidence=M.CONFIDENCE)
+    final, (mean, low, high) = multitask_average_performance(steps, perf)
     np.savez(out_dir / "multitask.npz", eval_steps=steps, perf=perf, returns=out["returns"])
     record = {"stream": runner.stream.id, "seeds": int(perf.shape[0]), "per_seed": final.tolist(),
               "average_performance": {"mean": mean, "ci_low": low, "ci_high": high},

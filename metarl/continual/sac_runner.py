@@ -65,10 +65,12 @@ from metarl.agents.policy import evaluate_policy
 from metarl.agents.ppo_policy import flat_obs
 from metarl.agents.sac import SAC, SACConfig
 from metarl.config import check_fields, option
+from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
 from metarl.continual.sac_hooks import AGEMHooks, FinetuneHooks, PackNetHooks, RegularizerHooks, SurgeryHooks
 from metarl.continual.streams import Segment, TaskStream, build_env
+from metarl.stats import bootstrap_ci
 
 SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem", "reset", "shrink_perturb")
 
@@ -264,7 +266,7 @@ class SACContinualRunner:
         rc = self.run_cfg
         segments = self.stream.segments if segments is None else tuple(segments)
         plan = chunk_plan(segments, self.chunk_steps, self.hooks.retrain_fraction)
-        counts, tasks = plan["counts"], plan["task"]
+        tasks = plan["task"]
         plan = {name: jnp.asarray(np.arange(len(tasks)) if name == "index" else plan[name], dtype)
                 for name, dtype in PLAN_FIELDS.items()}
         keys = jax.random.split(jax.random.PRNGKey(rc.seed), rc.seeds)
@@ -294,7 +296,7 @@ class SACContinualRunner:
             "success": np.asarray(success),
             "diagnostics": {k: np.asarray(v) for k, v in summary.items()},
             "interventions": [],
-            "segments": [(s.task, n * self.chunk_steps) for s, n in zip(segments, counts)],
+            "segments": segments_run(segments, self.chunk_steps),
             "compile_counts": self.compile_counts(),
             "wall_time_s": wall,  # the run alone; compile_time_s is separate
             "compile_time_s": t1 - t0,
@@ -359,3 +361,16 @@ def multitask_run(runner: SACContinualRunner, progress: bool = False) -> dict[st
         perf = np.clip((np.asarray(returns) - runner.low) / span, 0.0, 1.0)
     return {"eval_steps": runner.chunk_steps * np.arange(1, n_chunks + 1), "perf": perf,
             "returns": np.asarray(returns), "wall_time_s": wall}
+
+
+def multitask_average_performance(eval_steps: np.ndarray, perf: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """The multi-task reference's AP: per seed the mean over tasks of the last-5 final score, and its
+    ``(mean, ci_low, ci_high)`` over seeds (the continual metrics' bootstrap)."""
+    final = np.array([np.mean([M.last_k_mean(eval_steps, seed[:, t], 0, eval_steps[-1]) for t in range(seed.shape[1])])
+                      for seed in perf])
+    return final, bootstrap_ci(final, reps=M.BOOTSTRAP_REPS, confidence=M.CONFIDENCE)
+
+
+def segments_run(segments: tuple[Segment, ...], chunk_steps: int) -> list[tuple[int, int]]:
+    """``(task, steps)`` of each segment as a run trains it (whole chunks, at least one)."""
+    return [(s.task, n * chunk_steps) for s, n in zip(segments, chunk_plan(segments, chunk_steps)["counts"])]

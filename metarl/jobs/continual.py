@@ -28,12 +28,11 @@ from metarl.config import build_dataclass, check_bool, check_field, check_keys, 
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
-from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, SwitchConfig, multitask_run,
-                                        sac_reference_runs)
+from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, SwitchConfig, multitask_average_performance,
+                                        multitask_run, sac_reference_runs)
 from metarl.continual.streams import from_spec, get_stream
 from metarl.io.outputs import jsonable, write_config
 from metarl.jobs.registry import Job, register
-from metarl.stats import bootstrap_ci
 
 BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent", "algorithm", "switch")
 ALGORITHMS = {"ppo": PPOConfig, "sac": SACConfig}
@@ -136,9 +135,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         "env_steps_per_s": results.get("env_steps_per_s"),
     }
     if multitask is not None:  # the multi-task reference's average performance: mean final score over tasks
-        final = [np.mean([M.last_k_mean(multitask["eval_steps"], seed[:, t], 0, multitask["eval_steps"][-1])
-                          for t in range(seed.shape[1])]) for seed in multitask["perf"]]
-        mean, low, high = bootstrap_ci(np.asarray(final), reps=M.BOOTSTRAP_REPS, confidence=M.CONFIDENCE)
+        final, (mean, low, high) = multitask_average_performance(multitask["eval_steps"], multitask["perf"])
         record["multitask"] = {"average_performance": {"mean": mean, "ci_low": low, "ci_high": high,
                                                        "n_seeds": len(final)},
                                "wall_time_s": multitask["wall_time_s"]}
