@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: run test bench install clean metaworld-venv
+.PHONY: run test bench install install-sb3 clean metaworld-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Stable-Baselines3 for the SB3 adapter test (skipped without it). TORCH pins the CPU build
+# this machine class keeps on disk; an unpinned torch would pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+install-sb3: $(STAMP)
+	$(PY) -m pip install -q '$(TORCH)' -e '.[sb3]'
 
 # The main job on CPU; `make run ARGS="meta.generations=4 verbose=true"` passes overrides through.
 run: $(STAMP)

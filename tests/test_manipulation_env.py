@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.gymnasium_export import to_gymnasium
 from envs.manipulation import ML1, ML10, MT1, MT10, TASK_NAMES, Manipulation, implemented, world
 from envs.manipulation.rewards import caging, hamacher, tolerance
 
@@ -250,10 +247,3 @@ def test_benchmark_specs_and_bad_input_give_one_clear_line():
         envs.benchmark_tasks("ML1:reach-v3")
     with pytest.raises(ValueError, match="unknown manipulation task 'rach'"):
         ML1("rach")
-
-
-@pytest.mark.parametrize("name", [f"{n}-v3" for n in implemented()])
-def test_gymnasium_export_passes_check_env(name):
-    env = to_gymnasium(name)
-    check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (39,) and env.action_space == gymnasium.spaces.Box(-1, 1, (4,), np.float32)
