@@ -71,6 +71,8 @@ class GymnasiumEnv(gymnasium.Env):
             self._device_actions = list(jnp.arange(start, start + self.action_space.n, dtype=jnp.int32)[:, None])
         self._initial_seed = seed
         self._packed = None
+        self._row0 = (lambda x: x[0]) if isinstance(self.observation_space, gymnasium.spaces.Box) else (
+            lambda x: jax.tree.map(lambda leaf: leaf[0], x))  # tree.map costs ~2 µs of a ~20 µs step
 
     def _set_params(self, params: Any) -> None:
         self.params = params
@@ -86,9 +88,10 @@ class GymnasiumEnv(gymnasium.Env):
         super().reset(seed=seed)  # seeds self.np_random, the source of every JAX key
         if options and "params" in options:
             self._set_params(options["params"])
-        seeds = self.np_random.integers(2**32, size=1).astype(np.uint32)
+        seeds = self.np_random.integers(2**32, size=1, dtype=np.uint32)
         self._packed, obs = self._programs.reset(seeds, self._programs.packed_tasks)
-        return host_copy(self.observation_space, jax.tree.map(lambda x: x[0], obs)), {}
+        # to numpy before taking the row: indexing a device array is a JAX dispatch (~30 µs)
+        return host_copy(self.observation_space, self._row0(jax.device_get(obs))), {}
 
     def step(self, action):
         if self._packed is None:
@@ -101,7 +104,7 @@ class GymnasiumEnv(gymnasium.Env):
         self._packed = self._programs.step(self._packed, action)
         _, scalars, extra, final = self._programs.read(self._packed)
         reward, term, trunc = scalars[:, 0].tolist()
-        obs = jax.tree.map(lambda x: x[0], final)  # gymnax has auto-reset; gymnasium wants the final obs
+        obs = self._row0(final)  # gymnax has auto-reset; gymnasium wants the final obs
         if self._obs_cast:
             obs = host_copy(self.observation_space, obs)
         return obs, reward, term != 0.0, trunc != 0.0, {k: v[0] for k, v in extra.items()}

@@ -30,7 +30,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from envs.gymnasium_spaces import GYMNAX_INFO, check_action, dtypes_match, host_copy, resolve, task_observation_space, to_gym_space
+from envs.gymnasium_spaces import (
+    GYMNAX_INFO,
+    check_action,
+    dtypes_match,
+    host_copy,
+    resolve,
+    task_observation_space,
+    to_gym_space,
+)
 from envs.packing import Packer
 
 MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
@@ -188,7 +196,7 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
             drawn = self.np_random.integers(2**32, size=self.num_envs)
             return np.array([d if s is None else int(s) % 2**32 for s, d in zip(seed, drawn)], np.uint32)
         super().reset(seed=seed)
-        return self.np_random.integers(2**32, size=self.num_envs).astype(np.uint32)
+        return self.np_random.integers(2**32, size=self.num_envs, dtype=np.uint32)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if seed is None and self._np_random is None:
@@ -255,7 +263,8 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
     n = venv.num_envs
     mode = venv.metadata.get("autoreset_mode")
     assert isinstance(mode, AutoresetMode), f"metadata['autoreset_mode'] must be an AutoresetMode, got {mode!r}"
-    assert venv.observation_space == batch_space(venv.single_observation_space, n), "observation_space != batched single"
+    single = venv.single_observation_space
+    assert venv.observation_space == batch_space(single, n), "observation_space != batched single"
     assert venv.action_space == batch_space(venv.single_action_space, n), "action_space != batched single"
     obs, info = venv.reset(seed=seed)
     again, _ = venv.reset(seed=seed)
@@ -269,7 +278,7 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
         obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
         assert obs in venv.observation_space, f"step {t}: observation outside observation_space"
         for name, x in (("reward", reward), ("terminated", term), ("truncated", trunc)):
-            assert isinstance(x, np.ndarray) and x.shape == (n,), f"step {t}: {name} must be a numpy array of shape ({n},)"
+            assert isinstance(x, np.ndarray) and x.shape == (n,), f"step {t}: {name} must be an array of shape ({n},)"
         assert term.dtype == np.bool_ and trunc.dtype == np.bool_, f"step {t}: flags must be bool arrays"
         assert np.issubdtype(reward.dtype, np.floating), f"step {t}: rewards must be floats"
         for x in [*jax.tree.leaves(obs), reward, term, trunc]:

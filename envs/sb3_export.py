@@ -28,7 +28,7 @@ class SB3VecEnv(VecEnv):
 
     def __init__(self, venv: GymnasiumVectorEnv):
         if venv.metadata["autoreset_mode"].value != "SameStep":
-            raise ValueError("SB3 needs the same_step autoreset mode (to_gymnasium_vector(..., autoreset_mode='same_step'))")
+            raise ValueError("SB3 needs to_gymnasium_vector(..., autoreset_mode='same_step')")
         self.venv = venv
         self._actions = None
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)

@@ -72,9 +72,15 @@ def measure(name: str, num_envs: int, num_steps: int, repeats: int = 3, grouped:
     ``grouped``: tasks laid out by class (``sample_grouped``, multi-task manipulation envs) rather than
     drawn independently per env."""
     env, _ = envs.make(name)
-    key_task, key_reset, key_run = jax.random.split(jax.random.key(0), 3)
+    key_task = jax.random.key(0)
     sample = env.task_space.sample_grouped if grouped else env.task_space.sample_batch
     tasks = jax.jit(lambda k: sample(k, num_envs))(key_task)
+    return measure_env(env, tasks, num_envs, num_steps, repeats)
+
+
+def measure_env(env, tasks, num_envs: int, num_steps: int, repeats: int = 3) -> tuple[float, float]:
+    """(steps per second, compile seconds) of ``make_rollout`` for an env object and batched tasks."""
+    key_reset, key_run = jax.random.split(jax.random.key(1))
     _, state = jax.jit(jax.vmap(env.reset))(jax.random.split(key_reset, num_envs), tasks)
     rollout = make_rollout(env, num_steps)
 
@@ -92,10 +98,32 @@ def measure(name: str, num_envs: int, num_steps: int, repeats: int = 3, grouped:
     return num_envs * num_steps / best, compile_s
 
 
+def point_task_vs_gymnax(name: str, num_envs: int, num_steps: int, repeats: int) -> tuple[float, float]:
+    """(suite env on its default task, gymnax's original env) steps/s under the same rollout program.
+
+    The suite's env is ``envs.make(name)`` with its one default task in every copy (a point of
+    its task space); the original is ``gymnax.make(name)`` with its default params."""
+    env, params = envs.make(name)
+    original, original_params = gymnax.make(name)
+
+    def batch(p):
+        return jax.tree.map(lambda x: jax.numpy.broadcast_to(x, (num_envs, *jax.numpy.shape(x))), p)
+
+    ours, _ = measure_env(env, batch(params), num_envs, num_steps, repeats)
+    theirs, _ = measure_env(original, batch(original_params), num_envs, num_steps, repeats)
+    return ours, theirs
+
+
 def run(quick: bool = False) -> list[tuple[str, float, str]]:
-    """Figures ``(name, value, unit)``: steps/s and compile time per env and N."""
+    """Figures ``(name, value, unit)``: steps/s and compile time per env and N, and the suite's
+    gymnax-based envs on a point task against gymnax's originals."""
     steps = QUICK_STEPS if quick else STEPS
     figures = []
+    for n in NUM_ENVS:
+        ours, theirs = point_task_vs_gymnax(REFERENCE, n, steps[n], 1 if quick else 5)
+        figures.append((f"env_steps_per_s/gymnax-original/{REFERENCE}/N={n}", theirs, "steps/s"))
+        figures.append((f"env_cost_ratio_vs_gymnax/{REFERENCE}/N={n}", theirs / ours,
+                        "x (suite time per step / gymnax's; goal <= 1.1)"))
     for name in bench_env_names():
         for n in NUM_ENVS:
             sps, compile_s = measure(name, n, steps[n], repeats=1 if quick else 3)

@@ -37,7 +37,7 @@ def test_bench_meta_times_the_default_meta_train_config():
 
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
-    assert set(bench.SUITES) == {"envs", "manipulation", "ppo", "meta", "continual_world"}
+    assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "continual_world"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()
 
@@ -48,3 +48,12 @@ def test_bench_continual_world_times_the_cw10_benchmarks_agent():
     assert list(agent.hidden_sizes) == list(cfg.hidden_sizes) and agent.layer_norm == cfg.layer_norm
     assert (agent.batch_size, agent.gradient_steps, agent.num_envs) == (cfg.batch_size, cfg.gradient_steps,
                                                                        cfg.num_envs)
+
+
+def test_reference_ppo_has_the_suites_default_setting():
+    """make bench compares the suite's PPO with scripts/ppo_reference.py on the same setting."""
+    ref = dataclasses.asdict(_load("ppo_reference").Config())
+    ours = dataclasses.asdict(PPOConfig())
+    ours["clip"] = ours.pop("clip_eps")
+    assert {k: ours[k] for k in ref} == ref
+    assert PPOConfig().hidden_sizes == (64, 64) and PPOConfig().activation == "tanh" and PPOConfig().anneal_lr
