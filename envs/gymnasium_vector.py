@@ -12,9 +12,10 @@ Both autoreset modes gymnasium defines, named in ``metadata['autoreset_mode']``:
   ``info['_final_obs']`` marks the rows that ended (a dense array rather than
   gymnasium's object array, so no per-copy Python loop).
 
-Every copy has its own PRNG key: ``reset(seed=s)`` splits ``s`` into ``num_envs``
-keys, ``reset(seed=[s0, s1, ...])`` seeds copy ``i`` from ``s_i`` alone (so a copy's
-trajectory depends only on its own seed, task and actions). Gymnax auto-resets
+Every copy has its own PRNG key, made from its own seed: ``reset(seed=s)`` draws
+``num_envs`` seeds from gymnasium's ``np_random`` seeded with ``s``;
+``reset(seed=[s0, s1, ...])`` gives copy ``i`` the seed ``s_i`` (so its trajectory
+depends only on its own seed, task and actions). Gymnax auto-resets
 inside the step, so neither mode costs an extra reset computation.
 """
 
@@ -94,7 +95,7 @@ def _step(env, next_step: bool, carry: Packer, host: Packer, packed, actions):
 
 def _packers(env, tasks, action_space, next_step: bool) -> tuple[Packer, Packer]:
     n = jax.tree.leaves(tasks)[0].shape[0]
-    words = jax.ShapeDtypeStruct((n, 2), jnp.uint32)
+    words = jax.eval_shape(lambda: jax.vmap(jax.random.key_data)(jax.random.split(jax.random.key(0), n)))
     obs, state = jax.eval_shape(jax.vmap(env.reset), jax.random.split(jax.random.key(0), n), tasks)
     actions = jax.ShapeDtypeStruct((n, *action_space.shape), action_space.dtype)
     needs = jax.ShapeDtypeStruct((n,), jnp.bool_)
