@@ -60,9 +60,9 @@ def task_observation_space(env: Any, params: Any) -> gymnasium.spaces.Space:
     Box bounds may depend on the task (a gridworld's time feature scales with its horizon).
     This takes the elementwise union of the spaces at ``params`` and at the task space's two
     corners (every free field at its low, then at its high bound): exact when the bounds are
-    monotone in each field, as in every env here. tests/test_gymnasium_export.py rolls out
-    sampled tasks of every native env to check; pass ``observation_space=`` to the export
-    to declare bounds instead."""
+    monotone in each field, as in every env here. tests/test_gymnasium_export_envs.py steps
+    every native env on tasks drawn from its task-space box to check; pass
+    ``observation_space=`` to the export to declare bounds instead."""
     space = to_gym_space(env.observation_space(params))
     task_space = getattr(env, "task_space", None)
     if task_space is None or task_space.dim == 0:

@@ -93,11 +93,15 @@ def _step(env, next_step: bool, carry: Packer, host: Packer, packed, actions):
     return jnp.concatenate([carry.pack(values), host.pack(out)])
 
 
-def _packers(env, tasks, action_space, next_step: bool) -> tuple[Packer, Packer]:
-    n = jax.tree.leaves(tasks)[0].shape[0]
+@functools.lru_cache(maxsize=64)
+def _layout(env, task: Packer, action_shape: tuple, action_dtype: str, next_step: bool) -> tuple[Packer, Packer]:
+    """Packers of the carry and of the host values, traced once per env and task structure (a
+    new task of the same structure, e.g. ``reset(options={'params': task})``, costs no trace)."""
+    tasks = task.treedef.unflatten([leaf.example for leaf in task.leaves])
+    n = task.leaves[0].shape[0]
     words = jax.eval_shape(lambda: jax.vmap(jax.random.key_data)(jax.random.split(jax.random.key(0), n)))
     obs, state = jax.eval_shape(jax.vmap(env.reset), jax.random.split(jax.random.key(0), n), tasks)
-    actions = jax.ShapeDtypeStruct((n, *action_space.shape), action_space.dtype)
+    actions = jax.ShapeDtypeStruct((n, *action_shape), action_dtype)
     needs = jax.ShapeDtypeStruct((n,), jnp.bool_)
     values = (words, state, obs, needs, tasks)
     out = jax.eval_shape(functools.partial(_step_tree, env, next_step), *values[:4], actions, tasks)[1]
@@ -121,8 +125,8 @@ class VectorPrograms:
     extras[, final observations in SAME_STEP])``, read with :meth:`read`."""
 
     def __init__(self, env, tasks, action_space: gymnasium.spaces.Space, next_step: bool):
-        self.carry, self.host = _packers(env, tasks, action_space, next_step)
         task = Packer(tasks)
+        self.carry, self.host = _layout(env, task, action_space.shape, str(action_space.dtype), next_step)
         self.packed_tasks = task.pack(tasks)
         self.reset, self.step = _programs(env, next_step, self.carry, task, self.host)
 

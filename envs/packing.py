@@ -3,8 +3,8 @@
 Each call of a jitted function costs about 2 µs per argument and result leaf on
 a CPU, which dominates a single env step (a CartPole state and its params are
 16 leaves). The gymnasium export therefore carries the key, state and task as
-one packed vector and returns everything the host needs as another, so a step
-is one dispatch with two inputs and two outputs.
+one packed vector and appends everything the host needs to it, so a step is one
+dispatch with two inputs (that vector and the action) and one output.
 
 32-bit leaves are bit-cast (exact for float32, int32, uint32), narrower ints and
 bools are widened, PRNG key arrays go as their key data. ``jax.flatten_util``'s
