@@ -28,15 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.gymnasium_spaces import (
-    InvalidActionError,
-    check_action,
-    dtypes_match,
-    host_copy,
-    resolve,
-    task_observation_space,
-    to_gym_space,
-)
+from envs import gymnasium_spaces as spaces
+from envs.gymnasium_spaces import InvalidActionError, task_observation_space, to_gym_space
 from envs.gymnasium_vector import GymnasiumVectorEnv, VectorPrograms, check_vector_env, to_gymnasium_vector
 
 
@@ -80,7 +73,7 @@ class GymnasiumEnv(gymnasium.Env):
         # SAME_STEP with one copy: the step's final observation is what gymnasium's Env returns
         self._programs = VectorPrograms(self.env, one, self.action_space, next_step=False)
         example = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), self._programs.obs_example())
-        self._obs_cast = not dtypes_match(self.observation_space, example)
+        self._obs_cast = not spaces.dtypes_match(self.observation_space, example)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and self._np_random is None:
@@ -91,12 +84,12 @@ class GymnasiumEnv(gymnasium.Env):
         seeds = self.np_random.integers(2**32, size=1, dtype=np.uint32)
         self._packed, obs = self._programs.reset(seeds, self._programs.packed_tasks)
         # to numpy before taking the row: indexing a device array is a JAX dispatch (~30 µs)
-        return host_copy(self.observation_space, self._row0(jax.device_get(obs))), {}
+        return spaces.host_copy(self.observation_space, self._row0(jax.device_get(obs))), {}
 
     def step(self, action):
         if self._packed is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
-        action = check_action(self.action_space, action)
+        action = spaces.check_action(self.action_space, action)
         if self._device_actions is not None:
             action = self._device_actions[int(action) - self.action_space.start]
         else:
@@ -106,7 +99,7 @@ class GymnasiumEnv(gymnasium.Env):
         reward, term, trunc = scalars[:, 0].tolist()
         obs = self._row0(final)  # gymnax has auto-reset; gymnasium wants the final obs
         if self._obs_cast:
-            obs = host_copy(self.observation_space, obs)
+            obs = spaces.host_copy(self.observation_space, obs)
         return obs, reward, term != 0.0, trunc != 0.0, {k: v[0] for k, v in extra.items()}
 
     @property
@@ -130,7 +123,7 @@ def to_gymnasium(
     """A registered name (or an env object) as a single gymnasium ``Env``.
 
     ``observation_space``: declared bounds, instead of the union over the task space."""
-    env, params = resolve(name_or_env, params)
+    env, params = spaces.resolve(name_or_env, params)
     return GymnasiumEnv(env, params, seed=seed, render_mode=render_mode, observation_space=observation_space)
 
 
