@@ -256,7 +256,7 @@ def to_gymnasium_vector(
     )
 
 
-def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: int = 0) -> None:
+def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: int = 0) -> dict:
     """Gymnasium's conventions for a ``VectorEnv`` (gymnasium ships a checker for single envs only).
 
     Checks spaces and batch shapes, dtypes and writability of everything returned, that the
@@ -264,7 +264,8 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
     masks, the autoreset mode named in ``metadata`` (NEXT_STEP: a copy that ended reports a
     reset with reward 0 next step; SAME_STEP: ``final_obs`` for the copies that ended),
     reset determinism under a seed, and that an action outside the space is refused.
-    Raises ``AssertionError`` naming the first problem."""
+    Raises ``AssertionError`` naming the first problem; returns what was checked
+    (``{'steps': ..., 'episode_ends': ...}``)."""
     n = venv.num_envs
     mode = venv.metadata.get("autoreset_mode")
     assert isinstance(mode, AutoresetMode), f"metadata['autoreset_mode'] must be an AutoresetMode, got {mode!r}"
@@ -279,6 +280,7 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
     assert isinstance(info, dict), "reset info must be a dict"
     venv.action_space.seed(seed)
     ended = np.zeros(n, bool)
+    episode_ends = 0
     for t in range(steps):
         obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
         assert obs in venv.observation_space, f"step {t}: observation outside observation_space"
@@ -300,6 +302,7 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
             assert "final_obs" in info and np.array_equal(info["_final_obs"], done), (
                 f"step {t}: SAME_STEP needs final_obs/_final_obs for the copies that ended")
         ended = done
+        episode_ends += int(done.sum())
     try:
         bad = np.full((n + 1, *venv.single_action_space.shape), np.nan)
         venv.step(bad)
@@ -307,3 +310,4 @@ def check_vector_env(venv: gymnasium.vector.VectorEnv, steps: int = 16, seed: in
         pass
     else:
         raise AssertionError("an action batch of the wrong shape was accepted")
+    return {"steps": steps, "episode_ends": episode_ends}

@@ -13,7 +13,7 @@ from gymnax.environments import spaces as gx
 
 import envs
 from envs.gymnasium_export import InvalidActionError, task_observation_space, to_gym_space, to_gymnasium
-from envs.gymnasium_vector import to_gymnasium_vector
+from envs.gymnasium_vector import check_vector_env, to_gymnasium_vector
 from envs.packing import Packer
 
 
@@ -154,6 +154,16 @@ def test_vector_env_autoreset_modes_and_per_env_tasks(mode):
         np.testing.assert_array_equal(rewards[:, 0], [1, 1, 0, 1, 1, 0])
         np.testing.assert_array_equal(ends[:, 2], [False, False, False, True, False, False])
     venv.close()
+
+
+@pytest.mark.parametrize("mode,claimed", [("next_step", "SAME_STEP"), ("same_step", "NEXT_STEP")])
+def test_vector_checker_catches_a_wrong_autoreset_claim(mode, claimed):
+    base, params = envs.make("CartPole-v1", max_steps_in_episode=3)
+    venv = to_gymnasium_vector(base, 2, params=params, autoreset_mode=mode)
+    assert check_vector_env(venv, steps=8)["episode_ends"] > 0  # the honest claim passes
+    venv.metadata = {**venv.metadata, "autoreset_mode": getattr(AutoresetMode, claimed)}
+    with pytest.raises(AssertionError, match=claimed):
+        check_vector_env(venv, steps=8)
 
 
 def test_gymnasium_vector_wrappers_work_on_next_step():

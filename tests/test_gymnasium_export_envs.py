@@ -57,4 +57,5 @@ def test_vector_checker_next_step_with_a_task_per_copy(name):
     """NEXT_STEP mode with three copies on three sampled tasks, one env per family."""
     base, params = envs.make(name)
     tasks = jax.jit(base.task_space.sample_batch, static_argnums=1)(jax.random.key(2), 3)
-    check_vector_env(to_gymnasium_vector(base, 3, params=params, tasks=tasks), steps=12)
+    report = check_vector_env(to_gymnasium_vector(base, 3, params=params, tasks=tasks), steps=12)
+    assert report["steps"] == 12
