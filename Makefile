@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: run test bench install install-sb3 clean metaworld-venv
+.PHONY: run test bench install install-sb3 install-sweep clean metaworld-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 TORCH ?= torch==2.13.0
 install-sb3: $(STAMP)
 	$(PY) -m pip install -q '$(TORCH)' -e '.[sb3]'
+
+# Hydra's Ray and submitit launchers and the Optuna sweeper, for sweeps (tests/test_sweep.py skips without them)
+install-sweep: $(STAMP)
+	$(PY) -m pip install -q -e '.[sweep]'
 
 # The main job on CPU; `make run ARGS="meta.generations=4 verbose=true"` passes overrides through.
 run: $(STAMP)

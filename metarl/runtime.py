@@ -23,15 +23,22 @@ What it sets, and why:
 
 ``METARL_XLA_DEFAULTS=0`` makes :func:`configure_cpu` leave the environment
 untouched. The settings only take effect if no JAX backend has started yet.
+
+:func:`configure_cpu_devices` (the meta-train config's ``cpu_devices``) makes
+XLA show the CPU as N devices, so the ES population uses every core:
+``auto`` is one device per core this process may run on.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+from typing import Any
 
 FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
 WORKER_THREADS = 1
+_OWN_WORKERS: dict[str, str] = {}  # the worker-pool size this module set (a user's own setting is never changed)
 _DEVICE_COUNT = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
 
 
@@ -46,3 +53,44 @@ def configure_cpu() -> None:
     if "PJRT_NPROC" not in os.environ and "NPROC" not in os.environ:
         devices = _DEVICE_COUNT.search(os.environ["XLA_FLAGS"])
         os.environ["PJRT_NPROC"] = str(max(WORKER_THREADS, int(devices.group(1)) if devices else 0))
+        _OWN_WORKERS["PJRT_NPROC"] = os.environ["PJRT_NPROC"]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under ``taskset`` or a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cpu_device_count(value: Any) -> int:
+    """``auto`` -> :func:`available_cores`; a positive integer as it is; anything else is a one-line error."""
+    if value == "auto":
+        return available_cores()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"cpu_devices must be 'auto' or an integer >= 1, got {value!r}")
+    return value
+
+
+def _backend_started() -> bool:
+    """Whether JAX already runs in this process (a library caller's): the flags would change nothing here."""
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge  # no public probe; checked by tests/test_xla_defaults.py
+
+    return xla_bridge.backends_are_initialized()
+
+
+def configure_cpu_devices(value: Any) -> int | None:
+    """Show the CPU as ``cpu_device_count(value)`` devices; returns it, or None where ``XLA_FLAGS`` already chose.
+
+    Also sizes the CPU worker pool to one thread per device (unless the user set
+    ``PJRT_NPROC``/``NPROC``), so the devices run in parallel. Call before the
+    first JAX computation.
+    """
+    count = cpu_device_count(value)
+    current = os.environ.get("XLA_FLAGS", "")
+    if _DEVICE_COUNT.search(current) or os.environ.get("METARL_XLA_DEFAULTS", "1") == "0" or _backend_started():
+        return None
+    os.environ["XLA_FLAGS"] = f"{current} --xla_force_host_platform_device_count={count}".strip()
+    if _OWN_WORKERS.get("PJRT_NPROC") == os.environ.get("PJRT_NPROC") and "NPROC" not in os.environ:
+        os.environ["PJRT_NPROC"] = _OWN_WORKERS["PJRT_NPROC"] = str(max(WORKER_THREADS, count))
+    return count

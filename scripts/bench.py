@@ -3,7 +3,8 @@
 Runs ``scripts/bench_envs.py`` (with the suite's envs against gymnax's originals), ``scripts/bench_export.py``
 (the gymnasium export against gymnasium's CartPole), ``scripts/bench_manipulation.py``, ``scripts/bench_ppo.py``
 (with a PureJaxRL-style reference PPO), ``scripts/bench_meta.py``
-(seconds per ES generation at populations 16-128; about 8 minutes on 2 cores) and
+(seconds per ES generation at populations 16-128; about 8 minutes on 2 cores), ``scripts/bench_devices.py``
+(population 64 on 1 and 2 CPU devices, the speed-up as a ratio; about 3 minutes) and
 ``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC). Each exposes
 ``run(quick: bool) -> list[(name, value, unit)]``.
 """
@@ -23,7 +24,7 @@ import jax
 
 SCRIPTS = Path(__file__).resolve().parent
 SUITES = {"envs": "bench_envs", "export": "bench_export", "manipulation": "bench_manipulation", "ppo": "bench_ppo",
-          "meta": "bench_meta", "continual_world": "bench_continual_world"}
+          "meta": "bench_meta", "devices": "bench_devices", "continual_world": "bench_continual_world"}
 
 
 def device_description() -> str:

@@ -5,7 +5,8 @@ candidate) at population sizes 16, 32, 64 and 128.
     python scripts/bench_meta.py [--quick] [--populations 16 32]
 
 A generation is what ``metarl.meta.trainer.run_meta_training`` does per step:
-``ask`` -> one jitted evaluation of the population -> ``tell``.  The first
+``ask`` -> the population's evaluation (:class:`metarl.meta.devices.DeviceEvaluator`,
+blocks of 8 candidates on this process's devices) -> ``tell``.  The first
 generation (compilation) is timed separately and excluded; the figure is the
 median of the timed generations.
 
@@ -36,7 +37,7 @@ from omegaconf import OmegaConf
 from metarl.agents.ppo import PPOConfig
 from metarl.meta.es import ESConfig, EvolutionStrategy
 from metarl.meta.fitness import FitnessConfig, as_env_list, make_inner_fitness
-from metarl.meta.trainer import make_population_evaluator
+from metarl.meta.devices import DeviceEvaluator
 from metarl.objectives import make_objective
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -73,9 +74,12 @@ def default_setting() -> MetaSetting:
 
 
 def time_generations(
-    setting: MetaSetting, population_size: int, generations: int, seed: int = 0
+    setting: MetaSetting, population_size: int, generations: int, seed: int = 0, devices: int | None = None
 ) -> tuple[float, list[float], list[float]]:
-    """(first-generation wall s incl. compile, [wall s], [process CPU s] of each later generation)."""
+    """(first-generation wall s incl. compile, [wall s], [process CPU s] of each later generation).
+
+    ``devices``: spread the population over the first N devices (default: all).
+    """
     if generations < 1:
         raise ValueError(f"generations must be >= 1, got {generations}")
     objective_cfg = dict(setting.objective)
@@ -87,7 +91,7 @@ def time_generations(
     init_key, es_key = jax.random.split(key)
     mean = objective.init(init_key)
     es = EvolutionStrategy(dataclasses.replace(setting.es, population_size=population_size), mean)
-    evaluate = make_population_evaluator(fitness, population_size)
+    evaluate = DeviceEvaluator(fitness, population_size, devices=jax.devices()[:devices] if devices else None)
     ask, tell = jax.jit(es.ask), jax.jit(es.tell)
     state = es.init(es_key, mean)
 

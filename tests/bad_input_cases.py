@@ -95,6 +95,7 @@ CASES: list[Case] = [
         ("agent.task_resample=never", "agent.task_resample"),
         ("+env.overrides.gravty=3.0", "gravity"),
         ("+agent.entcoef=0.1", "ent_coef"),
+        ("logger=[csv,tensorbord]", "did you mean tensorboard"),
     ]),
     *_cases("train", IMPOSSIBLE, [
         ("seeds=0", "seeds"),
@@ -132,6 +133,7 @@ CASES: list[Case] = [
         ("agent.hidden_sizes=64", "agent.hidden_sizes"),
         ("seed=1.5", "seed"),
         ("progress=maybe", "progress"),
+        ("logger=5", "logger must be a list of names"),
         ("agent.clip_value=1", "agent.clip_value"),
     ]),
     *_cases("train", HYDRA, [
@@ -154,6 +156,7 @@ CASES: list[Case] = [
     # --- metarl-meta-train: learned objectives and optimizers (PPO inside) -------------------------
     *_cases("meta", UNKNOWN, [
         ("meta=opnes", "did you mean openes"),
+        ("logger=[csv,wandbb]", "did you mean wandb"),
         ("meta.strategy=OpenESS", "OpenES"),
         ("objective=lpoo", "did you mean lpo"),
         ("env.name=CartPol-v1", "CartPole-v1"),
@@ -195,6 +198,12 @@ CASES: list[Case] = [
         ("evaluate.enabled=maybe", "evaluate.enabled"),
         ("progress_bar=2", "progress_bar"),
         ("meta.shard=maybe", "shard"),
+        ("meta.devices=0", "devices must be >= 1"),
+        ("cpu_devices=0", "cpu_devices must be 'auto' or an integer >= 1"),
+        ("cpu_devices=many", "cpu_devices must be 'auto'"),
+        ("distributed.num_processes=2 distributed.process_id=2 distributed.coordinator=h:1",
+         "distributed.process_id=2 is out of range"),
+        ("distributed.num_processes=2", "needs distributed.coordinator"),
     ]),
     *_cases("meta", HYDRA, [
         ("meta.foo=1", "+meta.foo"),
@@ -264,6 +273,7 @@ CASES: list[Case] = [
     ]),
     *_cases("evaluate", UNKNOWN, [
         ("compare=[ppo,dpoo]", "dpo"),
+        ("logger=[csv,mlflow]", "unknown logger 'mlflow'"),
         ("objective=dpoo", "dpo"),
         ("optimizer=adamm", "adam"),
         ("compare_optimizers=[lionn]", "lion"),
@@ -328,6 +338,7 @@ CASES: list[Case] = [
     # --- metarl-curriculum ---------------------------------------------------------------------------
     *_cases("curriculum", UNKNOWN, [
         ("teacher=plrr", "did you mean plr"),
+        ("logger=[tensorbord]", "did you mean tensorboard"),
         ("env=mazee", "did you mean maze"),
         ("teacher.name=plrr", "plr"),
         ("eval.set=nammed", "named"),
@@ -365,6 +376,7 @@ CASES: list[Case] = [
     # --- metarl-continual ----------------------------------------------------------------------------
     *_cases("continual", UNKNOWN, [
         ("benchmark=ccartpole", "did you mean ccartpole5"),
+        ("logger=[csv,tb]", "unknown logger 'tb'"),
         ("method=ewcc", "did you mean ewc"),
         ("method.name=ewcc", "ewc"),
         ("benchmark.stream=CCartPole5", "CCartPole5-v1"),

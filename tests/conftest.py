@@ -19,3 +19,10 @@ for flag in ("--xla_llvm_disable_expensive_passes=true", "--xla_backend_optimiza
 import metarl.runtime  # noqa: E402
 
 metarl.runtime.configure_cpu()
+
+# One persistent XLA compilation cache per test session, shared by both xdist workers and every CLI subprocess
+# they start: many tests compile the same tiny PPO/ES programs (the installed-wheel, CLI, resume and sweep tests).
+# A fresh session starts empty, so the suite's results never depend on an earlier run's cache.
+_SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"metarl-test-xla-cache-{_SESSION}"))

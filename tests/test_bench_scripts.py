@@ -37,7 +37,7 @@ def test_bench_meta_times_the_default_meta_train_config():
 
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
-    assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "continual_world"}
+    assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "devices", "continual_world"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()
 

@@ -66,3 +66,43 @@ def test_importing_the_packages_changes_no_environment_variable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+_DEVICES_SCRIPT = (
+    "import os, sys\n"
+    "from metarl import runtime\n"
+    "runtime.configure_cpu()\n"
+    "print(runtime.configure_cpu_devices(sys.argv[1] if sys.argv[1] == 'auto' else int(sys.argv[1])))\n"
+    "import jax\n"
+    "print(jax.device_count(), os.environ['PJRT_NPROC'])\n"
+)
+
+
+@pytest.mark.parametrize(("value", "user_flags", "expected"), [
+    ("3", "", "3\n3 3"),  # three devices, one worker thread each
+    ("auto", "", None),  # one per core of this process's affinity
+    ("3", "--xla_force_host_platform_device_count=2", "None\n2 2"),  # the user's own count wins
+])
+def test_cpu_devices_are_set_before_jax_starts(tmp_path, value, user_flags, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env |= {"XLA_FLAGS": user_flags} if user_flags else {}
+    out = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT, value], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    cores = runtime.available_cores()
+    assert out == (expected or f"{cores}\n{cores} {cores}")
+
+
+def test_cpu_devices_leave_a_running_jax_alone_and_refuse_nonsense(clean_env):
+    import os
+
+    import jax
+
+    jax.devices()  # this test process's JAX has started
+    assert runtime.configure_cpu_devices(4) is None and "XLA_FLAGS" not in os.environ
+    for bad in (0, -1, "many", True, 2.5):
+        with pytest.raises(ValueError, match="cpu_devices must be 'auto' or an integer >= 1"):
+            runtime.configure_cpu_devices(bad)

@@ -210,8 +210,11 @@ CHECKS: dict[str, Callable[[Any], None]] = {
 
 
 def check_job(job_name: str, cfg: Any, run_dir: str | Path) -> None:
-    """The run directory and the job's whole configuration; a job without a check only gets the first."""
+    """The run directory, the loggers and the job's whole configuration; a job without a check gets the first two."""
+    from metarl.io.tracking import check_loggers
+
     check_run_dir(run_dir)
+    check_loggers(plain(cfg.get("logger")))  # every job: known names, their packages installed
     check = CHECKS.get(job_name)
     if check is not None:
         check(cfg)

@@ -70,13 +70,20 @@ def _reason(error: BaseException) -> str:
 class ESCheckpointer:
     """Numbered orbax checkpoints (``directory/<step>``) of a pytree plus JSON metadata."""
 
-    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3):
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, writer: bool = True):
+        """``writer=False``: this process only restores (another process of a multi-process run saves)."""
         self.directory = Path(directory).absolute()
+        self.writer = writer
+        me = jax.process_index()
+        if writer:
+            self.directory.mkdir(parents=True, exist_ok=True)  # orbax will not create it for a process subset
         with _quiet_orbax():
             self._manager = ocp.CheckpointManager(
                 self.directory,
                 options=ocp.CheckpointManagerOptions(
-                    max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+                    max_to_keep=max_to_keep, create=False, enable_async_checkpointing=False,
+                    # each process alone: the state is replicated (every process computes it), one of them writes
+                    multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}),
                 ),
             )
 
@@ -90,9 +97,13 @@ class ESCheckpointer:
 
     def save(self, step: int, state: Any, metadata: dict) -> None:
         """Save ``state`` as ``step`` with its digest; a step already on disk is kept as it is."""
+        if not self.writer:
+            raise RuntimeError("this ESCheckpointer only restores (writer=False)")
         if step in self.steps():
             return
         metadata = {**metadata, DIGEST_KEY: state_digest(state)}
+        if jax.process_count() > 1:  # orbax will not write one process's device arrays in a multi-process run
+            state = jax.device_get(state)
         self._manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)),

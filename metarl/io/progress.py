@@ -21,6 +21,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from metarl.io import tracking
+
 
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
@@ -88,6 +90,7 @@ class GenerationLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         truncate_log(self.path, start_generation)
+        tracking.restart_at(start_generation)  # a resume redoes the generations from here
         self._bar = tqdm(
             total=total_generations,
             initial=start_generation,
@@ -100,6 +103,7 @@ class GenerationLog:
     def record(self, generation: int, **values: Any) -> dict:
         record = {"generation": int(generation), **_jsonable(values)}
         append_records(self.path, [record])
+        tracking.log("meta", generation, values)  # to TensorBoard / W&B when the job asked for them
         postfix = {"gen": generation}
         for key, label in (("fitness_max", "best"), ("fitness_mean", "mean"), ("seconds", "s/gen")):
             if key in record and isinstance(record[key], (int, float)):

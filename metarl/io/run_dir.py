@@ -6,14 +6,15 @@ compiles or writes anything:
 * a new run (``resume`` false or absent) into a directory that already holds
   work is refused, and nothing in it changes. ``.hydra/`` and ``config.yaml``
   alone are not work: a directory left by a run that failed its config checks
-  can be reused. (``.hydra/`` is Hydra's record of each invocation; where
+  can be reused, and so can one holding only the ``error.txt`` of a sweep
+  job that failed (:mod:`metarl.io.sweep`). (``.hydra/`` is Hydra's record of each invocation; where
   Hydra's output directory is the run directory, as for ``out_dir`` of
   metarl-evaluate, Hydra rewrites it before any check can run);
 * otherwise the resolved config is written to ``run_dir/config.yaml``;
 * ``resume=true`` compares the current config with ``config.yaml`` and refuses
   differing keys, named as dotted paths. Keys that say how or where to run
   (``resume``, ``run_dir``, ``out_dir``, progress switches, ``verbose``,
-  ``checkpoint_every``: :data:`IGNORED_ON_RESUME`) may differ; ``allow_changes=[meta.generations]``
+  ``checkpoint_every``, ``logger``, ``sweep``: :data:`IGNORED_ON_RESUME`) may differ; ``allow_changes=[meta.generations]``
   accepts the listed keys (or whole sections: ``allow_changes=[evaluate]``), and
   ``config.yaml`` then records the new values;
 * ``resume=true`` on a missing or empty directory, or on one without
@@ -28,12 +29,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metarl.io.sweep import ERROR_FILE
+
 CONFIG_FILE = "config.yaml"
-NOT_WORK = (".hydra", CONFIG_FILE)  # what a directory may hold and still take a new run
+NOT_WORK = (".hydra", CONFIG_FILE, ERROR_FILE)  # what a directory may hold and still take a new run
 # keys that say how or where to run, not what (how often to checkpoint changes no number): they may
 # differ between a run and its resume
 IGNORED_ON_RESUME = ("resume", "allow_changes", "run_dir", "out_dir", "progress", "progress_bar", "verbose", "hydra",
-                     "checkpoint_every", "meta.checkpoint_every")
+                     "checkpoint_every", "meta.checkpoint_every", "logger", "sweep",
+                     # where the population runs: the result is the same bits on any devices and processes
+                     "cpu_devices", "distributed", "meta.devices", "meta.shard")
 ALLOW_KEY = "allow_changes"
 
 
@@ -126,12 +131,15 @@ def check_resume(run_dir: Path, config: dict) -> list[str]:
     return differing
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, cfg: Any) -> Path:
-    """Refuse to mix runs in ``run_dir``, then record the config there (see module docstring)."""
+def prepare_run_dir(run_dir: str | os.PathLike, cfg: Any, write: bool = True) -> Path:
+    """Refuse to mix runs in ``run_dir``, then record the config there (see module docstring).
+
+    ``write=False`` only checks (the other processes of a multi-process run, before process 0 writes).
+    """
     run_dir = Path(run_dir)
     config = _resolved(cfg)
     if config.get("resume"):
-        if check_resume(run_dir, config):
+        if check_resume(run_dir, config) and write:
             _write(run_dir / CONFIG_FILE, config)  # the run now continues with the accepted changes
         return run_dir
     work = work_in(run_dir)
@@ -139,5 +147,6 @@ def prepare_run_dir(run_dir: str | os.PathLike, cfg: Any) -> Path:
         shown = ", ".join(work[:3]) + (", ..." if len(work) > 3 else "")
         raise ValueError(f"run directory {run_dir} already holds a run ({shown}); pass resume=true to continue it "
                          "or another run_dir for a new run")
-    _write(run_dir / CONFIG_FILE, config)
+    if write:
+        _write(run_dir / CONFIG_FILE, config)
     return run_dir

@@ -31,6 +31,7 @@ from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results
 from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, SwitchConfig, multitask_average_performance,
                                         multitask_run, sac_reference_runs)
 from metarl.continual.streams import from_spec, get_stream
+from metarl.io import tracking
 from metarl.io.outputs import jsonable, write_config
 from metarl.jobs.registry import Job, register
 
@@ -89,6 +90,23 @@ def build(cfg: Any) -> tuple[Any, Any, MethodConfig, RunConfig, SwitchConfig | N
     return stream, agent, method, RunConfig(**run_values), switch
 
 
+def log_evaluations(results: dict, task_names: tuple[str, ...]) -> None:
+    """Each evaluation's scores, returns and diagnostics (means over seeds) to the tracker, at its env step.
+
+    The stream runs as compiled chunks (SAC: one program), so the host has
+    the evaluations only at the end; they are logged then.
+    """
+    perf, returns = np.asarray(results["perf"], np.float64), np.asarray(results["returns"], np.float64)
+    diagnostics = {k: np.asarray(v, np.float64) for k, v in results["diagnostics"].items() if np.ndim(v) == 2}
+    for i, step in enumerate(np.asarray(results["eval_steps"])):
+        values = {"perf_mean": perf[:, i].mean()}
+        for t, name in enumerate(task_names):
+            values[f"perf/{name}"] = perf[:, i, t].mean()
+            values[f"return/{name}"] = returns[:, i, t].mean()
+        values.update({f"diag/{k}": v[:, i].mean() for k, v in diagnostics.items()})  # [seeds, evals] only
+        tracking.log("continual", int(step), values)
+
+
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     """Check the config, run the stream (and the from-scratch references), write the run directory."""
     stream, agent, method, run_cfg, switch = build(cfg)  # fails before compiling anything
@@ -107,6 +125,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         results = runner.run(progress=progress)
         ref = reference_runs(stream, agent, run_cfg, runner, progress) if reference else None
         multitask = None
+    log_evaluations(results, stream.task_names)
     evaluation = evaluate_results(results, ref)
     arrays = {
         "eval_steps": results["eval_steps"],
@@ -140,6 +159,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
                                                        "n_seeds": len(final)},
                                "wall_time_s": multitask["wall_time_s"]}
     (run_dir / "metrics.json").write_text(json.dumps(jsonable(record), indent=1))
+    # the tracker's summary: the record's numbers, not the configs it also holds
+    tracking.log_summary({k: record[k] for k in ("metrics", "multitask", "wall_time_s", "env_steps_per_s")
+                          if record.get(k) is not None})
     M.plot_task_curves(results["eval_steps"], results["perf"], results["segments"], stream.task_names,
                        str(run_dir / "task_curves.png"))
     for name, m in record["metrics"].items():
@@ -153,4 +175,5 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
 JOB = register(Job("continual", run, "continual", "PPO or SAC across a task stream; Continual World metrics",
                    sections=("benchmark", "method", "seeds", "seed", "reference", "multitask", "progress", "eval",
-                             "agent", "switch", "out_dir")))
+                             "agent", "switch", "out_dir"),
+                   headline="metrics.average_performance.mean"))

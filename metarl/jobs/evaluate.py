@@ -19,6 +19,7 @@ config the ``agent`` section is used as it is.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from metarl.eval.objectives import FIXED_OBJECTIVES, combine_runs, evaluate_obje
 from metarl.eval.objectives import recorded_ppo_settings, resolve_objective
 from metarl.eval.optimizers import ZOO_GROUP, name_duplicates, resolve_optimizer
 from metarl.eval.report import write_results
+from metarl.io import tracking
 from metarl.io.artifacts import find_artifact, read_header
 from metarl.jobs.registry import Job, register
 from metarl.meta.fitness import as_env_list, env_overrides
@@ -149,6 +151,7 @@ def run_objectives(cfg: Any, run_dir: Path, kind: str = "objective") -> dict:
     results = evaluate_objectives(plan.specs, plan.env_names, plan.ppo_config, plan.seeds, plan.seed,
                                   plan.final_fraction, plan.overrides)
     paths = write_results(results, plan.specs, run_dir, plan.seed)
+    tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()))
     print(paths["table"].read_text())
     print(f"evaluation written to {run_dir}")
     return {"run_dir": str(run_dir), **{k: str(v) for k, v in paths.items()}}
@@ -177,6 +180,8 @@ def run_lpg(cfg: Any, run_dir: Path) -> dict:
     """A learned LPG rule (and ``compare`` rules) against A2C, PPO and random (:mod:`metarl.eval.lpg`)."""
     arguments = lpg_arguments(cfg)
     paths = evaluate_and_write(arguments.pop("rule_artifact"), run_dir, **arguments)
+    if "table_json" in paths:  # the machine-readable table, when the evaluation wrote one
+        tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()), names=("lifetime",))
     print(paths["table"].read_text())
     print(f"evaluation written to {run_dir}")
     return {"run_dir": str(run_dir), **{k: str(v) for k, v in paths.items()}}

@@ -18,11 +18,14 @@ files, ``meta_curve.png`` and ``report.md``.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+from metarl import distributed
 from metarl.agents.ppo import PPOConfig
+from metarl.io import tracking
 from metarl.objectives.io import save_objective
 from metarl.jobs.registry import Job, register
 from metarl.meta.fitness import make_inner_fitness
@@ -33,8 +36,8 @@ from metarl.meta.trainer import history_summary
 from metarl.objectives import make_objective, objective_config
 
 LEARNED_OBJECTIVES = ("lpo", "ta_lpo")
-SECTIONS = ("objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "allow_changes", "run_dir",
-            "progress_bar")
+SECTIONS = ("cpu_devices", "distributed", "objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume",
+            "allow_changes", "run_dir", "progress_bar")
 
 
 def build_objective(objective_cfg: dict, ppo_config: PPOConfig) -> Any:
@@ -125,7 +128,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "eval_seeds": int(cfg.evaluate.seeds),
         "final_mean": result.mean,
     }
-    if cfg.evaluate.enabled:
+    if cfg.evaluate.enabled and distributed.is_primary():  # the other processes of a run have nothing to add
         from metarl.eval.objectives import ObjectiveSpec, evaluate_objectives, resolve_objective
         from metarl.eval.report import write_results
 
@@ -137,6 +140,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
             settings.overrides,
         )
         paths = write_results(results, specs, run_dir, settings.seed)
+        tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()))
         summary["eval_seconds"] = time.perf_counter() - eval_started
         summary["report"] = str(write_report(run_dir, summary, paths["table"].read_text().strip()))
     return summary
@@ -149,4 +153,5 @@ register(Job(
     description="evolve a learned PPO objective (LPO / TA-LPO) with ES, then evaluate it against PPO and DPO",
     writes=("objective",),
     sections=SECTIONS,
+    headline="last_fitness_mean",
 ))

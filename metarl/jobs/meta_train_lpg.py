@@ -13,6 +13,7 @@ held-out evaluation (:mod:`metarl.eval.lpg`, settings in ``objective.eval``).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from typing import Any
 import jax
 
 import envs
+from metarl import distributed
 from metarl.config import build_dataclass, env_spec, plain
+from metarl.io import tracking
 from metarl.jobs.registry import Job, register
 from metarl.lpg.a2c import make_a2c_lifetime
 from metarl.lpg.artifact import ARTIFACT, build_agent_config, build_rule, save_rule
@@ -31,7 +34,8 @@ from metarl.meta.settings import section
 from metarl.meta.trainer import TrainerConfig, run_meta_training
 
 # evaluation settings live in objective.eval; of the evaluate section only the switch is read
-SECTIONS = ("objective", "meta", "env", "teacher", "evaluate.enabled", "seed", "resume", "allow_changes", "run_dir", "progress_bar")
+SECTIONS = ("cpu_devices", "distributed", "objective", "meta", "env", "teacher", "evaluate.enabled", "seed", "resume",
+            "allow_changes", "run_dir", "progress_bar")
 
 
 def training_env(env_cfg: dict) -> Any:
@@ -63,8 +67,10 @@ def run(cfg: Any, run_dir: Path) -> dict:
     init_key, teacher_key, es_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     init_mean = rule.init(init_key)
     es = EvolutionStrategy(es_config, init_mean)
+    # one device: the teacher's state makes this fitness stateful, which the trainer does not spread over devices
+    # (GSPMD sharding would make the result depend on the machine's core count)
     fitness = LPGFitness(teacher, make_lpg_lifetime(agent_config, env, rule), objective, es_config.population_size,
-                         trainer_config.chunk_size, trainer_config.shard)
+                         trainer_config.chunk_size, shard=False)
     teacher_name = teacher_cfg.get("name", "groove")
     metadata = {"objective": objective.name, "teacher": teacher_name, "env": env_cfg.get("name"), "seed": seed}
     result = run_meta_training(
@@ -89,11 +95,12 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "train_seconds": time.perf_counter() - started,
     }
     evaluate_cfg = section(cfg, "evaluate")
-    if evaluate_cfg.get("enabled", False) and objective.eval.get("enabled", True):
+    if evaluate_cfg.get("enabled", False) and objective.eval.get("enabled", True) and distributed.is_primary():
         from metarl.eval.lpg import evaluate_and_write
 
         eval_settings = {k: v for k, v in objective.eval.items() if k != "enabled"}
         paths = evaluate_and_write(artifact, out_dir=run_dir / "evaluation", seed=seed, **eval_settings)
+        tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()), names=("lifetime",))
         summary["report"] = str(paths["table"])
     return summary
 
@@ -105,4 +112,5 @@ register(Job(
     description="evolve a Learned Policy Gradient rule (LPG / TA-LPG) with ES on levels from a teacher",
     writes=("lpg_rule",),
     sections=SECTIONS,
+    headline="last_return_mean",
 ))

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 
+from metarl import distributed
 from metarl.jobs.registry import Job, register
 from metarl.meta.optimizer_fitness import evaluate_returns, fixed_drift, load_or_build, make_fitness
 from metarl.meta.plots import plot_meta_curve
@@ -28,8 +29,8 @@ from metarl.meta.trainer import history_summary
 from metarl.optimizers.io import save_learned_optimizer
 
 ARTIFACT = "learned_optimizer.npz"
-SECTIONS = ("optimizer", "objective", "meta", "env", "inner", "fitness", "evaluate", "seed", "resume", "allow_changes",
-            "run_dir", "progress_bar")
+SECTIONS = ("cpu_devices", "distributed", "optimizer", "objective", "meta", "env", "inner", "fitness", "evaluate", "seed",
+            "resume", "allow_changes", "run_dir", "progress_bar")
 
 
 def run(cfg: Any, run_dir: Path) -> dict:
@@ -62,7 +63,7 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "train_seconds": time.perf_counter() - started,
     }
     evaluate = cfg.get("evaluate")
-    if evaluate is not None and evaluate.enabled:
+    if evaluate is not None and evaluate.enabled and distributed.is_primary():  # process 0 evaluates
         key = jax.random.PRNGKey(settings.seed + 2)
         seeds, frac = int(evaluate.seeds), fitness_cfg.final_fraction
         summary["eval_learned"] = evaluate_returns(optimizer, result.mean, env_names, ppo_config, seeds, key, frac,
@@ -78,4 +79,5 @@ register(Job(
     description="evolve an OPEN-style learned optimizer with ES (objective=ppo optimizer=learned)",
     writes=("learned_optimizer",),
     sections=SECTIONS,
+    headline="last_fitness_mean",
 ))

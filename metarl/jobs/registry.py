@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 ARTIFACT_KINDS = ("objective", "lpg_rule", "learned_optimizer", "policy_checkpoint")
+# top-level settings the app reads for every job (metarl.io.tracking's logger list): part of every job's sections
+APP_SECTIONS = ("logger",)
 
 RunFn = Callable[[Any, Path], dict]
 
@@ -36,11 +38,15 @@ class Job:
     writes: tuple[str, ...] = ()  # artifact kinds it produces
     reads: tuple[str, ...] = ()  # artifact kinds it consumes
     sections: tuple[str, ...] | None = None  # top-level config keys it uses; None: all
+    headline: str | None = None  # dotted summary key of its headline number: what a sweep job reports (cli/sweep.py)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.writes + self.reads) - set(ARTIFACT_KINDS))
         if unknown:
             raise ValueError(f"job {self.name!r}: unknown artifact kind {unknown[0]!r} (known: {ARTIFACT_KINDS})")
+        if self.sections is not None:
+            missing = tuple(s for s in APP_SECTIONS if s not in self.sections)
+            object.__setattr__(self, "sections", self.sections + missing)  # frozen: set once, here
 
 
 _JOBS: dict[str, Job] = {}

@@ -61,6 +61,7 @@ from metarl.agents.sac import SAC, SACConfig, check_task_set
 from metarl.config import as_int, build_dataclass, env_spec, override_keys, plain, positive_int, unknown_name
 from metarl.config import user_overrides
 from metarl.eval.report import plot_learning_curve
+from metarl.io import tracking
 from metarl.io.artifacts import save_header
 from metarl.io.checkpoint import ESCheckpointer
 from metarl.io.outputs import ProgressBar, metric_arrays, save_checkpoint, summarize_final, update_rows
@@ -235,13 +236,16 @@ def run(cfg: Any, run_dir: Path) -> dict:
             if bar:
                 bar.callback(done)
         truncate_log(metrics_path, done, key="update")  # rows past the checkpoint are redone
+        tracking.restart_at(done)
         chunk = make_chunk(agent, chunk_size, config.num_updates)
         while done < config.num_updates:
             n = min(chunk_size, config.num_updates - done)
             new_state, metrics = chunk(state, done, n)
             metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(metrics).items()}
             check_finite(new_state.params, metrics, done, checkpointer.directory)
-            append_records(metrics_path, update_rows(metrics, done))  # rows first, then the checkpoint
+            rows = update_rows(metrics, done)
+            append_records(metrics_path, rows)  # rows first, then the checkpoint
+            tracking.log_rows("train", rows, step_key="update")  # the mean over seeds per update
             state, done = new_state, done + n
             checkpointer.save(done, state, {"updates_done": done, "seeds": seeds})
     finally:
@@ -285,4 +289,5 @@ def last_evaluation(metrics: dict) -> str:
 JOB = register(Job("train", run, "train", "PPO or SAC on one environment over several vmapped seeds",
                    writes=("policy_checkpoint",),
                    sections=("agent", "optimizer", "env", "seeds", "seed", "progress", "checkpoint_every", "resume",
-                             "allow_changes", "run_dir")))
+                             "allow_changes", "run_dir"),
+                   headline="final_return.mean"))

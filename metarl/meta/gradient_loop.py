@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from metarl.io import tracking
 from metarl.io.checkpoint import ESCheckpointer
 from metarl.io.progress import append_records, read_log, truncate_log
 
@@ -94,6 +95,7 @@ def run_gradient_loop(
     if resume and checkpointer.latest_generation() is not None:
         resumed_from, state, _ = checkpointer.restore(state)
     keep_records_up_to(log_path, resumed_from)
+    tracking.restart_at(resumed_from + 1 if resumed_from else 0)  # the steps a resume redoes start here
 
     started, wall, stopped = time.perf_counter(), 0.0, False
     while steps_done(state) < total_steps:
@@ -107,6 +109,7 @@ def run_gradient_loop(
         record = {STEP_KEY: step, **{k: float(v) for k, v in metrics.items()},
                   "seconds": time.perf_counter() - chunk_started}
         append_records(log_path, [record])
+        tracking.log("meta", step, {k: v for k, v in record.items() if k != STEP_KEY})
         checkpointer.save(step, state, {"meta_steps_done": step, **(metadata or {})})
         if report is not None:
             report(record)

@@ -19,7 +19,7 @@ from metarl.config import build_dataclass, check_bool, check_field, check_number
 from metarl.meta.es import ESConfig
 from metarl.meta.trainer import TrainerConfig
 
-TRAINER_KEYS = ("generations", "checkpoint_every", "chunk_size", "shard", "max_failed_retries")
+TRAINER_KEYS = ("generations", "checkpoint_every", "chunk_size", "shard", "devices", "max_failed_retries")
 ROUTING_KEYS = ("job", "meta_train_job")
 
 

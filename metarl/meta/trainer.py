@@ -4,11 +4,14 @@ Two kinds of fitness:
 
 * plain: ``fitness_fn(key, meta_params_batch) -> [population]`` (maximised).
   Candidates must be independent given the shared key (common random
-  numbers), so the population can be evaluated whole, in chunks
-  (``chunk_size``) or sharded over local devices with the same values.
+  numbers), so the population is evaluated in blocks of ``chunk_size``
+  candidates spread over every device of every process
+  (:class:`metarl.meta.devices.DeviceEvaluator`), with the same bits on any
+  number of devices. With several processes each computes the same ask and
+  tell; only process 0 writes the log and the checkpoints.
 * stateful (``extra_state`` given): ``fitness_fn(key, population, extra) ->
-  (fitness, extra, metrics)``. ``extra`` is any pytree carried from one
-  generation to the next (e.g. a level teacher's buffer); it is checkpointed
+  (fitness, extra, metrics)``, run on one device inside the generation's
+  program. ``extra`` is any pytree carried from one generation to the next (e.g. a level teacher's buffer); it is checkpointed
   with the ES state, so it survives a resume. ``metrics`` (scalars) join the
   generation's log record. A stateful fitness chunks its own population
   (:func:`make_population_evaluator` does it).
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +52,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from metarl import distributed
 from metarl.io.checkpoint import ESCheckpointer
 from metarl.io.progress import GenerationLog, read_log
+from metarl.meta.devices import DeviceEvaluator
 from metarl.meta.es import EvolutionStrategy
 
 FitnessFn = Callable[[jax.Array, Any], jax.Array]
@@ -66,8 +72,9 @@ class AllCandidatesFailedError(ValueError):
 class TrainerConfig:
     generations: int
     checkpoint_every: int = 1
-    chunk_size: int | None = None  # evaluate the population in sequential chunks of this size
-    shard: bool = True  # shard the population axis over local devices when there are several
+    chunk_size: int | None = None  # candidates per program call (vmap width); None: the largest divisor of P <= 8
+    shard: bool = True  # spread the population over every device (of every process) when there are several
+    devices: int | None = None  # how many of those devices (the first ones); None: all
     show_progress: bool = True
     max_checkpoints: int = 3
     max_failed_retries: int = 2  # fresh-key retries of a generation in which every candidate is NaN/inf
@@ -81,6 +88,18 @@ class TrainerConfig:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1 or null, got {self.chunk_size}")
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"devices must be >= 1 or null, got {self.devices}")
+
+    def pick_devices(self) -> list:
+        """The devices the population is spread over: the first ``devices`` of ``jax.devices()``."""
+        available = jax.devices() if self.shard else jax.local_devices()[:1]
+        if self.devices is None:
+            return available
+        if self.devices > len(available):
+            raise ValueError(f"devices={self.devices} but this run has {len(available)} device(s) "
+                             f"({jax.default_backend()}, {jax.process_count()} process(es))")
+        return available[: self.devices]
 
 
 @dataclasses.dataclass
@@ -99,8 +118,11 @@ def make_population_evaluator(
 
     ``population`` is any pytree with leading axis ``population_size``.
     ``chunk_size`` splits it into sequential chunks (``lax.map``) to bound
-    memory; with several local devices each call's population axis is
-    sharded over them.
+    memory; with ``shard`` and several local devices each call's population
+    axis is sharded over them by GSPMD. That changes float rounding inside
+    the candidates, so the values agree with one device only to rounding (and
+    inner training can amplify it): the trainer's plain fitness uses
+    :class:`metarl.meta.devices.DeviceEvaluator` instead, which is exact.
     """
     per_call = population_size if chunk_size is None else min(chunk_size, population_size)
     if population_size % per_call:
@@ -148,11 +170,31 @@ def make_generation(es: EvolutionStrategy, fitness_fn: StatefulFitnessFn) -> Cal
     return jax.jit(generation)
 
 
-def _stateless(evaluate: Callable[[jax.Array, Any], jax.Array]) -> StatefulFitnessFn:
-    def fitness(key: jax.Array, population: Any, extra: Any) -> tuple[jax.Array, Any, dict]:
-        return evaluate(key, population), extra, {}
+def make_device_generation(es: EvolutionStrategy, evaluator: DeviceEvaluator) -> Callable:
+    """A generation of a plain fitness: ask (jit), the population over the devices, tell (jit).
 
-    return fitness
+    Same signature and keys as :func:`make_generation`; ask and tell are
+    computed identically in every process, the evaluation is shared.
+    """
+
+    @jax.jit
+    def ask(key: jax.Array, es_state: Any):
+        ask_key, eval_key, tell_key = jax.random.split(key, 3)
+        population, es_state = es.ask(ask_key, es_state)
+        return population, es_state, eval_key, tell_key
+
+    @jax.jit
+    def tell(tell_key: jax.Array, population: Any, fitness: jax.Array, es_state: Any):
+        es_state, metrics = es.tell(tell_key, population, fitness, es_state)
+        return strong_types(es_state), metrics
+
+    def generation(key: jax.Array, es_state: Any, extra: Any):
+        population, es_state, eval_key, tell_key = ask(key, es_state)
+        fitness = evaluator(eval_key, population)
+        es_state, metrics = tell(tell_key, population, fitness, es_state)
+        return es_state, extra, fitness, metrics
+
+    return generation
 
 
 def _pack(es_state: Any, extra: Any, stateful: bool) -> Any:
@@ -200,25 +242,33 @@ def run_meta_training(
     """
     run_dir = Path(run_dir)
     stateful = extra_state is not None
-    if not stateful:
-        evaluator = make_population_evaluator(fitness_fn, es.population_size, config.chunk_size, config.shard)
-        fitness_fn = _stateless(evaluator)
+    if stateful:
+        generation_fn = make_generation(es, fitness_fn)
+    else:
+        evaluator = DeviceEvaluator(fitness_fn, es.population_size, config.chunk_size, config.pick_devices())
+        if evaluator.padding and distributed.is_primary():
+            print(f"note: {evaluator.num_blocks} blocks of {evaluator.width} candidates over {len(evaluator.devices)} "
+                  f"devices: {evaluator.padding:.0%} of each generation's device time is padding (meta.chunk_size or "
+                  "meta.devices can avoid it)", file=sys.stderr, flush=True)
+        generation_fn = make_device_generation(es, evaluator)
     init_key, seed_key = jax.random.split(key)
     state = strong_types(_pack(es.init(init_key, init_mean), extra_state, stateful))
-    checkpointer = ESCheckpointer(run_dir / "checkpoints", max_to_keep=config.max_checkpoints)
+    primary = distributed.is_primary()  # process 0 (or the only process) writes the log and the checkpoints
+    checkpointer = ESCheckpointer(distributed.primary_run_dir(run_dir) / "checkpoints",
+                                  max_to_keep=config.max_checkpoints, writer=primary)
     start = 0
     if resume and checkpointer.latest_generation() is not None:
         start, state, _ = checkpointer.restore(state)
         start = min(start, config.generations)
     es_state, extra = _unpack(state, stateful)
 
-    generation_fn = make_generation(es, fitness_fn)
     log_path = run_dir / LOG
 
     def save(done: int) -> None:
-        checkpointer.save(done, _pack(es_state, extra, stateful), {"generations_done": done, **(metadata or {})})
+        if primary:
+            checkpointer.save(done, _pack(es_state, extra, stateful), {"generations_done": done, **(metadata or {})})
 
-    with GenerationLog(log_path, config.generations, start, description, config.show_progress) as log:
+    with GenerationLog(log_path, config.generations, start, description, config.show_progress and primary) as log:
         for generation in range(start, config.generations):
             for attempt in range(config.max_failed_retries + 1):
                 started = time.perf_counter()
