@@ -1,4 +1,4 @@
-"""Seconds per ES generation of the default meta-training job at population 64 on 1 and on 2 CPU devices.
+"""The ES population and PPO's seeds spread over 1 and over 2 CPU devices (metarl.parallel.BlockMap).
 
     python scripts/bench_devices.py [--quick]
 
@@ -7,7 +7,10 @@ The population is spread over devices as ``metarl-meta-train`` does it
 figures come from one child process in which XLA shows the CPU as two devices
 (``--xla_force_host_platform_device_count=2``, one worker thread per device):
 the 1-device figure uses only the first. ``es_devices_speedup`` is their ratio
-(goal >= 1.7 on a 2-core machine). ``--quick``: 2-update inner runs, population 16.
+(goal >= 1.7 on a 2-core machine). PPO: 16 vmapped seeds of PureJaxRL's CartPole
+configuration in blocks of 8 (``metarl-train seeds=16 seed_block=8``), env steps
+per second on 1 and 2 devices and their ratio. ``--quick``: 2-update inner runs,
+population 16, a 2-update PPO run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,35 @@ from pathlib import Path
 
 POPULATION, QUICK_POPULATION = 64, 16
 DEVICES = 2
+PPO_SEEDS, PPO_BLOCK = 16, 8
+
+
+def _ppo_steps_per_second(quick: bool) -> dict[int, float]:
+    """Env steps/s of 16 PPO seeds in blocks of 8 on 1 and on 2 devices (best of 2 runs, compile excluded)."""
+    import time
+
+    import envs
+    import jax
+    from metarl.agents.ppo import PPOConfig, make_train
+    from metarl.parallel import BlockMap
+
+    config = PPOConfig()
+    if quick:
+        config = dataclasses.replace(config, total_timesteps=2 * config.batch_size)
+    train = make_train(config, *envs.make("CartPole-v1"))
+    run_block = jax.vmap(lambda key: train(key)[1]["episode_return"])
+    steps = PPO_SEEDS * config.num_updates * config.batch_size
+    rates = {}
+    for devices in (1, DEVICES):
+        spread = BlockMap(run_block, PPO_SEEDS, PPO_BLOCK, jax.devices()[:devices])
+        spread(jax.random.split(jax.random.key(0), PPO_SEEDS))  # compiles
+        best = 0.0
+        for i in range(2):
+            start = time.perf_counter()
+            spread(jax.random.split(jax.random.key(i + 1), PPO_SEEDS))
+            best = max(best, steps / (time.perf_counter() - start))
+        rates[devices] = best
+    return rates
 
 
 def _child(quick: bool) -> list[tuple[str, float, str]]:
@@ -39,6 +71,10 @@ def _child(quick: bool) -> list[tuple[str, float, str]]:
         seconds[devices] = statistics.median(wall)
         figures.append((f"es_gen_pop{size}_{devices}dev", seconds[devices], "s"))
     figures.append((f"es_devices_speedup_pop{size}", seconds[1] / seconds[DEVICES], "x (1 device / 2 devices)"))
+    rates = _ppo_steps_per_second(quick)
+    for devices, rate in rates.items():
+        figures.append((f"ppo_{PPO_SEEDS}seeds_{devices}dev", rate, "steps/s"))
+    figures.append((f"ppo_{PPO_SEEDS}seeds_devices_speedup", rates[DEVICES] / rates[1], "x (2 devices / 1 device)"))
     return figures
 
 

@@ -100,6 +100,8 @@ CASES: list[Case] = [
     *_cases("train", IMPOSSIBLE, [
         ("seeds=0", "seeds"),
         ("seeds=-2", "seeds"),
+        ("seeds=4 seed_block=3", "seed_block=3 must divide seeds=4"),
+        ("cpu_devices=0", "cpu_devices must be 'auto' or an integer >= 1"),
         ("agent.num_envs=0", "agent.num_envs"),
         ("agent.num_steps=-5", "agent.num_steps"),
         ("agent.num_minibatches=3", "agent.num_minibatches"),

@@ -53,9 +53,9 @@ def check_optimizer_section(section: Any, name: str = "optimizer") -> None:
 
 # --- one check per job -----------------------------------------------------------------------------------
 def _train(cfg: Any) -> None:
-    from metarl.jobs.train import build_agent_config, build_env, build_optimizer, check_optimizer_use
+    from metarl.jobs.train import build_agent_config, build_env, build_optimizer, check_optimizer_use, seed_block
 
-    positive_int(cfg.get("seeds", 1), "seeds")
+    seed_block(cfg.get("seed_block"), positive_int(cfg.get("seeds", 1), "seeds"))
     as_int(cfg.get("seed", 0), "seed")
     if cfg.get("checkpoint_every") is not None:
         positive_int(cfg.get("checkpoint_every"), "checkpoint_every")

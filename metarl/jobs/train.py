@@ -67,6 +67,7 @@ from metarl.io.checkpoint import ESCheckpointer
 from metarl.io.outputs import ProgressBar, metric_arrays, save_checkpoint, summarize_final, update_rows
 from metarl.io.progress import append_records, read_log, truncate_log
 from metarl.jobs.registry import Job, register
+from metarl.parallel import BlockMap
 
 PROGRAM = "metarl-train"
 METRICS = "metrics.jsonl"
@@ -150,6 +151,30 @@ def make_agent(name: str, config: Any, env: Any, env_params: Any, tasks: dict, o
 
 
 def make_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
+    """``chunk(states, start, n) -> (states, metrics [seeds, size])``: ``n <= size`` updates of every seed, jitted."""
+    return jax.jit(seeds_chunk(agent, size, total))
+
+
+def spread_chunk(agent: PPO | SAC, size: int, total: int, seeds: int, block: int) -> Callable:
+    """:func:`make_chunk` with the seeds in blocks of ``block`` over every device (:class:`metarl.parallel.BlockMap`).
+
+    The result depends on ``block``, never on the device count.
+    """
+    spread = BlockMap(seeds_chunk(agent, size, total), seeds, block)
+    return lambda states, start, n: spread(states, jnp.int32(start), jnp.int32(n))
+
+
+def seed_block(value: Any, seeds: int) -> int | None:
+    """``seed_block`` (null: all seeds in one program on one device), which must divide ``seeds``."""
+    if value is None:
+        return None
+    block = positive_int(value, "seed_block")
+    if seeds % block:
+        raise ValueError(f"seed_block={block} must divide seeds={seeds}")
+    return block
+
+
+def seeds_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
     """``chunk(states, start, n) -> (states, metrics [seeds, size])``: ``n <= size`` updates of every seed.
 
     ``start`` and ``n`` are traced, so one compiled program serves every chunk,
@@ -177,7 +202,7 @@ def make_chunk(agent: PPO | SAC, size: int, total: int) -> Callable:
 
         return jax.lax.fori_loop(0, n, body, (state, buffer))
 
-    return jax.jit(jax.vmap(chunk, in_axes=(0, None, None)))
+    return jax.vmap(chunk, in_axes=(0, None, None))
 
 
 def check_finite(params: Any, metrics: dict, first_update: int, checkpoints: Path) -> None:
@@ -206,6 +231,7 @@ def check_finite(params: Any, metrics: dict, first_update: int, checkpoints: Pat
 def run(cfg: Any, run_dir: Path) -> dict:
     """Validate everything, train chunk by chunk (or resume), write outputs; returns a small summary."""
     seeds = positive_int(cfg.get("seeds", 1), "seeds")
+    block = seed_block(cfg.get("seed_block"), seeds)
     seed = as_int(cfg.get("seed", 0), "seed")
     name = agent_name(cfg.get("agent"))
     env_name, env, env_params, tasks = build_env(cfg.env, name)
@@ -237,7 +263,8 @@ def run(cfg: Any, run_dir: Path) -> dict:
                 bar.callback(done)
         truncate_log(metrics_path, done, key="update")  # rows past the checkpoint are redone
         tracking.restart_at(done)
-        chunk = make_chunk(agent, chunk_size, config.num_updates)
+        chunk = make_chunk(agent, chunk_size, config.num_updates) if block is None else \
+            spread_chunk(agent, chunk_size, config.num_updates, seeds, block)
         while done < config.num_updates:
             n = min(chunk_size, config.num_updates - done)
             new_state, metrics = chunk(state, done, n)
@@ -288,6 +315,6 @@ def last_evaluation(metrics: dict) -> str:
 
 JOB = register(Job("train", run, "train", "PPO or SAC on one environment over several vmapped seeds",
                    writes=("policy_checkpoint",),
-                   sections=("agent", "optimizer", "env", "seeds", "seed", "progress", "checkpoint_every", "resume",
-                             "allow_changes", "run_dir"),
+                   sections=("agent", "optimizer", "env", "seeds", "seed_block", "cpu_devices", "seed", "progress",
+                             "checkpoint_every", "resume", "allow_changes", "run_dir"),
                    headline="final_return.mean"))

@@ -11,14 +11,16 @@ Two kinds of fitness:
   tell; only process 0 writes the log and the checkpoints.
 * stateful (``extra_state`` given): ``fitness_fn(key, population, extra) ->
   (fitness, extra, metrics)``, run on one device inside the generation's
-  program. ``extra`` is any pytree carried from one generation to the next (e.g. a level teacher's buffer); it is checkpointed
-  with the ES state, so it survives a resume. ``metrics`` (scalars) join the
-  generation's log record. A stateful fitness chunks its own population
+  program. ``extra`` is any pytree carried from one generation to the next
+  (e.g. a level teacher's buffer); it is checkpointed with the ES state, so
+  it survives a resume. ``metrics`` (scalars) join the generation's log
+  record. A stateful fitness chunks its own population
   (:func:`make_population_evaluator` does it).
 
 Per generation g (key ``fold_in(seed_key, g)``, so a resumed run replays
-exactly the same randomness) one compiled program runs ask -> evaluate ->
-tell; the host appends the JSONL and progress record, and checkpoints every
+exactly the same randomness) ask -> evaluate -> tell run (one compiled
+program for a stateful fitness; ask, the devices' blocks and tell for a
+plain one); the host appends the JSONL and progress record, and checkpoints every
 ``checkpoint_every`` generations and at the end. The record is written
 before the checkpoint and a resume cuts the log back to its checkpoint, so
 every generation is in ``meta_log.jsonl`` exactly once, however the run was
