@@ -9,7 +9,7 @@ so the devices run side by side. An item's result therefore cannot depend on
 the device count. That is not true of the obvious alternatives, measured on
 CPU with PPO training: ``shard_map``/GSPMD over 2 or 4 devices, a ``pmap``
 over 2 replicas (with an optax optimizer), or a different batch width change
-float rounding inside training (1e-8 at first), which Adam and the
+float rounding inside training (about 1e-7 at first), which Adam and the
 environment amplify into different returns within a few updates.
 
 Only the first ``N / width`` devices are used when there are fewer blocks than

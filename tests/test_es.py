@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -13,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from host_devices import run_on_host_devices
 from metarl.meta import (
     AllCandidatesFailedError,
     ESConfig,
@@ -260,10 +257,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
 
 
 def test_population_is_sharded_over_two_host_devices():
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _SHARDING_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_host_devices(_SHARDING_SCRIPT, 2, timeout=120)
     assert result["devices"] == 2
     assert "population" in result["spec"]  # really laid out over the mesh axis
     np.testing.assert_allclose(result["sharded"], result["plain"], rtol=1e-6)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -13,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from host_devices import run_on_host_devices
 from metarl.meta.devices import DeviceEvaluator, default_width
 from metarl.meta.trainer import TrainerConfig
 
@@ -54,10 +51,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_sharded_es_equals_one_device_bit_for_bit():
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_host_devices(_SCRIPT, 4)
     assert result["device_count"] == 4
     runs = result["runs"]
     assert set(runs) == {"1", "2", "4"}

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from host_devices import run_on_host_devices
 from metarl.jobs.train import seed_block
 from metarl.parallel import BlockMap
 
@@ -47,10 +44,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_seed_blocks_give_the_same_bits_on_one_and_two_devices_and_resume_exactly():
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    digests = json.loads(out.stdout.strip().splitlines()[-1])
+    digests = run_on_host_devices(_SCRIPT, 2)
     assert digests["one"] == digests["two"] == digests["resumed"]
     assert digests["whole"]  # all seeds in one program: its own rounding, not compared
 

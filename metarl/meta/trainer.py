@@ -244,18 +244,18 @@ def run_meta_training(
     """
     run_dir = Path(run_dir)
     stateful = extra_state is not None
+    primary = distributed.is_primary()  # process 0 (or the only process) writes the log, checkpoints and notes
     if stateful:
         generation_fn = make_generation(es, fitness_fn)
     else:
         evaluator = DeviceEvaluator(fitness_fn, es.population_size, config.chunk_size, config.pick_devices())
-        if evaluator.padding and distributed.is_primary():
+        if evaluator.padding and primary:
             print(f"note: {evaluator.num_blocks} blocks of {evaluator.width} candidates over {len(evaluator.devices)} "
                   f"devices: {evaluator.padding:.0%} of each generation's device time is padding (meta.chunk_size or "
                   "meta.devices can avoid it)", file=sys.stderr, flush=True)
         generation_fn = make_device_generation(es, evaluator)
     init_key, seed_key = jax.random.split(key)
     state = strong_types(_pack(es.init(init_key, init_mean), extra_state, stateful))
-    primary = distributed.is_primary()  # process 0 (or the only process) writes the log and the checkpoints
     checkpointer = ESCheckpointer(distributed.primary_run_dir(run_dir) / "checkpoints",
                                   max_to_keep=config.max_checkpoints, writer=primary)
     start = 0
