@@ -36,6 +36,7 @@ PROGRAMS = {
     "evaluate_lpg": "metarl-evaluate",
     "curriculum": "metarl-curriculum",
     "continual": "metarl-continual",
+    "reset_free": "metarl-reset-free",
 }
 
 # Small settings: a row that slips past validation still finishes (the test stops it at the first jit anyway)
@@ -62,6 +63,7 @@ BASE = {
     "curriculum": ("run_dir={run}", "eval.num_tasks=2", "eval.max_steps=8", *(f"agent.{s}" for s in _TINY_PPO)),
     "continual": ("out_dir={run}", "seeds=1", "reference=false", "progress=false", "benchmark.steps_per_task=256",
                   "eval.episodes=1"),
+    "reset_free": ("run_dir={run}", "seeds=1", "scale=ci", "progress=false"),
 }
 
 
@@ -419,6 +421,43 @@ CASES: list[Case] = [
     ]),
     *_cases("continual", UNWRITABLE, [
         ("out_dir={file}/sub", "{file}"),
+    ]),
+    # --- metarl-reset-free ---------------------------------------------------------------------------
+    *_cases("reset_free", UNKNOWN, [
+        ("task=four-rooms", "did you mean four-rooms-v1"),
+        ("algorithm=riscc", "risc"),
+        ("bootstrap=timeout", "timeout_as_terminal"),
+        ("logger=[csv,tb]", "unknown logger 'tb'"),
+    ]),
+    *_cases("reset_free", IMPOSSIBLE, [
+        ("seeds=0", "seeds"),
+        ("protocol.steps_per_intervention=0", "protocol.steps_per_intervention must be positive"),
+        ("protocol.steps_per_intervention=-5", "steps_per_intervention"),
+        ("protocol.eval_every=3000", "not a multiple of eval_every=3000"),
+        ("protocol.conservative_factor=1.5", "protocol.conservative_factor"),
+        ("critic.lr=-1", "critic.lr"),
+        ("goal_conditioned=false", "algorithm=risc switches between forward and backward goals"),
+        ("+agent.gamma=1.5", "agent.gamma"),
+        ("+agent.learning_starts=4000", "agent.learning_starts=4000 is not below the run's total_steps=4000"),
+        ("+agent.batch_size=5000", "agent.batch_size=5000 is larger than the replay buffer"),
+        ("scale=tiny", "scale"),
+    ]),
+    *_cases("reset_free", NONFINITE, [
+        ("protocol.conservative_factor=nan", "conservative_factor"),
+        ("critic.lr=inf", "critic.lr"),
+        ("critic.tau=nan", "critic.tau"),
+    ]),
+    *_cases("reset_free", WRONG_TYPE, [
+        ("seeds=2.5", "seeds"),
+        ("goal_conditioned=maybe", "goal_conditioned"),
+        ("protocol.total_steps=many", "total_steps"),
+    ]),
+    *_cases("reset_free", HYDRA, [
+        ("protocol.foo=1", "protocol.foo"),
+        ("task=[a,b]", "task"),
+    ]),
+    *_cases("reset_free", UNWRITABLE, [
+        ("run_dir={file}/sub", "{file}"),
     ]),
     # --- metarl-train agent=sac (env files with an agent block: the base's PPO-only agent.num_steps
     # exists there, and SAC drops it) -----------------------------------------------------------------

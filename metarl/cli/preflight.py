@@ -195,6 +195,12 @@ def _continual(cfg: Any) -> None:
     build(cfg)
 
 
+def _reset_free(cfg: Any) -> None:
+    from metarl.jobs.reset_free import build
+
+    build(cfg)
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "train": _train,
     "meta_train": _meta_objective,
@@ -206,6 +212,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "evaluate_lpg": _evaluate_lpg,
     "curriculum": _curriculum,
     "continual": _continual,
+    "reset_free": _reset_free,
 }
 
 

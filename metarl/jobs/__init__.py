@@ -8,6 +8,7 @@ from metarl.jobs import (
     meta_train_lpg,
     meta_train_lpg_mg,
     meta_train_optimizer,
+    reset_free,
     train,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "meta_train_lpg",
     "meta_train_lpg_mg",
     "meta_train_optimizer",
+    "reset_free",
     "train",
 ]
