@@ -22,8 +22,10 @@ __all__ = [
 import envs.bandit  # noqa: E402,F401  (bandit-bernoulli, bandit-gaussian)
 import envs.brax_adapter  # noqa: E402,F401  (brax-*, only when brax is installed)
 import envs.gridworld  # noqa: E402,F401  (gridworld-*)
+import envs.dark_room  # noqa: E402,F401  (dark-room, dark-room-hard)
 import envs.four_rooms, envs.tabletop  # noqa: E401,E402,F401  (earl-four-rooms, earl-tabletop: reset-free)
 import envs.earl_door  # noqa: E402,F401  (earl-door-kin: reset-free, kinematic Sawyer)
+import envs.earl_peg  # noqa: E402,F401  (earl-peg-kin: reset-free, kinematic Sawyer)
 import envs.manipulation  # noqa: E402,F401  (<task>-v3: Meta-World-style manipulation)
 from envs.manipulation.benchmarks import benchmark_tasks  # noqa: E402
 import envs.maze  # noqa: E402,F401  (maze, maze-<Name>)

@@ -169,6 +169,13 @@ class SawyerDoorKin(StaticIdentity, GoalEnv):
         return new.replace(time=state.time + 1)
 
     goal_obs_size = 7  # the goal vector closes the observation
+    demo_steps = 150  # the scripted demonstrator closes the door in ~45 steps and reopens it in ~100
+
+    def scripted_action(self, obs: jax.Array) -> jax.Array:
+        """A demonstrator for the goal in ``obs``: push the door shut when the goal's angle is beyond the
+        door's, else hook the handle and pull it open to the goal's angle (:func:`close_door`, :func:`reopen_door`)."""
+        shut_more = angle_of_handle(obs[11:14]) > angle_of_handle(obs[4:7])
+        return jnp.where(shut_more, close_door(obs), reopen_door(obs))
 
     def get_obs(self, state: SawyerDoorKinState, params: SawyerDoorKinParams | None = None, key=None) -> jax.Array:
         return jnp.concatenate([self._configuration(state), state.goal]).astype(jnp.float32)
@@ -184,6 +191,40 @@ class SawyerDoorKin(StaticIdentity, GoalEnv):
         return jnp.concatenate([state.hand, opening[None], self.handle(state)]).astype(jnp.float32)
 
 
+# --- scripted controllers (they read only the observation; demonstrations and tests) ----------------
+def _go(obs: jax.Array, tcp_target: jax.Array) -> jax.Array:
+    """P-controller moving the TCP to ``tcp_target``, fingers open."""
+    offset = jnp.asarray(world.TCP_OFFSET, jnp.float32)
+    move = jnp.clip(25.0 * (tcp_target - offset - obs[0:3]), -1.0, 1.0)
+    return jnp.concatenate([move, jnp.full((1,), -1.0, jnp.float32)])
+
+
+def close_door(obs: jax.Array) -> jax.Array:
+    """Reach the panel's outer face (the robot's side) and push it round until it is shut."""
+    body = jnp.asarray(DOOR_BODY, jnp.float32)
+    tcp, q = obs[0:3] + jnp.asarray(world.TCP_OFFSET, jnp.float32), angle_of_handle(obs[4:7])
+    r, dz = 0.22, 0.07  # along the panel from the hinge, above the hinge's base height
+    local = world.rotate_z(tcp - dd.door_hinge(body), -q)  # TCP in the door's frame
+    on_face = (jnp.abs(local[0] - r) <= 0.05) & (local[1] <= -0.01) & (local[1] >= -0.06) & (
+        jnp.abs(local[2] - dz) <= 0.03)
+    reach = dd.door_panel_point(body, q, r, dz, side=-0.045)
+    push = dd.door_panel_point(body, jnp.minimum(q + 0.3, dd.DOOR_HIGH), r, dz, side=-0.01)
+    return _go(obs, jnp.where(on_face, push, reach))
+
+
+def reopen_door(obs: jax.Array) -> jax.Array:
+    """Over the handle, down into the gap behind its bar (the hook), then pull to the goal handle's angle."""
+    body = jnp.asarray(DOOR_BODY, jnp.float32)
+    tcp, q = obs[0:3] + jnp.asarray(world.TCP_OFFSET, jnp.float32), angle_of_handle(obs[4:7])
+    goal_q = angle_of_handle(obs[11:14])
+    hook = dd.door_hook(body, q)
+    hooked = jnp.linalg.norm(tcp - hook) <= 0.03
+    over = jnp.linalg.norm(tcp[:2] - hook[:2]) <= 0.02
+    pull = tcp + dd.door_hook(body, q + jnp.clip(goal_q - q, -0.25, 0.25)) - hook  # the hook moves <= 0.25 rad
+    above = hook + jnp.asarray([0.0, 0.0, 0.2], jnp.float32)
+    return _go(obs, jnp.where(hooked, pull, jnp.where(over, hook, above)))
+
+
 def make_earl_door() -> tuple[SawyerDoorKin, SawyerDoorKinParams]:
     env = SawyerDoorKin()
     return env, env.default_params
@@ -193,6 +234,8 @@ register("earl-door-kin", make_earl_door)
 
 __all__ = [
     "DOOR_BODY",
+    "close_door",
+    "reopen_door",
     "EARL_GOAL_STATE",
     "EARL_INITIAL_STATE",
     "HANDLE_OBS",

@@ -134,6 +134,20 @@ class Tabletop(StaticIdentity, GoalEnv):
         return state.replace(time=state.time + 1, gripper=gripper, mug=mug, attached=attached)
 
     goal_obs_size = 6  # the goal vector closes the observation
+    demo_steps = 80  # a scripted demonstration reaches any goal within this many steps
+
+    def scripted_action(self, obs: jax.Array) -> jax.Array:
+        """A demonstrator for the goal in ``obs`` (forward or backward): fetch the mug, carry it to the goal's
+        mug position, release it there, then bring the gripper to the goal's gripper position."""
+        grip, mug, goal_grip, goal_mug = obs[0:2], obs[2:4], obs[6:8], obs[8:10]
+        held = obs[4] == HELD[0]
+        placed = jnp.linalg.norm(mug - goal_mug) <= 0.05
+        # grasp only once on top of the mug: a mug held off-centre could not reach a goal near the wall
+        on_top = jnp.linalg.norm(grip - mug) < 0.15
+        carry = held | on_top
+        toward = jnp.where(placed, goal_grip - grip, jnp.where(carry, goal_mug - mug, mug - grip))
+        grasp = jnp.where(placed, -1.0, jnp.where(carry, 1.0, -1.0))
+        return jnp.concatenate([jnp.clip(toward / MOVE, -1.0, 1.0), grasp[None]]).astype(jnp.float32)
 
     def get_obs(self, state: TabletopState, params: TabletopParams | None = None, key=None) -> jax.Array:
         pair = jnp.where(state.attached, jnp.asarray(HELD, jnp.float32), jnp.asarray(NOT_HELD, jnp.float32))

@@ -441,6 +441,8 @@ CASES: list[Case] = [
         ("+agent.learning_starts=4000", "agent.learning_starts=4000 is not below the run's total_steps=4000"),
         ("+agent.batch_size=5000", "agent.batch_size=5000 is larger than the replay buffer"),
         ("scale=tiny", "scale"),
+        ("protocol.demos=2", "demos=2: earl-four-rooms has no scripted demonstrator"),
+        ("protocol.demos=-1", "protocol.demos"),
     ]),
     *_cases("reset_free", NONFINITE, [
         ("protocol.conservative_factor=nan", "conservative_factor"),

@@ -12,47 +12,17 @@ import pytest
 
 import envs
 from envs import earl_door as ed
-from envs.manipulation import world
 from envs.manipulation.tasks import doors_drawers as dd
 from envs.reset_free import ResetFree
 
 ENV = ed.SawyerDoorKin()
 PARAMS = ENV.default_params
 F32 = jnp.float32
-BODY = jnp.asarray(ed.DOOR_BODY, F32)
-TCP_OFFSET = jnp.asarray(world.TCP_OFFSET, F32)
 LOW, HIGH = -math.pi / 3, -math.pi / 3 + math.pi / 20
 
 
-# --- scripted controllers (they read only the observation) -----------------------------
-def _go(obs, tcp_target):
-    """P-controller moving the TCP to ``tcp_target``, fingers open (the obs gripper stays at the goal's 1.0)."""
-    move = jnp.clip(25.0 * (tcp_target - TCP_OFFSET - obs[0:3]), -1.0, 1.0)
-    return jnp.concatenate([move, jnp.full((1,), -1.0, F32)])
-
-
-def close_door(obs):
-    """Reach the panel's outer face (the robot's side) and push it round until it is shut."""
-    tcp, q = obs[0:3] + TCP_OFFSET, ed.angle_of_handle(obs[4:7])
-    r, dz = 0.22, 0.07  # along the panel from the hinge, above the hinge's base height
-    local = world.rotate_z(tcp - dd.door_hinge(BODY), -q)  # TCP in the door's frame
-    on_face = (jnp.abs(local[0] - r) <= 0.05) & (local[1] <= -0.01) & (local[1] >= -0.06) & (
-        jnp.abs(local[2] - dz) <= 0.03)
-    reach = dd.door_panel_point(BODY, q, r, dz, side=-0.045)
-    push = dd.door_panel_point(BODY, jnp.minimum(q + 0.3, dd.DOOR_HIGH), r, dz, side=-0.01)
-    return _go(obs, jnp.where(on_face, push, reach))
-
-
-def reopen_door(obs):
-    """Over the handle, down into the gap behind its bar (the hook), then pull to the goal handle's angle."""
-    tcp, q = obs[0:3] + TCP_OFFSET, ed.angle_of_handle(obs[4:7])
-    goal_q = ed.angle_of_handle(obs[11:14])
-    hook = dd.door_hook(BODY, q)
-    hooked = jnp.linalg.norm(tcp - hook) <= 0.03
-    over = jnp.linalg.norm(tcp[:2] - hook[:2]) <= 0.02
-    pull = tcp + dd.door_hook(BODY, q + jnp.clip(goal_q - q, -0.25, 0.25)) - hook  # hook moves by <= 0.25 rad
-    above = hook + jnp.asarray([0.0, 0.0, 0.2], F32)
-    return _go(obs, jnp.where(hooked, pull, jnp.where(over, hook, above)))
+# the scripted controllers (they read only the observation) are the env's demonstrators
+close_door, reopen_door = ed.close_door, ed.reopen_door
 
 
 @functools.partial(jax.jit, static_argnums=0)

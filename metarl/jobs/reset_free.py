@@ -39,7 +39,7 @@ from metarl.stats import bootstrap_ci
 
 CHECKPOINTS, METRICS = "checkpoints", "metrics.jsonl"
 PROTOCOL_KEYS = ("total_steps", "steps_per_intervention", "phase_step_limit", "eval_every", "eval_episodes",
-                 "conservative_factor", "minimum_steps", "trajectory_proportion")
+                 "conservative_factor", "minimum_steps", "trajectory_proportion", "demos")
 SCORE_EVALS = 5  # RISC's score: the mean of the last five deployed evaluations
 
 
@@ -72,6 +72,7 @@ def build(cfg: Any) -> tuple[benchmarks.EARLTask, ResetFreeConfig, DQNConfig | S
     if agent.learning_starts >= rf.total_steps:
         raise ValueError(f"agent.learning_starts={agent.learning_starts} is not below the run's total_steps="
                          f"{rf.total_steps}: the agent would never learn")
+    build_runner(task, rf, agent)  # what depends on the env (goal entries, demonstrator, action space); compiles nothing
     return task, rf, agent
 
 

@@ -31,6 +31,7 @@ class ResetFreeConfig:
     conservative_factor: float | None = option(None, gt=0, lt=1)
     minimum_steps: int | None = option(None, ge=0)
     trajectory_proportion: float | None = option(None, gt=0, le=1)
+    demos: int | None = option(None, ge=0)  # forward (and as many backward) demonstrations in the replay buffer
     critic_lr: float = option(3e-4, gt=0)  # the success critic's Adam step
     critic_tau: float = option(0.005, gt=0, le=1)
     seeds: int = option(1, gt=0)
@@ -53,6 +54,7 @@ class ResetFreeConfig:
             "conservative_factor": task.conservative_factor,
             "minimum_steps": task.minimum_steps,
             "trajectory_proportion": task.trajectory_proportion,
+            "demos": task.demo_episodes,
         }
         cfg = dataclasses.replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
         if cfg.total_steps % cfg.eval_every:

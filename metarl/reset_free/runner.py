@@ -43,6 +43,8 @@ from metarl.reset_free.sac_agent import SACAgent
 from metarl.reset_free.switching import draw_switch
 from metarl.reset_free.targets import discount
 
+DEMO_NOISE = 0.1  # std of the Gaussian noise on the scripted demonstrator's actions (varied demonstrations)
+
 
 @struct.dataclass
 class Carry:
@@ -70,6 +72,10 @@ class ResetFreeRunner:
         self.wrapped = ResetFree(self.env, cfg.steps_per_intervention)
         self.uses_critic = cfg.algorithm == "risc"
         self.hidden_goal = 0 if cfg.goal_conditioned else self._goal_obs_size()
+        self.demo_steps = int(getattr(self.env, "demo_steps", 0))
+        if cfg.demos and not (self.demo_steps and callable(getattr(self.env, "scripted_action", None))):
+            raise ValueError(f"demos={cfg.demos}: {self.env.name} has no scripted demonstrator (scripted_action, "
+                             "demo_steps); use demos=0")
         self._period = jax.jit(jax.vmap(self._period_fn))
 
     def _goal_obs_size(self) -> int:
@@ -91,9 +97,46 @@ class ResetFreeRunner:
         obs, env_state = self.wrapped.reset(k_env, self.params)
         example = {"obs": obs, "action": self.agent.example_action, "reward": jnp.float32(0),
                    "discount": jnp.float32(0), "next_obs": obs, "success": jnp.float32(0)}
-        buffer = replay.init(example, min(self.agent.buffer_size, self.cfg.total_steps))
+        demos = self.cfg.demos * 2 * self.demo_steps
+        buffer = replay.init(example, min(self.agent.buffer_size, self.cfg.total_steps + demos))
+        if demos:
+            key, k_demo = jax.random.split(key)
+            buffer = replay.add(buffer, self._demonstrations(k_demo))
         return Carry(env_state, obs, jnp.bool_(True), jnp.int32(0), self.agent.init(k_agent), buffer, key,
                      jnp.int32(0))
+
+    def _demonstrations(self, key: jax.Array) -> dict:
+        """RISC's ``use_demo``: ``demos`` scripted episodes towards a forward goal from rho_0, each followed by one
+        back to its start, as transitions (the env's ``scripted_action`` with Gaussian noise on the action).
+
+        Each direction lasts ``demo_steps`` steps; reaching the goal is terminal, the last step a truncation."""
+        env, params, steps = self.env, self.params, self.demo_steps
+
+        def direction(state: Any, key: jax.Array) -> tuple[Any, dict]:
+            def body(state: Any, xs: tuple) -> tuple[Any, dict]:
+                k, last = xs
+                k_noise, k_env = jax.random.split(k)
+                obs = env.get_obs(state, params)
+                action = env.scripted_action(obs)
+                action = jnp.clip(action + DEMO_NOISE * jax.random.normal(k_noise, action.shape), -1.0, 1.0)
+                next_obs, state, reward, terminated, _ = env.step_env(k_env, state, action, params)
+                transition = {"obs": self._view(obs), "action": action, "reward": reward.astype(jnp.float32),
+                              "discount": discount(terminated, last, self.agent.gamma, self.cfg.bootstrap),
+                              "next_obs": self._view(next_obs), "success": terminated.astype(jnp.float32)}
+                return state, transition
+
+            return jax.lax.scan(body, state, (jax.random.split(key, steps), jnp.arange(steps) == steps - 1))
+
+        def episode(key: jax.Array) -> dict:
+            k_reset, k_forward, k_backward = jax.random.split(key, 3)
+            _, state = env.reset_env(k_reset, params)
+            start = env.start_goal(state, params)
+            state, forward = direction(state, k_forward)
+            _, backward = direction(env.with_goal(state, start, params), k_backward)
+            return jax.tree.map(lambda f, b: jnp.concatenate([f, b]), forward, backward)
+
+        episodes = jax.vmap(episode)(jax.random.split(key, self.cfg.demos))
+        return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), episodes)
 
     def init_seeds(self) -> Carry:
         keys = jax.random.split(jax.random.PRNGKey(self.cfg.seed), self.cfg.seeds)
