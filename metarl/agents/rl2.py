@@ -356,6 +356,9 @@ def make_train(
 ) -> Callable[[jax.Array], tuple[RL2State, dict]]:
     """``train(key) -> (state, metrics)``, jitted; the whole run is one ``lax.scan`` over trials.
 
+    ``train.init(key) -> RL2State`` and ``train.update(state, None) -> (state, metrics of one trial)``
+    (both unjitted) are its two pieces, for running the trials in chunks; ``train.layout`` is the trial shape.
+
     ``env_params`` (default ``env.default_params``) only fixes the horizon ``H``;
     tasks come from ``teacher`` (default :class:`curricula.simple.DomainRandomization`).
     Metrics have leading axis ``num_trials``: ``episode_returns [.., k]`` (mean over
@@ -387,8 +390,7 @@ def make_train(
         }
         return RL2State(params, opt_state, teacher_state, key, trial), metrics
 
-    @jax.jit
-    def train(key: jax.Array) -> tuple[RL2State, dict]:
+    def init(key: jax.Array) -> RL2State:
         k_net, k_teacher, k_run = jax.random.split(key, 3)
         params = rl2_network.init_network(
             k_net,
@@ -400,16 +402,22 @@ def make_train(
             head_widths=cfg.head_widths,
             continuous=spec.continuous,
         )
-        state = RL2State(
+        return RL2State(
             params=params,
             opt_state=tx.init(params),
             teacher_state=teacher.init(k_teacher, env.task_space),
             key=k_run,
             trial=jnp.zeros((), jnp.int32),
         )
-        return jax.lax.scan(update, state, None, length=cfg.num_trials)
+
+    @jax.jit
+    def train(key: jax.Array) -> tuple[RL2State, dict]:
+        return jax.lax.scan(update, init(key), None, length=cfg.num_trials)
 
     train.layout = layout  # the static trial shape, for callers and tests
+    # the pieces, unjitted, for a caller that runs the trials in chunks (metarl.in_context.runner):
+    # scanning ``update`` over ``num_trials`` from ``init(key)`` is ``train(key)``
+    train.init, train.update = init, update
     return train
 
 

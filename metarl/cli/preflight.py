@@ -201,6 +201,12 @@ def _reset_free(cfg: Any) -> None:
     build(cfg)
 
 
+def _meta_rl(cfg: Any) -> None:
+    from metarl.jobs.meta_rl import build
+
+    build(cfg)
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "train": _train,
     "meta_train": _meta_objective,
@@ -213,6 +219,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "curriculum": _curriculum,
     "continual": _continual,
     "reset_free": _reset_free,
+    "meta_rl": _meta_rl,
 }
 
 

@@ -1,0 +1,86 @@
+"""The jitted programs of an in-context run: seeds vmapped, trials in chunks, evaluation on held-out tasks.
+
+    prog = programs(bench, config, chunk_trials=100, greedy=False)
+    states = prog.init(seed_keys)                 # RL2State with a leading seed axis
+    states, metrics = prog.chunk(states)          # chunk_trials more trials per seed; metrics [seeds, chunk, ...]
+    out = prog.evaluate(states.params, test_tasks, eval_keys)
+
+Scanning ``update`` over chunks gives the trials of :func:`metarl.agents.rl2.make_train`'s ``train``
+(the same ``init`` and ``update``), so a run stopped after a chunk and resumed from its checkpoint
+continues the same sequence. Programs are cached per benchmark and settings, so a second run in the
+same process reuses the compiled code.
+
+Evaluation plays one trial per held-out task (repeated ``repeats`` times, tasks ``[a, a, b, b, ...]``)
+from a zero carry, the whole trial one chunk (:func:`metarl.agents.rl2.run_trial`), and returns per
+seed ``episode_returns [tasks, k]`` and ``step_rewards [T]`` (the reward of trial step t, mean over
+tasks: the per-pull curve of a one-episode bandit trial).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from metarl.agents import rl2
+from metarl.agents.rl2_config import RL2Config, TrialLayout
+from metarl.in_context import benchmarks, tasks as task_sets
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    env: Any
+    env_params: Any
+    layout: TrialLayout  # the training trial
+    train_tasks: Any  # batched params, or None (the env's sampler)
+    init: Callable[[jax.Array], Any]  # seed keys [S] -> RL2State [S]
+    chunk: Callable[[Any], tuple[Any, dict]]  # RL2State [S] -> (RL2State [S], metrics [S, chunk, ...])
+    evaluate: Callable[[Any, Any, jax.Array], dict]  # (params [S], tasks [N], keys [S]) -> {episode_returns, ...}
+
+
+def programs(bench: benchmarks.InContextBenchmark, config: RL2Config, chunk_trials: int,
+             greedy: bool = False) -> Programs:
+    """The (cached) programs of ``bench`` under ``config``, ``chunk_trials`` trials per chunk."""
+    return _programs(bench.id, config, int(chunk_trials), bool(greedy))
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool) -> Programs:
+    bench = benchmarks.get(bench_id)
+    env, env_params = benchmarks.make_env(bench)
+    train_tasks, _ = task_sets.task_split(bench, env, 0) if bench.held_out == "goals" else (None, None)
+    teacher = None if train_tasks is None else task_sets.TaskSet(rl2.with_horizon(train_tasks, bench.horizon))
+    train = rl2.make_train(env, config, teacher, env_params=env_params)
+    layout = train.layout
+    eval_layout = TrialLayout(layout.horizon, layout.episodes, layout.trial_steps)  # one chunk: nothing replayed
+
+    def run_chunk(state):
+        return jax.lax.scan(train.update, state, None, length=chunk_trials)
+
+    def evaluate_one(params, tasks, key):
+        traj = rl2.run_trial(params, env, rl2.with_horizon(tasks, layout.horizon), key, eval_layout,
+                             config.activation, greedy)
+        return {"episode_returns": traj["episode_returns"], "step_rewards": jnp.mean(traj["reward"], axis=1)}
+
+    return Programs(
+        env=env,
+        env_params=env_params,
+        layout=layout,
+        train_tasks=train_tasks,
+        init=jax.jit(jax.vmap(train.init)),
+        chunk=jax.jit(jax.vmap(run_chunk)),
+        evaluate=jax.jit(jax.vmap(evaluate_one, in_axes=(0, None, 0))),
+    )
+
+
+def held_out_tasks(bench: benchmarks.InContextBenchmark, env: Any, ci: bool = False, tasks: int | None = None,
+                   repeats: int | None = None) -> tuple[Any, Any]:
+    """``(held-out tasks, the same each repeated)``: the benchmark's (its ci scale's) unless ``tasks``/``repeats``."""
+    count = bench.num_test_tasks(ci) if tasks is None else int(tasks)
+    _, test = task_sets.task_split(bench, env, count)
+    return test, task_sets.repeat_tasks(test, bench.repeats(ci) if repeats is None else int(repeats))
+

@@ -1,0 +1,79 @@
+"""Held-out tasks of a benchmark and the teacher that trains on the rest.
+
+* :func:`goal_split` — the fixed train/test split of a finite goal set (numpy, by seed);
+* :func:`task_split` — ``(train tasks or None, test tasks)`` of a benchmark: ``None`` trains on the
+  env's own sampler (domain randomisation);
+* :class:`TaskSet` — a teacher (the ``curricula`` API) drawing uniformly from a fixed batch of tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from curricula.base import Feedback
+from curricula.simple import EmptyState
+from envs.task_space import index_tasks
+from metarl.in_context.benchmarks import InContextBenchmark
+
+
+def goal_split(num_goals: int, test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` indices into ``num_goals`` goals, each sorted: ``test`` of them held out by ``seed``."""
+    if not 0 < test < num_goals:
+        raise ValueError(f"a goal split needs 0 < test goals < {num_goals}, got {test}")
+    order = np.random.default_rng(seed).permutation(num_goals)
+    return np.sort(order[test:]), np.sort(order[:test])
+
+
+def num_goals(env: Any) -> int:
+    return int(np.asarray(jax.tree.leaves(env.all_goals())[0]).shape[0])
+
+
+def check_split(bench: InContextBenchmark, env: Any) -> None:
+    """The benchmark's held-out tasks exist on ``env`` (no compute)."""
+    if bench.held_out == "goals":
+        if not hasattr(env, "all_goals"):
+            raise ValueError(f"{bench.id}: env {bench.env} has no finite goal set (all_goals) to split")
+        goal_split(num_goals(env), bench.test_tasks, bench.split_seed)
+
+
+def task_split(bench: InContextBenchmark, env: Any, test_tasks: int) -> tuple[Any | None, Any]:
+    """``(train, test)`` batched task params; ``train`` is ``None`` for the env's own sampler.
+
+    ``test_tasks``: the number of sampled held-out tasks (a goal split always holds out the benchmark's).
+    """
+    if bench.held_out == "goals":
+        goals = env.all_goals()
+        train, test = goal_split(num_goals(env), bench.test_tasks, bench.split_seed)
+        return index_tasks(goals, jnp.asarray(train)), index_tasks(goals, jnp.asarray(test))
+    sample = jax.jit(env.task_space.sample_batch, static_argnums=1)  # one small compile, not op by op
+    return None, sample(jax.random.PRNGKey(bench.eval_seed), int(test_tasks))
+
+
+def repeat_tasks(tasks: Any, repeats: int) -> Any:
+    """Each task ``repeats`` times in a row (``[a, a, b, b, ...]``)."""
+    return jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), repeats, axis=0), tasks)
+
+
+class TaskSet:
+    """A teacher that draws uniformly (with replacement) from a fixed batch of tasks; it ignores feedback.
+
+    ``init`` ignores the env's task space (the set is the distribution).
+    """
+
+    def __init__(self, tasks: Any):
+        self.tasks = tasks
+        self.size = int(np.asarray(jax.tree.leaves(tasks)[0]).shape[0])
+
+    def init(self, key: jax.Array, task_space: Any = None) -> EmptyState:
+        return EmptyState(jnp.zeros((), jnp.int32))
+
+    def sample(self, state: EmptyState, key: jax.Array, n: int) -> tuple[EmptyState, Any]:
+        index = jax.random.randint(key, (n,), 0, self.size)
+        return state.replace(step=state.step + 1), index_tasks(self.tasks, index)
+
+    def update(self, state: EmptyState, tasks: Any, feedback: Feedback) -> EmptyState:
+        return state

@@ -1,0 +1,293 @@
+"""Job ``meta_rl`` (``metarl-meta-rl``): RL² meta-trained on a benchmark, evaluated in context on held-out tasks.
+
+    metarl-meta-rl task=bandit-k5-n10-v1 seeds=5
+    metarl-meta-rl task=dark-room-v1 seeds=5 +agent.cell=lstm
+    metarl-meta-rl task=bandit-k2-dependent-v1 scale=ci seeds=2       # the test suite's budget
+
+Benchmarks are versioned data (:mod:`metarl.in_context.benchmarks`): env, trial shape (k episodes of
+H steps), held-out tasks, RL² settings and a ``ci`` scale. Training runs ``num_trials`` PPO updates
+(one trial per env each) in chunks of ``chunk_trials``, seeds vmapped; then each seed's policy plays
+one trial per held-out task (``eval.repeats`` times), its carry kept across the episodes.
+
+Writes into the run directory: ``config.yaml``, ``metrics.jsonl`` (one row per chunk and seed: trial
+return and the return of each episode, mean over the chunk's trials; PPO losses), ``summary.json``
+(held-out trial return per seed with its mean and 95% bootstrap interval over seeds; the in-context
+curve — the return of episode 1..k, or the reward of pull 1..n of a one-episode bandit trial — with
+intervals; for bandits UCB1, Thompson, Gittins, random and oracle on the same tasks (intervals over
+tasks), for Dark Room the optimal return; wall time and steps/s), ``report.md`` (the table) and
+``in_context_curve.png``. Checkpoints every ``checkpoint_every`` chunks; ``resume=true`` continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from metarl.agents.rl2 import LOSS_NAMES
+from metarl.agents.rl2_config import RL2Config, trial_layout
+from metarl.config import as_int, build_dataclass, check_bool, check_choice, check_keys, plain, positive_int
+from metarl.eval import bandit_baselines
+from metarl.eval.report import plot_learning_curve
+from metarl.in_context import benchmarks, runner
+from metarl.in_context import tasks as task_sets
+from metarl.io import tracking
+from metarl.io.checkpoint import ESCheckpointer
+from metarl.io.outputs import ProgressBar, jsonable, write_config
+from metarl.io.progress import append_records, read_log, truncate_log
+from metarl.jobs.registry import Job, register
+from metarl.stats import bootstrap_ci
+
+CHECKPOINTS, METRICS, FIGURE = "checkpoints", "metrics.jsonl", "in_context_curve.png"
+EVAL_KEYS = ("greedy", "tasks", "repeats", "baselines")
+BASELINE_ORDER = ("gittins", "thompson", "ucb1", "random", "oracle")  # as the headline and the table show them
+BASELINE_NAMES = {"gittins": "Gittins", "thompson": "Thompson", "ucb1": "UCB1", "random": "random", "oracle": "oracle"}
+TRAIN_STREAM, EVAL_STREAM, BASELINE_STREAM = 0, 1, 2  # key streams folded into PRNGKey(seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaRLRun:
+    """The resolved settings of one run."""
+
+    bench: benchmarks.InContextBenchmark
+    scale: str
+    rl2: RL2Config
+    seeds: int
+    seed: int
+    chunk_trials: int
+    test_tasks: int  # held-out tasks
+    repeats: int  # evaluation trials per held-out task
+    greedy: bool
+    baselines: tuple[str, ...]  # the bandit baselines run (a bandit benchmark's); () for an optimal-return one
+
+    @property
+    def chunks(self) -> int:
+        return self.rl2.num_trials // self.chunk_trials
+
+
+def build(cfg: Any) -> MetaRLRun:
+    """Config -> resolved settings, with one-line errors and nothing compiled."""
+    cfg = plain(cfg)
+    bench = benchmarks.get(cfg.get("task"))
+    scale = check_choice(cfg.get("scale", "full"), "scale", ("full", "ci"))
+    ci = scale == "ci"
+    seeds = positive_int(cfg.get("seeds", 1), "seeds")
+    seed = as_int(cfg.get("seed", 0), "seed")
+    agent = check_keys(cfg.get("agent"), [f.name for f in dataclasses.fields(RL2Config)], "agent")
+    rl2 = build_dataclass(RL2Config, {**bench.rl2_settings(ci), **agent}, "agent")
+    env, env_params = benchmarks.make_env(bench)
+    trial_layout(rl2, env, env_params)  # bptt_chunk divides the trial
+    chunk = cfg.get("chunk_trials")
+    chunk = bench.chunk(ci) if chunk is None else positive_int(chunk, "chunk_trials")
+    if rl2.num_trials % chunk:
+        raise ValueError(f"agent.num_trials={rl2.num_trials} is not a multiple of chunk_trials={chunk} "
+                         "(training runs in whole chunks)")
+    evaluation = check_keys(cfg.get("eval"), EVAL_KEYS, "eval")
+    greedy = check_bool(evaluation.get("greedy", False), "eval.greedy")
+    tasks = evaluation.get("tasks")
+    if tasks is not None:
+        tasks = positive_int(tasks, "eval.tasks")
+        if bench.held_out == "goals":
+            raise ValueError(f"eval.tasks={tasks}: {bench.id} holds out a fixed split of {bench.test_tasks} goals; "
+                             "eval.tasks sets the number of sampled held-out tasks (eval.repeats plays each more often)")
+    repeats = evaluation.get("repeats")
+    repeats = bench.repeats(ci) if repeats is None else positive_int(repeats, "eval.repeats")
+    baselines = evaluation.get("baselines")
+    if bench.baselines == "bandit":
+        baselines = BASELINE_ORDER if baselines is None else _bandit_policies(baselines)
+    elif baselines:
+        raise ValueError(f"eval.baselines={baselines}: {bench.id} is scored against its optimal return; the bandit "
+                         "baselines apply to bandit tasks (leave eval.baselines null)")
+    else:
+        baselines = ()
+    task_sets.check_split(bench, env)
+    if cfg.get("checkpoint_every") is not None:
+        positive_int(cfg.get("checkpoint_every"), "checkpoint_every")
+    return MetaRLRun(bench, scale, rl2, seeds, seed, chunk, bench.num_test_tasks(ci) if tasks is None else tasks,
+                     repeats, greedy, baselines)
+
+
+def _bandit_policies(value: Any) -> tuple[str, ...]:
+    """``eval.baselines``: a list of bandit policies (each once), shown in :data:`BASELINE_ORDER`."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"eval.baselines must be a list of bandit policies ({', '.join(BASELINE_ORDER)}), "
+                         f"got {value!r}")
+    for name in value:
+        check_choice(name, "eval.baselines", BASELINE_ORDER)
+    return tuple(name for name in BASELINE_ORDER if name in value)
+
+
+# --- training ---------------------------------------------------------------------------------------------
+def _rows(metrics: dict[str, np.ndarray], chunk: int, trials: int) -> list[dict]:
+    """One row per seed: the chunk's trials averaged."""
+    rows = []
+    for s in range(metrics["trial_return"].shape[0]):
+        row = {"chunk": chunk, "seed": s, "trials": trials, "timesteps": int(metrics["timesteps"][s, -1]),
+               "trial_return": float(np.mean(metrics["trial_return"][s])),
+               "episode_returns": [float(v) for v in np.mean(metrics["episode_returns"][s], axis=0)]}
+        row.update({name: float(np.mean(metrics[name][s])) for name in LOSS_NAMES})
+        rows.append(row)
+    return rows
+
+
+def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> Any:
+    """The trained states (seed axis first), from a checkpoint where ``resume`` finds one."""
+    every = positive_int(cfg.get("checkpoint_every", 1), "checkpoint_every")
+    states = prog.init(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), TRAIN_STREAM), spec.seeds))
+    checkpointer = ESCheckpointer(run_dir / CHECKPOINTS, max_to_keep=2)
+    steps_per_trial = spec.rl2.num_envs * prog.layout.trial_steps
+    done = 0
+    bar = ProgressBar(spec.rl2.num_trials, f"{spec.bench.id} RL2 x{spec.seeds}", unit="trial") \
+        if cfg.get("progress", True) else None
+    try:
+        if cfg.get("resume") and checkpointer.latest_generation() is not None:
+            done, states, _ = checkpointer.restore(states)
+        truncate_log(run_dir / METRICS, done, key="chunk")  # rows past the checkpoint are redone
+        tracking.restart_at(done * spec.chunk_trials * steps_per_trial)  # tracker steps are env steps per seed
+        if bar:
+            bar.callback(done * spec.chunk_trials)
+        while done < spec.chunks:
+            states, metrics = prog.chunk(states)
+            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+            rows = _rows(metrics, done, (done + 1) * spec.chunk_trials)
+            append_records(run_dir / METRICS, rows)
+            means = {k: float(np.mean([r[k] for r in rows])) for k in ("trial_return", *LOSS_NAMES)}
+            means.update({f"episode_{j + 1}": float(v) for j, v in
+                          enumerate(np.mean([r["episode_returns"] for r in rows], axis=0))})
+            tracking.log("meta_rl", rows[0]["timesteps"], means)  # the mean over seeds
+            done += 1
+            if done % every == 0 or done == spec.chunks:
+                checkpointer.save(done, states, {"chunks_done": done})
+            if bar:
+                bar.callback(done * spec.chunk_trials)
+    finally:
+        checkpointer.close()
+        if bar:
+            bar.close()
+    return states
+
+
+# --- evaluation -------------------------------------------------------------------------------------------
+def _interval(values: np.ndarray) -> dict:
+    mean, low, high = bootstrap_ci(values)
+    return {"mean": mean, "ci_low": low, "ci_high": high}
+
+
+def _curve(x: np.ndarray, per_seed: np.ndarray, unit: str) -> dict:
+    return {"unit": unit, "x": x.tolist(), **{k: np.asarray(v).tolist() for k, v in _interval(per_seed).items()}}
+
+
+def _baselines(spec: MetaRLRun, env: Any, test: Any, repeated: Any) -> tuple[dict, dict]:
+    """``(rows by method: total reward over the trial, 95% CI over tasks; reference lines per curve point)``."""
+    k, horizon = spec.rl2.episodes_per_trial, spec.bench.horizon
+    if spec.bench.baselines == "bandit":
+        means = np.asarray(repeated.arm_means)
+        key = jax.random.fold_in(jax.random.PRNGKey(spec.seed), BASELINE_STREAM)  # the same key for every method
+        rows = {}
+        if spec.baselines:
+            totals = jax.device_get(bandit_baselines.run_many(spec.baselines, means, key, k * horizon))  # one compile
+            rows = {policy: {**_interval(np.asarray(totals[policy])), "ci_over": "tasks",
+                             "n": int(totals[policy].size)} for policy in spec.baselines}
+        per_step = {"oracle": float(np.mean(means.max(axis=1))), "random": float(np.mean(means.mean(axis=1)))}
+        return rows, per_step
+    optimum = np.asarray(env.optimal_return(test), np.float64)  # per held-out task, one episode
+    rows = {"optimal": {**_interval(k * optimum), "ci_over": "tasks", "n": int(optimum.size),
+                        "per_episode": float(optimum.mean()), "per_task_episode": optimum.tolist()}}
+    return rows, {"optimum": float(optimum.mean()) / horizon}
+
+
+def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
+    """The held-out evaluation as summary entries (no files)."""
+    bench, k = spec.bench, spec.rl2.episodes_per_trial
+    test, repeated = runner.held_out_tasks(bench, prog.env, spec.scale == "ci", spec.test_tasks, spec.repeats)
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), EVAL_STREAM), spec.seeds)
+    out = jax.device_get(prog.evaluate(params, repeated, keys))
+    episodes = np.asarray(out["episode_returns"], np.float64).mean(axis=1)  # [seeds, k]
+    steps = np.asarray(out["step_rewards"], np.float64)  # [seeds, T]
+    trial = steps.sum(axis=1)
+    if k > 1:
+        curve = _curve(np.arange(1, k + 1), episodes, "episode")
+    else:
+        curve = _curve(np.arange(1, steps.shape[1] + 1), steps, bench.step_name)
+    baselines, per_step = _baselines(spec, prog.env, test, repeated)
+    scale = bench.horizon if curve["unit"] == "episode" else 1  # reference lines per curve point
+    table = [{"method": f"RL2 ({spec.rl2.cell})", **_interval(trial), "ci_over": "seeds", "n": spec.seeds}]
+    table += [{"method": BASELINE_NAMES.get(name, name), **{key: row[key] for key in
+               ("mean", "ci_low", "ci_high", "ci_over", "n")}} for name, row in baselines.items()]
+    held_out = {"kind": bench.held_out, "tasks": spec.test_tasks, "repeats": spec.repeats, "greedy": spec.greedy}
+    if bench.held_out == "goals":
+        held_out["goals"] = np.asarray(test.goal).tolist()
+        held_out["train_goals"] = int(np.asarray(prog.train_tasks.goal).shape[0])
+    return {
+        "trial_return": {**_interval(trial), "per_seed": trial.tolist(), "n_seeds": spec.seeds},
+        "episode_returns": {k: np.asarray(v).tolist() for k, v in _interval(episodes).items()},
+        "curve": curve,
+        "baselines": baselines,
+        "reference": {name: value * scale for name, value in per_step.items()},
+        "table": table,
+        "held_out": held_out,
+        "curves": {"rl2": episodes if k > 1 else steps},
+    }
+
+
+# --- outputs ----------------------------------------------------------------------------------------------
+def _report(summary: dict) -> str:
+    lines = [f"# {summary['task']}: RL2 ({summary['cell']}) on held-out tasks", "",
+             f"{summary['n_seeds']} seeds, trial = {summary['trial']['episodes']} episode(s) x "
+             f"{summary['trial']['horizon']} steps, {summary['held_out']['tasks']} held-out tasks x "
+             f"{summary['held_out']['repeats']}; {summary['timesteps']:,} training env steps per seed", "",
+             "| method | trial return | 95% CI | CI over | n |", "|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['mean']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['ci_over']} | "
+              f"{r['n']} |" for r in summary["table"]]
+    curve = summary["curve"]
+    lines += ["", f"In-context curve (RL2, mean over seeds, per {curve['unit']}):", "",
+              f"| {curve['unit']} | mean | 95% CI |", "|---|---|---|"]
+    lines += [f"| {x} | {m:.3f} | [{lo:.3f}, {hi:.3f}] |"
+              for x, m, lo, hi in zip(curve["x"], curve["mean"], curve["ci_low"], curve["ci_high"])]
+    return "\n".join(lines) + "\n"
+
+
+def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
+    spec = build(cfg)
+    cfg = plain(cfg)
+    run_dir = Path(run_dir)
+    write_config(run_dir, cfg)
+    start = time.perf_counter()
+    prog = runner.programs(spec.bench, spec.rl2, spec.chunk_trials, spec.greedy)
+    states = _train(spec, prog, run_dir, cfg)
+    train_seconds = time.perf_counter() - start
+    result = evaluate(spec, prog, states.params)
+    seconds = time.perf_counter() - start
+    rows = read_log(run_dir / METRICS)
+    timesteps = spec.rl2.num_trials * spec.rl2.num_envs * prog.layout.trial_steps
+    curves = result.pop("curves")
+    summary = {"task": spec.bench.id, "method": "RL2", "cell": spec.rl2.cell, "scale": spec.scale,
+               "n_seeds": spec.seeds, **result,
+               "trial": {"episodes": prog.layout.episodes, "horizon": prog.layout.horizon,
+                         "steps": prog.layout.trial_steps},
+               "trials": spec.rl2.num_trials, "timesteps": timesteps, "chunks_logged": len(rows) // spec.seeds,
+               "train_time_s": train_seconds, "wall_time_s": seconds,
+               "steps_per_second": timesteps * spec.seeds / max(train_seconds, 1e-9),
+               "settings": dataclasses.asdict(spec.rl2), "benchmark": dataclasses.asdict(spec.bench)}
+    (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=1))
+    (run_dir / "report.md").write_text(_report(summary))
+    tracking.log_summary({"trial_return": summary["trial_return"], "wall_time_s": seconds})
+    curve = summary["curve"]
+    x = np.asarray(curve["x"])
+    lines = {f"RL2 ({spec.rl2.cell})": curves["rl2"]}
+    lines.update({name: np.full((1, x.size), value) for name, value in summary["reference"].items()})
+    plot_learning_curve(run_dir / FIGURE, x, lines, xlabel=curve["unit"],
+                        ylabel="episode return" if curve["unit"] == "episode" else f"reward per {curve['unit']}",
+                        title=f"{spec.bench.id}: held-out tasks, {spec.seeds} seeds")
+    return summary
+
+
+JOB = register(Job("meta_rl", run, "meta_rl", "RL² meta-trained on a benchmark, in-context curve on held-out tasks",
+                   sections=("task", "scale", "agent", "eval", "seeds", "seed", "chunk_trials", "checkpoint_every",
+                             "resume", "allow_changes", "progress", "run_dir"),
+                   headline="trial_return.mean"))

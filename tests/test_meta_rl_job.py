@@ -1,0 +1,57 @@
+"""``metarl-meta-rl``: the installed script from another directory, its outputs, and an exact resume.
+
+One tiny RL² run on the dependent two-armed bandit (the ``ci`` scale, 4 chunks of 10 trials, two seeds):
+the script stops after two chunks, a resume finishes it in-process, and its ``metrics.jsonl`` equals an
+uninterrupted run's. ``anneal_lr`` is off so that the shortened first part has the same learning rates.
+The session's compilation cache lets the in-process runs load what the script compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from metarl.cli import meta_rl
+from metarl.io.progress import read_log
+
+TINY = ("task=bandit-k2-dependent-v1", "scale=ci", "seeds=2", "progress=false", "+agent.anneal_lr=false",
+        "eval.baselines=[ucb1,random,oracle]")
+
+
+def test_the_installed_script_runs_from_another_directory_and_a_resume_equals_the_whole_run(tmp_path, monkeypatch,
+                                                                                              capsys):
+    script = shutil.which("metarl-meta-rl", path=str(Path(sys.executable).parent))
+    assert script, "metarl-meta-rl is not installed"
+    part, whole = tmp_path / "part", tmp_path / "whole"
+    # the script as a user calls it: two of the ci scale's four chunks, then stopped
+    done = subprocess.run([script, *TINY, "+agent.num_trials=20", f"run_dir={part}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "bandit-k2-dependent-v1, RL2 (gru), 2 seeds: trial return" in done.stdout
+    assert "pull 1 " in done.stdout and "-> pull 10 " in done.stdout and "UCB1 " in done.stdout, done.stdout
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["trials"] == 20 and summary["timesteps"] == 20 * 16 * 10  # trials x envs x pulls
+    assert summary["trial_return"]["n_seeds"] == 2 and len(summary["trial_return"]["per_seed"]) == 2
+    assert len(summary["curve"]["x"]) == 10 and summary["curve"]["unit"] == "pull"
+    assert [row["method"] for row in summary["table"]] == ["RL2 (gru)", "UCB1", "random", "oracle"]
+    oracle, random = summary["baselines"]["oracle"]["mean"], summary["baselines"]["random"]["mean"]
+    assert random < oracle and abs(random - 5.0) < 1.0  # 64 held-out tasks: random earns n/2 in expectation
+    assert summary["held_out"] == {"kind": "sampled", "tasks": 64, "repeats": 1, "greedy": False}
+    assert (part / "in_context_curve.png").stat().st_size > 0 and "| UCB1 |" in (part / "report.md").read_text()
+
+    monkeypatch.chdir(tmp_path)
+    meta_rl.main([*TINY, "resume=true", "allow_changes=[agent.num_trials]", f"run_dir={part}"])
+    meta_rl.main([*TINY, f"run_dir={whole}"])
+    assert capsys.readouterr().out.count("bandit-k2-dependent-v1, RL2 (gru), 2 seeds") == 2
+    rows = read_log(whole / "metrics.jsonl")
+    assert len(rows) == 4 * 2 and {r["seed"] for r in rows} == {0, 1} and rows[-1]["trials"] == 40
+    assert all(np.isfinite(r["trial_return"]) and len(r["episode_returns"]) == 1 for r in rows)
+    assert read_log(part / "metrics.jsonl") == rows  # stopped after chunk 2, resumed: the same bits
+    resumed, uninterrupted = (json.loads((d / "summary.json").read_text()) for d in (part, whole))
+    assert resumed["trial_return"]["per_seed"] == uninterrupted["trial_return"]["per_seed"]
