@@ -37,6 +37,7 @@ PROGRAMS = {
     "curriculum": "metarl-curriculum",
     "continual": "metarl-continual",
     "reset_free": "metarl-reset-free",
+    "meta_rl": "metarl-meta-rl",
 }
 
 # Small settings: a row that slips past validation still finishes (the test stops it at the first jit anyway)
@@ -64,6 +65,7 @@ BASE = {
     "continual": ("out_dir={run}", "seeds=1", "reference=false", "progress=false", "benchmark.steps_per_task=256",
                   "eval.episodes=1"),
     "reset_free": ("run_dir={run}", "seeds=1", "scale=ci", "progress=false"),
+    "meta_rl": ("task=bandit-k2-dependent-v1", "run_dir={run}", "seeds=1", "scale=ci", "progress=false"),
 }
 
 
@@ -459,6 +461,33 @@ CASES: list[Case] = [
         ("task=[a,b]", "task"),
     ]),
     *_cases("reset_free", UNWRITABLE, [
+        ("run_dir={file}/sub", "{file}"),
+    ]),
+    # --- metarl-meta-rl ------------------------------------------------------------------------------
+    *_cases("meta_rl", UNKNOWN, [
+        ("task=dark-room", "did you mean dark-room-v1"),
+        ("+agent.cel=lstm", "agent.cel is not a setting (did you mean cell?)"),
+        ("eval.baselines=[ucb]", "did you mean ucb1"),
+    ]),
+    *_cases("meta_rl", IMPOSSIBLE, [
+        ("seeds=0", "seeds"),
+        ("chunk_trials=7", "agent.num_trials=40 is not a multiple of chunk_trials=7"),
+        ("+agent.bptt_chunk=3", "bptt_chunk=3 does not divide the trial length"),
+        ("task=dark-room-v1 eval.tasks=5", "dark-room-v1 holds out a fixed split of 16 goals"),
+        ("+agent.gamma=1.5", "agent.gamma"),
+    ]),
+    *_cases("meta_rl", NONFINITE, [
+        ("+agent.lr=nan", "agent.lr"),
+    ]),
+    *_cases("meta_rl", WRONG_TYPE, [
+        ("eval.greedy=maybe", "eval.greedy"),
+        ("+agent.hidden_size=big", "agent.hidden_size"),
+    ]),
+    *_cases("meta_rl", HYDRA, [
+        ("eval.foo=1", "eval.foo"),
+        ("task=[a,b]", "task"),
+    ]),
+    *_cases("meta_rl", UNWRITABLE, [
         ("run_dir={file}/sub", "{file}"),
     ]),
     # --- metarl-train agent=sac (env files with an agent block: the base's PPO-only agent.num_steps

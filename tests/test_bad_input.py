@@ -22,7 +22,7 @@ import pytest
 
 from bad_input_cases import BASE, CASES, KINDS, PROGRAMS, Case, write_artifact_files
 from metarl.agents.ppo import PPOConfig
-from metarl.cli import continual, curriculum, evaluate, meta_train, reset_free, train
+from metarl.cli import continual, curriculum, evaluate, meta_rl, meta_train, reset_free, train
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig
 from metarl.lpg.agents import AgentConfig
@@ -39,6 +39,7 @@ MAINS = {
     "metarl-curriculum": curriculum.main,
     "metarl-continual": continual.main,
     "metarl-reset-free": reset_free.main,
+    "metarl-meta-rl": meta_rl.main,
 }
 SENTINEL_TEXT = "written before the run; must stay as it is\n"
 # imported up front: a module imported under the tripwire would keep its tripped jax.jit decorators

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from metarl.cli import continual, curriculum, evaluate, meta_train, reset_free, train
+from metarl.cli import continual, curriculum, evaluate, meta_rl, meta_train, reset_free, train
 from metarl.cli.app import check_sections
 from metarl.io.artifacts import save_artifact, save_header
 from metarl.jobs.registry import Job
@@ -83,7 +83,7 @@ def test_evaluate_refuses_an_artifact_no_job_reads(tmp_path, capsys, monkeypatch
     assert "no job reads artifacts of kind 'policy_checkpoint'" in line
 
 
-@pytest.mark.parametrize("cli", [train, meta_train, evaluate, curriculum, continual, reset_free])
+@pytest.mark.parametrize("cli", [train, meta_train, evaluate, curriculum, continual, reset_free, meta_rl])
 def test_every_entry_point_applies_the_cpu_defaults_first(cli, monkeypatch, capsys):
     import metarl.cli.app as app
 

@@ -31,7 +31,7 @@ from metarl.io.outputs import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("metarl-train", "metarl-meta-train", "metarl-evaluate", "metarl-curriculum", "metarl-continual",
-           "metarl-reset-free")
+           "metarl-reset-free", "metarl-meta-rl")
 NOT_COPIED = (".git", ".venv", "outputs", "multirun", "runs", "build", "dist", "*.egg-info", "__pycache__",
               ".pytest_cache")
 TINY_PPO = ("agent.total_timesteps=512", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1")

@@ -1,9 +1,10 @@
 """``metarl-meta-rl``: the installed script from another directory, its outputs, and an exact resume.
 
-One tiny RL² run on the dependent two-armed bandit (the ``ci`` scale, 4 chunks of 10 trials, two seeds):
-the script stops after two chunks, a resume finishes it in-process, and its ``metrics.jsonl`` equals an
-uninterrupted run's. ``anneal_lr`` is off so that the shortened first part has the same learning rates.
-The session's compilation cache lets the in-process runs load what the script compiled.
+One tiny RL² run on the dependent two-armed bandit (the ``ci`` scale: 4 chunks of 10 trials, two seeds).
+An uninterrupted run in-process first (it fills the session's compilation cache, so the script loads
+what it compiled); then the script from another directory stops after two chunks, and a resume
+in-process finishes it to the uninterrupted run's ``metrics.jsonl``. ``anneal_lr`` is off so that the
+shortened first part has the same learning rates.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def test_the_installed_script_runs_from_another_directory_and_a_resume_equals_th
     script = shutil.which("metarl-meta-rl", path=str(Path(sys.executable).parent))
     assert script, "metarl-meta-rl is not installed"
     part, whole = tmp_path / "part", tmp_path / "whole"
+    monkeypatch.chdir(tmp_path)
+    meta_rl.main([*TINY, f"run_dir={whole}"])
+    assert "bandit-k2-dependent-v1, RL2 (gru), 2 seeds: trial return" in capsys.readouterr().out
+
     # the script as a user calls it: two of the ci scale's four chunks, then stopped
     done = subprocess.run([script, *TINY, "+agent.num_trials=20", f"run_dir={part}"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -44,11 +49,9 @@ def test_the_installed_script_runs_from_another_directory_and_a_resume_equals_th
     assert random < oracle and abs(random - 5.0) < 1.0  # 64 held-out tasks: random earns n/2 in expectation
     assert summary["held_out"] == {"kind": "sampled", "tasks": 64, "repeats": 1, "greedy": False}
     assert (part / "in_context_curve.png").stat().st_size > 0 and "| UCB1 |" in (part / "report.md").read_text()
+    assert len(read_log(part / "metrics.jsonl")) == 2 * 2
 
-    monkeypatch.chdir(tmp_path)
     meta_rl.main([*TINY, "resume=true", "allow_changes=[agent.num_trials]", f"run_dir={part}"])
-    meta_rl.main([*TINY, f"run_dir={whole}"])
-    assert capsys.readouterr().out.count("bandit-k2-dependent-v1, RL2 (gru), 2 seeds") == 2
     rows = read_log(whole / "metrics.jsonl")
     assert len(rows) == 4 * 2 and {r["seed"] for r in rows} == {0, 1} and rows[-1]["trials"] == 40
     assert all(np.isfinite(r["trial_return"]) and len(r["episode_returns"]) == 1 for r in rows)

@@ -369,6 +369,7 @@ def make_train(
     layout = trial_layout(cfg, env, env_params)
     spec = EnvSpec.of(env)
     teacher = DomainRandomization() if teacher is None else teacher
+    task_space = env.task_space  # built here, not under jit (an env's default params may be made with jnp)
     tx = make_optimizer(cfg)
     n = cfg.num_envs
 
@@ -405,7 +406,7 @@ def make_train(
         return RL2State(
             params=params,
             opt_state=tx.init(params),
-            teacher_state=teacher.init(k_teacher, env.task_space),
+            teacher_state=teacher.init(k_teacher, task_space),
             key=k_run,
             trial=jnp.zeros((), jnp.int32),
         )

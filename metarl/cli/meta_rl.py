@@ -28,7 +28,8 @@ def headline(summary: dict) -> str:
     """``bandit-k5-n10-v1, RL2 (gru), 5 seeds: trial return 6.71, 95% CI [..] | pull 1 0.50 -> pull 10 0.78 | ...``."""
     t, c = summary["trial_return"], summary["curve"]
     first, last = c["x"][0], c["x"][-1]
-    return (f"{summary['task']}, RL2 ({summary['cell']}), {summary['n_seeds']} seeds: "
+    n = summary["n_seeds"]
+    return (f"{summary['task']}, RL2 ({summary['cell']}), {n} seed{'s' if n != 1 else ''}: "
             f"trial return {interval(t['mean'], t['ci_low'], t['ci_high'])} | "
             f"{c['unit']} {first} {c['mean'][0]:.2f} -> {c['unit']} {last} {c['mean'][-1]:.2f} | {_baselines(summary)}")
 

@@ -81,7 +81,7 @@ def _register(bench: InContextBenchmark) -> None:
 _RL2 = {"num_envs": 128, "hidden_size": 128, "encoder_widths": (128,), "head_widths": (128,), "lr": 1e-3,
         "update_epochs": 4, "num_minibatches": 4}
 # the ci scale: a few hundred env steps per seed, one tiny GRU
-_CI_RL2 = {"num_envs": 8, "num_trials": 20, "hidden_size": 16, "encoder_widths": (16,), "head_widths": (),
+_CI_RL2 = {"num_envs": 8, "num_trials": 20, "hidden_size": 16, "encoder_widths": (), "head_widths": (),
            "update_epochs": 1, "num_minibatches": 1, "lr": 3e-3}
 _DUAN = "Duan et al. (2016), RL^2, Table 1: Bernoulli bandits, U[0, 1] means, n pulls, total reward"
 

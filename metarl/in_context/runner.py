@@ -1,9 +1,13 @@
 """The jitted programs of an in-context run: seeds vmapped, trials in chunks, evaluation on held-out tasks.
 
     prog = programs(bench, config, chunk_trials=100, greedy=False)
-    states = prog.init(seed_keys)                 # RL2State with a leading seed axis
+    index = np.arange(seeds)
+    states = prog.init(seed, index)               # RL2State with a leading seed axis
     states, metrics = prog.chunk(states)          # chunk_trials more trials per seed; metrics [seeds, chunk, ...]
-    out = prog.evaluate(states.params, test_tasks, eval_keys)
+    out = prog.evaluate(states.params, test_tasks, seed, index)
+
+Seed ``i`` of a run with base ``seed`` trains from ``fold_in(fold_in(PRNGKey(seed), 0), i)`` and is evaluated
+with ``fold_in(fold_in(PRNGKey(seed), 1), i)`` (keys made inside the programs: no eager PRNG compiles).
 
 Scanning ``update`` over chunks gives the trials of :func:`metarl.agents.rl2.make_train`'s ``train``
 (the same ``init`` and ``update``), so a run stopped after a chunk and resumed from its checkpoint
@@ -30,6 +34,8 @@ from metarl.agents import rl2
 from metarl.agents.rl2_config import RL2Config, TrialLayout
 from metarl.in_context import benchmarks, tasks as task_sets
 
+TRAIN_STREAM, EVAL_STREAM = 0, 1  # key streams folded into PRNGKey(seed)
+
 
 @dataclasses.dataclass(frozen=True)
 class Programs:
@@ -37,9 +43,9 @@ class Programs:
     env_params: Any
     layout: TrialLayout  # the training trial
     train_tasks: Any  # batched params, or None (the env's sampler)
-    init: Callable[[jax.Array], Any]  # seed keys [S] -> RL2State [S]
+    init: Callable[[Any, Any], Any]  # (seed, seed index [S]) -> RL2State [S]
     chunk: Callable[[Any], tuple[Any, dict]]  # RL2State [S] -> (RL2State [S], metrics [S, chunk, ...])
-    evaluate: Callable[[Any, Any, jax.Array], dict]  # (params [S], tasks [N], keys [S]) -> {episode_returns, ...}
+    evaluate: Callable[[Any, Any, Any, Any], dict]  # (params [S], tasks [N], seed, seed index [S]) -> {...}
 
 
 def programs(bench: benchmarks.InContextBenchmark, config: RL2Config, chunk_trials: int,
@@ -58,6 +64,13 @@ def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool)
     layout = train.layout
     eval_layout = TrialLayout(layout.horizon, layout.episodes, layout.trial_steps)  # one chunk: nothing replayed
 
+    def seed_keys(seed, index, stream):
+        base = jax.random.fold_in(jax.random.PRNGKey(seed), stream)
+        return jax.vmap(lambda i: jax.random.fold_in(base, i))(index)
+
+    def init(seed, index):
+        return jax.vmap(train.init)(seed_keys(seed, index, TRAIN_STREAM))
+
     def run_chunk(state):
         return jax.lax.scan(train.update, state, None, length=chunk_trials)
 
@@ -66,14 +79,17 @@ def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool)
                              config.activation, greedy)
         return {"episode_returns": traj["episode_returns"], "step_rewards": jnp.mean(traj["reward"], axis=1)}
 
+    def evaluate(params, tasks, seed, index):
+        return jax.vmap(evaluate_one, in_axes=(0, None, 0))(params, tasks, seed_keys(seed, index, EVAL_STREAM))
+
     return Programs(
         env=env,
         env_params=env_params,
         layout=layout,
         train_tasks=train_tasks,
-        init=jax.jit(jax.vmap(train.init)),
+        init=jax.jit(init),
         chunk=jax.jit(jax.vmap(run_chunk)),
-        evaluate=jax.jit(jax.vmap(evaluate_one, in_axes=(0, None, 0))),
+        evaluate=jax.jit(evaluate),
     )
 
 

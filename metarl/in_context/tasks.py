@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -48,14 +49,20 @@ def task_split(bench: InContextBenchmark, env: Any, test_tasks: int) -> tuple[An
     if bench.held_out == "goals":
         goals = env.all_goals()
         train, test = goal_split(num_goals(env), bench.test_tasks, bench.split_seed)
-        return index_tasks(goals, jnp.asarray(train)), index_tasks(goals, jnp.asarray(test))
-    sample = jax.jit(env.task_space.sample_batch, static_argnums=1)  # one small compile, not op by op
-    return None, sample(jax.random.PRNGKey(bench.eval_seed), int(test_tasks))
+        take = lambda index: jax.tree.map(lambda x: np.asarray(x)[index], goals)  # noqa: E731  (on the host)
+        return take(train), take(test)
+    return None, _sampler(env)(jax.random.PRNGKey(bench.eval_seed), int(test_tasks))
+
+
+@functools.lru_cache(maxsize=8)
+def _sampler(env: Any):
+    """``env.task_space.sample_batch`` jitted once per env (one small compile instead of op-by-op dispatch)."""
+    return jax.jit(env.task_space.sample_batch, static_argnums=1)
 
 
 def repeat_tasks(tasks: Any, repeats: int) -> Any:
-    """Each task ``repeats`` times in a row (``[a, a, b, b, ...]``)."""
-    return jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), repeats, axis=0), tasks)
+    """Each task ``repeats`` times in a row (``[a, a, b, b, ...]``), as numpy arrays."""
+    return jax.tree.map(lambda x: np.repeat(np.asarray(x), repeats, axis=0), tasks)  # on the host: no compile
 
 
 class TaskSet:
@@ -65,7 +72,7 @@ class TaskSet:
     """
 
     def __init__(self, tasks: Any):
-        self.tasks = tasks
+        self.tasks = jax.tree.map(jnp.asarray, tasks)  # indexed by traced indices
         self.size = int(np.asarray(jax.tree.leaves(tasks)[0]).shape[0])
 
     def init(self, key: jax.Array, task_space: Any = None) -> EmptyState:

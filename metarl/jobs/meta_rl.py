@@ -46,8 +46,9 @@ from metarl.stats import bootstrap_ci
 CHECKPOINTS, METRICS, FIGURE = "checkpoints", "metrics.jsonl", "in_context_curve.png"
 EVAL_KEYS = ("greedy", "tasks", "repeats", "baselines")
 BASELINE_ORDER = ("gittins", "thompson", "ucb1", "random", "oracle")  # as the headline and the table show them
-BASELINE_NAMES = {"gittins": "Gittins", "thompson": "Thompson", "ucb1": "UCB1", "random": "random", "oracle": "oracle"}
-TRAIN_STREAM, EVAL_STREAM, BASELINE_STREAM = 0, 1, 2  # key streams folded into PRNGKey(seed)
+BASELINE_NAMES = {"gittins": "Gittins", "thompson": "Thompson", "ucb1": "UCB1", "random": "random", "oracle": "oracle",
+                  "optimal": "optimum"}
+BASELINE_STREAM = 2  # folded into PRNGKey(seed) (training and evaluation: metarl.in_context.runner's streams)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,8 @@ def build(cfg: Any) -> MetaRLRun:
         tasks = positive_int(tasks, "eval.tasks")
         if bench.held_out == "goals":
             raise ValueError(f"eval.tasks={tasks}: {bench.id} holds out a fixed split of {bench.test_tasks} goals; "
-                             "eval.tasks sets the number of sampled held-out tasks (eval.repeats plays each more often)")
+                             "eval.tasks sets the number of sampled held-out tasks (eval.repeats plays each more "
+                             "often)")
     repeats = evaluation.get("repeats")
     repeats = bench.repeats(ci) if repeats is None else positive_int(repeats, "eval.repeats")
     baselines = evaluation.get("baselines")
@@ -138,7 +140,7 @@ def _rows(metrics: dict[str, np.ndarray], chunk: int, trials: int) -> list[dict]
 def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> Any:
     """The trained states (seed axis first), from a checkpoint where ``resume`` finds one."""
     every = positive_int(cfg.get("checkpoint_every", 1), "checkpoint_every")
-    states = prog.init(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), TRAIN_STREAM), spec.seeds))
+    seed, index = np.int32(spec.seed), np.arange(spec.seeds, dtype=np.int32)
     checkpointer = ESCheckpointer(run_dir / CHECKPOINTS, max_to_keep=2)
     steps_per_trial = spec.rl2.num_envs * prog.layout.trial_steps
     done = 0
@@ -146,7 +148,11 @@ def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> 
         if cfg.get("progress", True) else None
     try:
         if cfg.get("resume") and checkpointer.latest_generation() is not None:
-            done, states, _ = checkpointer.restore(states)
+            done, states, _ = checkpointer.restore(jax.eval_shape(prog.init, seed, index))  # the template: no compile
+            # as host arrays: orbax's are committed to a device, which would make the programs trace and compile anew
+            states = jax.tree.map(np.asarray, states)
+        else:
+            states = prog.init(seed, index)
         truncate_log(run_dir / METRICS, done, key="chunk")  # rows past the checkpoint are redone
         tracking.restart_at(done * spec.chunk_trials * steps_per_trial)  # tracker steps are env steps per seed
         if bar:
@@ -205,8 +211,7 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
     """The held-out evaluation as summary entries (no files)."""
     bench, k = spec.bench, spec.rl2.episodes_per_trial
     test, repeated = runner.held_out_tasks(bench, prog.env, spec.scale == "ci", spec.test_tasks, spec.repeats)
-    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(spec.seed), EVAL_STREAM), spec.seeds)
-    out = jax.device_get(prog.evaluate(params, repeated, keys))
+    out = jax.device_get(prog.evaluate(params, repeated, np.int32(spec.seed), np.arange(spec.seeds, dtype=np.int32)))
     episodes = np.asarray(out["episode_returns"], np.float64).mean(axis=1)  # [seeds, k]
     steps = np.asarray(out["step_rewards"], np.float64)  # [seeds, T]
     trial = steps.sum(axis=1)
