@@ -45,6 +45,17 @@ def _register(task: EARLTask) -> None:
     TASKS[task.id] = task
 
 
+def _earl_sac(action_dim: int, total_steps: int) -> dict[str, Any]:
+    """EARL's SAC in SACConfig's names (see the tabletop entry); target entropy -0.5 * |A|."""
+    return {"hidden_sizes": (256, 256), "lr": 3e-4, "batch_size": 256, "gamma": 0.99, "tau": 0.005,
+            "reward_scale": 10.0, "init_alpha": 0.1, "target_entropy": -0.5 * action_dim, "learning_starts": 10_000,
+            "buffer_size": 10_000_000, "num_envs": 1, "steps_per_update": 1, "gradient_steps": 1,
+            "total_timesteps": total_steps}
+
+
+_CI_SAC = {"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 200}
+
+
 # RISC's MiniGrid four-rooms (risc/configs: 100k steps, phase limit and eval horizon 100, c 0.95,
 # no minimum phase length, DQN gamma 0.95, epsilon 1 -> 0.1 over 1e4 steps). RISC's gridworld runs are
 # fully reset-free: one intervention (H_T = the whole budget).
@@ -75,12 +86,9 @@ _register(EARLTask(
     total_steps=3_000_000, steps_per_intervention=200_000, phase_step_limit=200,
     eval_every=10_000, eval_episodes=10, eval_horizon=200,
     conservative_factor=0.9, minimum_steps=100, trajectory_proportion=1.0,
-    agent_settings={"hidden_sizes": (256, 256), "lr": 3e-4, "batch_size": 256, "gamma": 0.99, "tau": 0.005,
-                    "reward_scale": 10.0, "init_alpha": 0.1, "target_entropy": -1.5, "learning_starts": 10_000,
-                    "buffer_size": 10_000_000, "num_envs": 1, "steps_per_update": 1, "gradient_steps": 1,
-                    "total_timesteps": 3_000_000},
+    agent_settings=_earl_sac(3, 3_000_000),
     ci_total_steps=2_000, ci_eval_every=1_000,
-    ci_agent_settings={"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 200},
+    ci_agent_settings=_CI_SAC,
     demo_episodes=10,
     source="RISC (Patil et al. 2024) Tabletop config; EARL (Sharma et al. 2022) tabletop_manipulation and SAC",
 ))
@@ -93,12 +101,9 @@ _register(EARLTask(
     total_steps=5_000_000, steps_per_intervention=200_000, phase_step_limit=300,
     eval_every=10_000, eval_episodes=10, eval_horizon=300,
     conservative_factor=0.9, minimum_steps=225, trajectory_proportion=1.0,
-    agent_settings={"hidden_sizes": (256, 256), "lr": 3e-4, "batch_size": 256, "gamma": 0.99, "tau": 0.005,
-                    "reward_scale": 10.0, "init_alpha": 0.1, "target_entropy": -2.0, "learning_starts": 10_000,
-                    "buffer_size": 10_000_000, "num_envs": 1, "steps_per_update": 1, "gradient_steps": 1,
-                    "total_timesteps": 5_000_000},
+    agent_settings=_earl_sac(4, 5_000_000),
     ci_total_steps=2_000, ci_eval_every=1_000,
-    ci_agent_settings={"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 200},
+    ci_agent_settings=_CI_SAC,
     demo_episodes=10,
     source="RISC (Patil et al. 2024) Door config; EARL (Sharma et al. 2022) sawyer_door, kinematic approximation",
 ))
@@ -112,12 +117,9 @@ _register(EARLTask(
     total_steps=8_000_000, steps_per_intervention=100_000, phase_step_limit=200,
     eval_every=10_000, eval_episodes=10, eval_horizon=200,
     conservative_factor=0.9, minimum_steps=100, trajectory_proportion=0.5,
-    agent_settings={"hidden_sizes": (256, 256), "lr": 3e-4, "batch_size": 256, "gamma": 0.99, "tau": 0.005,
-                    "reward_scale": 10.0, "init_alpha": 0.1, "target_entropy": -2.0, "learning_starts": 10_000,
-                    "buffer_size": 10_000_000, "num_envs": 1, "steps_per_update": 1, "gradient_steps": 1,
-                    "total_timesteps": 8_000_000},
+    agent_settings=_earl_sac(4, 8_000_000),
     ci_total_steps=2_000, ci_eval_every=1_000,
-    ci_agent_settings={"hidden_sizes": (32, 32), "batch_size": 32, "learning_starts": 200},
+    ci_agent_settings=_CI_SAC,
     source="RISC (Patil et al. 2024) Peg config; EARL (Sharma et al. 2022) sawyer_peg, kinematic approximation",
 ))
 
