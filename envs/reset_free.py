@@ -36,6 +36,7 @@ from envs.core import Environment, StaticIdentity
 # what ResetFree needs from its env
 GOAL_ENV_METHODS = (
     "reset_env", "step_env", "get_obs", "forward_goal", "start_goal", "with_goal", "is_success", "irreversible",
+    "transition",
 )
 _INT32_MAX = 2**31 - 1
 
@@ -43,12 +44,15 @@ _INT32_MAX = 2**31 - 1
 class GoalEnv(Environment):
     """Base class of reset-free tasks: a gymnax env whose state has a ``goal`` field.
 
-    Subclasses implement ``reset_env`` (a state from rho_0 with a goal from
-    :meth:`forward_goal`), :meth:`transition`, :meth:`forward_goal`, :meth:`start_goal`,
-    :meth:`is_success`, ``get_obs`` (a float32 vector that includes the goal),
-    ``observation_space``, ``action_space`` and ``default_params``; their state dataclass
-    extends gymnax's ``EnvState`` (field ``time``) with ``goal``. The reward defaults to
-    the sparse ``float(is_success(next state))``.
+    Subclasses implement ``reset_env(key, params)`` (a state from rho_0 with a forward goal),
+    ``transition(key, state, action, params)`` (the next state: ``time`` + 1, ``goal`` kept),
+    ``forward_goal(key, params)`` (a goal from the task's goal distribution),
+    ``start_goal(state, params)`` (the goal "return to ``state``": the backward goal after an
+    intervention), ``is_success(state, params)``, ``get_obs`` (a float32 vector that includes
+    the goal), ``observation_space``, ``action_space`` and ``default_params``; their state
+    dataclass extends gymnax's ``EnvState`` (field ``time``) with ``goal``. The base class has
+    no stand-ins for them: :class:`ResetFree` refuses an env that lacks one, naming it. The
+    reward defaults to the sparse ``float(is_success(next state))``.
     """
 
     # the observation ends with this many entries that describe the goal (an agent that is not
@@ -56,14 +60,6 @@ class GoalEnv(Environment):
     goal_obs_size: int | None = None
 
     # --- goals ----------------------------------------------------------------------
-    def forward_goal(self, key: jax.Array, params: Any) -> jax.Array:
-        """A task goal drawn from the goal distribution."""
-        raise NotImplementedError
-
-    def start_goal(self, state: Any, params: Any) -> jax.Array:
-        """The goal "return to ``state``" (the backward goal of the state after an intervention)."""
-        raise NotImplementedError
-
     def with_goal(self, state: Any, goal: jax.Array, params: Any) -> Any:
         """The same physical state pursuing ``goal``."""
         goal = jnp.asarray(goal)
@@ -71,19 +67,11 @@ class GoalEnv(Environment):
             raise ValueError(f"{self.name}: goal must have shape {state.goal.shape}, got {goal.shape}")
         return state.replace(goal=goal.astype(state.goal.dtype))
 
-    def is_success(self, state: Any, params: Any) -> jax.Array:
-        """Whether ``state`` has reached its goal (bool)."""
-        raise NotImplementedError
-
     def irreversible(self, state: Any, params: Any) -> jax.Array:
         """Whether ``state`` is one the agent cannot leave (then ResetFree intervenes)."""
         return jnp.asarray(False)
 
     # --- dynamics ---------------------------------------------------------------------
-    def transition(self, key: jax.Array, state: Any, action: Any, params: Any) -> Any:
-        """Next state (``time`` advanced by one, ``goal`` unchanged)."""
-        raise NotImplementedError
-
     def reward(self, state: Any, action: Any, next_state: Any, params: Any) -> jax.Array:
         """Sparse reward: 1.0 when ``next_state`` reaches its goal, else 0.0."""
         return self.is_success(next_state, params).astype(jnp.float32)

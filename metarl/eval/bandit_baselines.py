@@ -160,13 +160,6 @@ def _run_one(policy: str, n_pulls: int, pseudo: bool, means: jax.Array, key: jax
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("policy", "n_pulls", "pseudo"))
-def _run_batch(policy: str, n_pulls: int, pseudo: bool, means: jax.Array, key: jax.Array,
-               table: jax.Array) -> jax.Array:
-    keys = jax.random.split(key, means.shape[0])
-    return jax.vmap(lambda m, k: _run_one(policy, n_pulls, pseudo, m, k, table))(means, keys)
-
-
 def run(policy: str, params: Any, key: jax.Array, n_pulls: int, *, gamma: float = DEFAULT_GAMMA,
         pseudo: bool = False) -> jax.Array:
     """Total reward of ``policy`` over ``n_pulls`` pulls of each task.
@@ -179,18 +172,7 @@ def run(policy: str, params: Any, key: jax.Array, n_pulls: int, *, gamma: float 
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
-    if int(n_pulls) != n_pulls or n_pulls < 1:
-        raise ValueError(f"n_pulls must be a positive integer, got {n_pulls!r}")
-    means = jnp.asarray(getattr(params, "arm_means", params), jnp.float32)
-    if means.ndim not in (1, 2) or means.shape[-1] < 1:
-        raise ValueError(f"arm means must have shape [k] or [tasks, k], got {means.shape}")
-    if policy == "gittins":
-        table = jnp.asarray(np.nan_to_num(gittins_indices(gamma, int(n_pulls)), nan=-1.0), jnp.float32)
-    else:
-        table = jnp.zeros((1, 1), jnp.float32)
-    batch = means if means.ndim == 2 else means[None]
-    totals = _run_batch(policy, int(n_pulls), bool(pseudo), batch, key, table)
-    return totals if means.ndim == 2 else totals[0]
+    return run_many((policy,), params, key, n_pulls, gamma=gamma, pseudo=pseudo)[policy]
 
 
 @functools.partial(jax.jit, static_argnames=("policies", "n_pulls", "pseudo"))
