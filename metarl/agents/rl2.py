@@ -19,7 +19,9 @@ and **carry across episode boundaries** inside the trial (as xland-minigrid,
 unlike Meta-World+'s wrapper that zeroes them per episode): the first step of
 episode ``j + 1`` sees the last action and reward of episode ``j``.
 
-**Carry.** Zero at trial start only; never reset at an episode end.
+**Carry.** Zero at trial start only; never reset at an episode end. With
+``cell="transformer"`` the carry is the attention context of the last
+``context_window`` steps (:mod:`.rl2_transformer`); zero is the empty context.
 
 **PPO over the trial.** The rollout is a ``lax.scan`` over TBPTT chunks (each
 a ``lax.scan`` over its steps) that stores the carry at every chunk start.
@@ -402,6 +404,9 @@ def make_train(
             encoder_widths=cfg.encoder_widths,
             head_widths=cfg.head_widths,
             continuous=spec.continuous,
+            context_window=cfg.context_window,
+            num_layers=cfg.num_layers,
+            num_heads=cfg.num_heads,
         )
         return RL2State(
             params=params,

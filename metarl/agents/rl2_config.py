@@ -26,7 +26,7 @@ from metarl.agents import networks
 from metarl.agents.env_spec import env_name
 from metarl.config import check_fields, option
 
-CELLS = ("gru", "lstm")
+CELLS = ("gru", "lstm", "transformer")
 TRIAL_END_RULES = ("terminal", "bootstrap")
 
 
@@ -39,7 +39,9 @@ class RL2Config:
     usual PPO coefficients. ``trial_end="terminal"`` (Meta-World+): the trial
     is the meta-episode whose total reward RL² maximises, so its last step
     does not bootstrap; ``"bootstrap"`` is xland-minigrid's choice (its trial
-    is a window of a longer stream).
+    is a window of a longer stream). ``cell="transformer"`` swaps the GRU for
+    sliding-window attention over the last ``context_window`` steps
+    (:mod:`metarl.agents.rl2_transformer`), ``hidden_size`` wide.
     """
 
     num_envs: int = option(64, gt=0)  # trials run in parallel, one task each
@@ -47,7 +49,11 @@ class RL2Config:
     num_trials: int = option(1000, gt=0)  # PPO updates; one trial per env each
     bptt_chunk: int | None = option(None, gt=0)  # TBPTT length; None = the whole trial; must divide trial_steps
     cell: str = option("gru", choices=CELLS)
-    hidden_size: int = option(128, gt=0)
+    hidden_size: int = option(128, gt=0)  # also the transformer's model width
+    # transformer only (metarl.agents.rl2_transformer): steps each layer attends back, blocks, attention heads
+    context_window: int = option(32, gt=0)
+    num_layers: int = option(2, gt=0)
+    num_heads: int = option(4, gt=0)  # must divide hidden_size
     encoder_widths: tuple[int, ...] = option((128,), gt=0)  # () feeds the inputs straight to the cell
     head_widths: tuple[int, ...] = option((128,), gt=0)  # hidden layers of the actor and critic heads
     activation: str = option("tanh", choices=tuple(networks.ACTIVATIONS))
@@ -67,6 +73,11 @@ class RL2Config:
 
     def __post_init__(self):
         check_fields(self)
+        if self.cell == "transformer" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"RL2Config.num_heads={self.num_heads} does not divide RL2Config.hidden_size={self.hidden_size} "
+                "(each attention head gets hidden_size/num_heads dims)"
+            )
         if self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"RL2Config.num_minibatches={self.num_minibatches} does not divide num_envs={self.num_envs} "

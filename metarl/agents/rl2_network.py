@@ -1,14 +1,16 @@
-"""RL²'s recurrent actor-critic as a plain pytree: encoder MLP -> GRU or LSTM -> actor and critic heads.
+"""RL²'s recurrent actor-critic as a plain pytree: encoder MLP -> GRU, LSTM or transformer -> actor and critic heads.
 
 Parameters are nested dicts like :mod:`metarl.agents.networks` (whose dense
 layers and orthogonal init are reused)::
 
-    {"encoder": {...}, "gru" | "lstm": {"wi", "bi", "wh", "bh"}, "actor": {...}, "critic": {...}, "log_std"?}
+    {"encoder": {...}, "gru" | "lstm": {"wi", "bi", "wh", "bh"} | "transformer": {...},
+     "actor": {...}, "critic": {...}, "log_std"?}
 
 The cell's key names the cell, so a trained ``params`` is applied without its
-config. The carry is one array per env: ``h`` (GRU, width ``hidden``) or
-``[c, h]`` (LSTM, width ``2 * hidden``), zero at trial start. One array keeps
-the per-chunk carries of TBPTT a plain ``[chunks, envs, width]`` batch.
+config. The carry is one array per env: ``h`` (GRU, width ``hidden``),
+``[c, h]`` (LSTM, width ``2 * hidden``) or the transformer's context cache
+(:mod:`.rl2_transformer`), zero at trial start. One array keeps the per-chunk
+carries of TBPTT a plain ``[chunks, envs, width]`` batch.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metarl.agents import networks
+from metarl.agents import networks, rl2_transformer
 from metarl.agents.networks import dense
 
 Params = dict
 GATES = {"gru": 3, "lstm": 4}
+CORES = (*GATES, "transformer")  # the keys that name a core in params
 
 
 def _orthogonal(key: jax.Array, n_in: int, n_out: int, gain: float = 1.0) -> jax.Array:
@@ -50,8 +53,14 @@ def init_network(
     encoder_widths: Sequence[int],
     head_widths: Sequence[int],
     continuous: bool,
+    context_window: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
 ) -> Params:
-    """Fresh parameters; heads get gains 0.01 (actor) and 1 (critic) as in PPO."""
+    """Fresh parameters; heads get gains 0.01 (actor) and 1 (critic) as in PPO.
+
+    ``context_window``, ``num_layers`` and ``num_heads`` size the transformer (ignored by GRU and LSTM).
+    """
     k_enc, k_cell, k_actor, k_critic = jax.random.split(key, 4)
     sqrt2 = float(np.sqrt(2.0))
     params = {}
@@ -60,7 +69,10 @@ def init_network(
         # the last encoder layer is followed by the activation, so it gets a hidden layer's gain
         params["encoder"] = networks.init_mlp(k_enc, in_dim, encoder_widths[:-1], encoder_widths[-1], sqrt2)
         core_in = encoder_widths[-1]
-    params[cell] = init_cell(k_cell, cell, core_in, hidden)
+    if cell == "transformer":
+        params[cell] = rl2_transformer.init(k_cell, core_in, hidden, context_window, num_layers, num_heads)
+    else:
+        params[cell] = init_cell(k_cell, cell, core_in, hidden)
     params["actor"] = networks.init_mlp(k_actor, hidden, head_widths, action_dim, 0.01)
     params["critic"] = networks.init_mlp(k_critic, hidden, head_widths, 1, 1.0)
     if continuous:
@@ -70,7 +82,7 @@ def init_network(
 
 def cell_of(params: Params) -> str:
     """Which recurrent cell ``params`` holds."""
-    found = [c for c in GATES if c in params]
+    found = [c for c in CORES if c in params]
     if len(found) != 1:
         raise ValueError(f"RL2 params hold no single recurrent cell (keys: {sorted(params)})")
     return found[0]
@@ -78,6 +90,8 @@ def cell_of(params: Params) -> str:
 
 def carry_width(params: Params) -> int:
     cell = cell_of(params)
+    if cell == "transformer":
+        return rl2_transformer.carry_width(params[cell])
     hidden = params[cell]["wh"].shape[0]
     return hidden if cell == "gru" else 2 * hidden
 
@@ -89,6 +103,8 @@ def initial_carry(params: Params, batch: int) -> jax.Array:
 
 def cell_step(core: Params, cell: str, carry: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(new carry, output h)`` of one step; GRU as in Cho et al. (reset gate inside the candidate)."""
+    if cell == "transformer":
+        return rl2_transformer.step(core, carry, x)
     gi = dense(x, core["wi"], core["bi"])
     if cell == "gru":
         gh = dense(carry, core["wh"], core["bh"])
