@@ -468,13 +468,16 @@ CASES: list[Case] = [
         ("task=dark-room", "did you mean dark-room-v1"),
         ("+agent.cel=lstm", "agent.cel is not a setting (did you mean cell?)"),
         ("eval.baselines=[ucb]", "did you mean ucb1"),
+        ("teacher=plrr", "did you mean plr"),
     ]),
     *_cases("meta_rl", IMPOSSIBLE, [
         ("seeds=0", "seeds"),
         ("chunk_trials=7", "agent.num_trials=40 is not a multiple of chunk_trials=7"),
         ("+agent.bptt_chunk=3", "bptt_chunk=3 does not divide the trial length"),
         ("task=dark-room-v1 eval.tasks=5", "dark-room-v1 holds out a fixed split of 16 goals"),
+        ("task=dark-room-v1 teacher=alp_gmm", "teacher=alp_gmm proposes tasks anywhere in dark-room-v1's TaskSpace"),
         ("+agent.gamma=1.5", "agent.gamma"),
+        ("+agent.cell=transformer +agent.num_heads=3", "agent.num_heads=3 does not divide agent.hidden_size=16"),
     ]),
     *_cases("meta_rl", NONFINITE, [
         ("+agent.lr=nan", "agent.lr"),

@@ -2,6 +2,7 @@
 
     metarl-meta-rl task=bandit-k5-n10-v1 seeds=5
     metarl-meta-rl task=dark-room-v1 seeds=5
+    metarl-meta-rl task=dark-room-v1 teacher=plr seeds=5     # a configs/teacher/ teacher picks the training goals
 
 Ends with the held-out trial return (mean over seeds with a 95% bootstrap interval), the in-context
 curve's first and last point (episode 1 -> episode k, or pull 1 -> pull n of a one-episode bandit

@@ -14,6 +14,10 @@ Scanning ``update`` over chunks gives the trials of :func:`metarl.agents.rl2.mak
 continues the same sequence. Programs are cached per benchmark and settings, so a second run in the
 same process reuses the compiled code.
 
+``teacher`` (a config resolved by :func:`metarl.in_context.teachers.resolve`) picks the training tasks;
+without one, training draws uniformly from the training goals of a goal split, else from the env's sampler
+(domain randomisation), as :func:`metarl.agents.rl2.make_train` does by default.
+
 Evaluation plays one trial per held-out task (repeated ``repeats`` times, tasks ``[a, a, b, b, ...]``)
 from a zero carry, the whole trial one chunk (:func:`metarl.agents.rl2.run_trial`), and returns per
 seed ``episode_returns [tasks, k]`` and ``step_rewards [T]`` (the reward of trial step t, mean over
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +37,8 @@ import jax.numpy as jnp
 
 from metarl.agents import rl2
 from metarl.agents.rl2_config import RL2Config, TrialLayout
-from metarl.in_context import benchmarks, tasks as task_sets
+from metarl.in_context import benchmarks, teachers
+from metarl.in_context import tasks as task_sets
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1  # key streams folded into PRNGKey(seed)
 
@@ -46,20 +52,25 @@ class Programs:
     init: Callable[[Any, Any], Any]  # (seed, seed index [S]) -> RL2State [S]
     chunk: Callable[[Any], tuple[Any, dict]]  # RL2State [S] -> (RL2State [S], metrics [S, chunk, ...])
     evaluate: Callable[[Any, Any, Any, Any], dict]  # (params [S], tasks [N], seed, seed index [S]) -> {...}
+    teacher: teachers.MetaTeacher | None = None  # the chosen teacher (None: the default task distribution)
 
 
 def programs(bench: benchmarks.InContextBenchmark, config: RL2Config, chunk_trials: int,
-             greedy: bool = False) -> Programs:
-    """The (cached) programs of ``bench`` under ``config``, ``chunk_trials`` trials per chunk."""
-    return _programs(bench.id, config, int(chunk_trials), bool(greedy))
+             greedy: bool = False, teacher: dict | None = None) -> Programs:
+    """The (cached) programs of ``bench`` under ``config``, ``chunk_trials`` trials per chunk, ``teacher``'s tasks."""
+    return _programs(bench.id, config, int(chunk_trials), bool(greedy), teachers.spec_key(teacher))
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool) -> Programs:
+def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool,
+              teacher_key: str | None = None) -> Programs:
     bench = benchmarks.get(bench_id)
     env, env_params = benchmarks.make_env(bench)
     train_tasks, _ = task_sets.task_split(bench, env, 0) if bench.held_out == "goals" else (None, None)
-    teacher = None if train_tasks is None else task_sets.TaskSet(rl2.with_horizon(train_tasks, bench.horizon))
+    if teacher_key is not None:
+        teacher = teachers.build(json.loads(teacher_key), bench, env, train_tasks)
+    else:
+        teacher = None if train_tasks is None else task_sets.TaskSet(rl2.with_horizon(train_tasks, bench.horizon))
     train = rl2.make_train(env, config, teacher, env_params=env_params)
     layout = train.layout
     eval_layout = TrialLayout(layout.horizon, layout.episodes, layout.trial_steps)  # one chunk: nothing replayed
@@ -90,6 +101,7 @@ def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool)
         init=jax.jit(init),
         chunk=jax.jit(jax.vmap(run_chunk)),
         evaluate=jax.jit(evaluate),
+        teacher=teacher if teacher_key is not None else None,
     )
 
 

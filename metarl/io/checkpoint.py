@@ -11,6 +11,9 @@ corrupted file), falls back to the next older step with one warning line on
 stderr and discards the bad newer steps (so the resumed run can save them
 again). When no step is readable it raises ``ValueError`` (one line, no
 traceback at the command line): the run cannot resume.
+
+Zero-size arrays (orbax refuses them; e.g. PLR's ``parent_slots``) hold no
+data: they are left out of the step and rebuilt from the template on restore.
 """
 
 from __future__ import annotations
@@ -44,6 +47,26 @@ def state_digest(state: Any) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _is_empty(leaf: Any) -> bool:
+    shape = getattr(leaf, "shape", None)
+    return shape is not None and 0 in tuple(shape)
+
+
+def _without_empty(tree: Any) -> Any:
+    """``tree`` with its zero-size array leaves as ``None`` (an empty subtree: nothing to save)."""
+    return jax.tree.map(lambda leaf: None if _is_empty(leaf) else leaf, tree)
+
+
+def _with_empty(stored: Any, template: Any) -> Any:
+    """The inverse of :func:`_without_empty`: zero-size leaves of ``template`` back as (host) arrays."""
+    leaves, treedef = jax.tree.flatten(template)
+    if not any(_is_empty(leaf) for leaf in leaves):
+        return stored
+    kept = iter(jax.tree.leaves(stored))
+    return jax.tree.unflatten(treedef, [np.zeros(leaf.shape, leaf.dtype) if _is_empty(leaf) else next(kept)
+                                        for leaf in leaves])
 
 
 @contextlib.contextmanager
@@ -101,6 +124,7 @@ class ESCheckpointer:
             raise RuntimeError("this ESCheckpointer only restores (writer=False)")
         if step in self.steps():
             return
+        state = _without_empty(state)
         metadata = {**metadata, DIGEST_KEY: state_digest(state)}
         if jax.process_count() > 1:  # orbax will not write one process's device arrays in a multi-process run
             state = jax.device_get(state)
@@ -129,7 +153,7 @@ class ESCheckpointer:
         ``state_template`` gives structure and dtypes. Unreadable newer steps are
         reported on stderr and deleted; no readable step at all is a ``ValueError``.
         """
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
+        abstract = _without_empty(jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template))
         candidates = [generations_done] if generations_done is not None else self.steps()[::-1]
         if not candidates:
             raise ValueError(f"no checkpoint to resume from in {self.directory}")
@@ -145,7 +169,7 @@ class ESCheckpointer:
                 bad = ", ".join(str(s) for s, _ in failures)
                 print(f"warning: checkpoint {bad} in {self.directory} is unreadable ({failures[0][1]}); "
                       f"discarded it and resumed from checkpoint {step}", file=sys.stderr, flush=True)
-            return step, state, metadata
+            return step, _with_empty(state, state_template), metadata
         bad = ", ".join(str(s) for s, _ in failures)
         raise ValueError(f"cannot resume: checkpoint {bad} in {self.directory} is unreadable ({failures[0][1]}) "
                          "and there is no older one; start a new run in another run_dir")

@@ -3,11 +3,17 @@
     metarl-meta-rl task=bandit-k5-n10-v1 seeds=5
     metarl-meta-rl task=dark-room-v1 seeds=5 +agent.cell=lstm
     metarl-meta-rl task=bandit-k2-dependent-v1 scale=ci seeds=2       # the test suite's budget
+    metarl-meta-rl task=dark-room-v1 teacher=plr seeds=5              # PLR over the 64 training goals
 
 Benchmarks are versioned data (:mod:`metarl.in_context.benchmarks`): env, trial shape (k episodes of
 H steps), held-out tasks, RL² settings and a ``ci`` scale. Training runs ``num_trials`` PPO updates
 (one trial per env each) in chunks of ``chunk_trials``, seeds vmapped; then each seed's policy plays
 one trial per held-out task (``eval.repeats`` times), its carry kept across the episodes.
+
+``teacher=<name>`` (the ``configs/teacher/`` group, :func:`curricula.factory.make_teacher`) picks each
+trial's training tasks; without one they come uniformly from the training goals of a goal split, else
+from the env's sampler. A teacher sees the training goals only; which teachers work on which benchmark
+(and the one-line refusals) is :mod:`metarl.in_context.teachers`.
 
 Writes into the run directory: ``config.yaml``, ``metrics.jsonl`` (one row per chunk and seed: trial
 return and the return of each episode, mean over the chunk's trials; PPO losses), ``summary.json``
@@ -15,7 +21,9 @@ return and the return of each episode, mean over the chunk's trials; PPO losses)
 curve — the return of episode 1..k, or the reward of pull 1..n of a one-episode bandit trial — with
 intervals; for bandits UCB1, Thompson, Gittins, random and oracle on the same tasks (intervals over
 tasks), for Dark Room the optimal return; wall time and steps/s), ``report.md`` (the table) and
-``in_context_curve.png``. Checkpoints every ``checkpoint_every`` chunks; ``resume=true`` continues bit for bit.
+``in_context_curve.png``; with a teacher, what it sampled over training (summary ``teacher.sampled``, a table in
+the report and ``task_distribution.png``). Checkpoints (the teacher's state included) every ``checkpoint_every``
+chunks; ``resume=true`` continues bit for bit.
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ from metarl.agents.rl2 import LOSS_NAMES
 from metarl.agents.rl2_config import RL2Config, trial_layout
 from metarl.config import as_int, build_dataclass, check_bool, check_choice, check_keys, plain, positive_int
 from metarl.eval import bandit_baselines
+from metarl.eval.curriculum import check_teacher
 from metarl.eval.report import plot_learning_curve
-from metarl.in_context import benchmarks, runner
+from metarl.in_context import benchmarks, runner, teachers
 from metarl.in_context import tasks as task_sets
 from metarl.io import tracking
 from metarl.io.checkpoint import ESCheckpointer
@@ -44,6 +53,7 @@ from metarl.jobs.registry import Job, register
 from metarl.stats import bootstrap_ci
 
 CHECKPOINTS, METRICS, FIGURE = "checkpoints", "metrics.jsonl", "in_context_curve.png"
+TASK_FIGURE = "task_distribution.png"
 EVAL_KEYS = ("greedy", "tasks", "repeats", "baselines")
 BASELINE_ORDER = ("gittins", "thompson", "ucb1", "random", "oracle")  # as the headline and the table show them
 BASELINE_NAMES = {"gittins": "Gittins", "thompson": "Thompson", "ucb1": "UCB1", "random": "random", "oracle": "oracle",
@@ -65,6 +75,7 @@ class MetaRLRun:
     repeats: int  # evaluation trials per held-out task
     greedy: bool
     baselines: tuple[str, ...]  # the bandit baselines run (a bandit benchmark's); () for an optimal-return one
+    teacher: dict | None = None  # the resolved teacher config (metarl.in_context.teachers); None: the default tasks
 
     @property
     def chunks(self) -> int:
@@ -108,10 +119,16 @@ def build(cfg: Any) -> MetaRLRun:
     else:
         baselines = ()
     task_sets.check_split(bench, env)
+    teacher = cfg.get("teacher")
+    if teacher is not None:
+        teachers.check_name(teacher)
+        check_teacher(teacher)  # its options' names, types and ranges, as metarl-curriculum checks them
+        train_tasks = task_sets.task_split(bench, env, 0)[0] if bench.held_out == "goals" else None
+        teacher = teachers.resolve(teacher, bench, env, train_tasks)
     if cfg.get("checkpoint_every") is not None:
         positive_int(cfg.get("checkpoint_every"), "checkpoint_every")
     return MetaRLRun(bench, scale, rl2, seeds, seed, chunk, bench.num_test_tasks(ci) if tasks is None else tasks,
-                     repeats, greedy, baselines)
+                     repeats, greedy, baselines, teacher)
 
 
 def _bandit_policies(value: Any) -> tuple[str, ...]:
@@ -240,6 +257,95 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
     }
 
 
+# --- the teacher ------------------------------------------------------------------------------------------
+def _teacher_option() -> str | None:
+    """The ``teacher=`` option of the running Hydra app (``exp3_alp`` for a teacher named ``bandit``), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get("teacher")
+    return None if choice is None else str(choice)
+
+
+def _teacher_entry(spec: MetaRLRun, prog: runner.Programs, states: Any, cfg: dict) -> dict:
+    """``summary["teacher"]``: the teacher and, for a chosen one, what it sampled over training."""
+    if spec.teacher is None:
+        tasks = (f"uniform over the {np.asarray(jax.tree.leaves(prog.train_tasks)[0]).shape[0]} training goals"
+                 if prog.train_tasks is not None else "the env's task sampler")
+        return {"name": "domain_randomization", "chosen": False, "tasks": tasks}
+    given = cfg.get("teacher") or {}
+    adapted = {key: ("the training goals" if key == "arms" else value) for key, value in spec.teacher.items()
+               if given.get(key) != value}  # what the benchmark changed (teachers.resolve)
+    entry = {"name": spec.teacher["name"], "chosen": True, "config": given, "adapted": adapted,
+             "sampled": teachers.sampled(prog.teacher, jax.device_get(states.teacher_state.counts))}
+    label = given.get("label") or _teacher_option()
+    if label and label != entry["name"]:
+        entry["label"] = str(label)  # what the report and the figure call it
+    shares = teachers.branch_shares(jax.device_get(states.teacher_state.teacher))
+    if shares is not None:
+        entry["batches"] = shares  # PLR: share of new and replayed batches (mean over seeds)
+    return entry
+
+
+def _distribution_rows(sampled: dict) -> list[str]:
+    """Markdown rows of the sampled-task distribution (training goals by share, or histograms per entry)."""
+    counts = np.asarray(sampled["counts"], np.float64)
+    if sampled["kind"] == "goals":  # the most and the least sampled training goals
+        share = counts / max(counts.sum(), 1.0)
+        order = np.argsort(-share, kind="stable")
+        shown = order if order.size <= 10 else np.concatenate([order[:5], order[-5:]])
+        lines = [f"| {', '.join(sampled['fields'])} | share of trials |", "|---|---|"]
+        lines += [f"| {tuple(sampled['goals'][i])} | {share[i]:.3f} |" for i in shown]
+        return lines + ["", f"Uniform: {1 / share.size:.3f} each; {int(np.sum(counts == 0))} of {share.size} training "
+                        f"goals never sampled; held-out or other tasks sampled: {sampled['other_tasks']}."]
+    bins = sampled["bins"]
+    lines = [f"| entry | share per bin (1..{bins} of [low, high]) |", "|---|---|"]
+    for name, row in zip(sampled["entries"], counts):
+        lines.append(f"| {name} | {' '.join(f'{v:.2f}' for v in row / max(row.sum(), 1.0))} |")
+    return lines
+
+
+def _plot_tasks(path: Path, summary: dict, env: Any) -> None:
+    """The training tasks' shares: a map of the room (held-out goals crossed) or a histogram per task entry."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    teacher, sampled = summary["teacher"], summary["teacher"]["sampled"]
+    counts = np.asarray(sampled["counts"], np.float64)
+    title = f"{summary['task']}: tasks sampled by {teacher.get('label', teacher['name'])}, {summary['n_seeds']} seeds"
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=90)
+    goals = np.asarray(sampled.get("goals", []))
+    if sampled["kind"] == "goals" and goals.ndim == 2 and goals.shape[1] == 2 and hasattr(env, "size"):
+        grid = np.full((env.size, env.size), np.nan)
+        grid[goals[:, 0], goals[:, 1]] = counts / max(counts.sum(), 1.0)
+        image = ax.imshow(grid, cmap="viridis", origin="upper")
+        fig.colorbar(image, ax=ax, label="share of training trials")
+        held = np.asarray(summary["held_out"].get("goals", []))
+        if held.size:
+            ax.scatter(held[:, 1], held[:, 0], marker="x", color="red")
+            title += " (x: held out)"
+        ax.set_xlabel(sampled["fields"][1])
+        ax.set_ylabel(sampled["fields"][0])
+    elif sampled["kind"] == "goals":
+        ax.bar(np.arange(counts.size), counts / max(counts.sum(), 1.0))
+        ax.set_xlabel("training task")
+        ax.set_ylabel("share of training trials")
+    else:
+        edges = np.linspace(0.0, 1.0, sampled["bins"] + 1)
+        for name, row, low, high in zip(sampled["entries"], counts, sampled["low"], sampled["high"]):
+            ax.stairs(row / max(row.sum(), 1.0), low + edges * (high - low), label=name)
+        ax.set_xlabel("task-vector entry")
+        ax.set_ylabel("share of training trials")
+        ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 # --- outputs ----------------------------------------------------------------------------------------------
 def _report(summary: dict) -> str:
     lines = [f"# {summary['task']}: RL2 ({summary['cell']}) on held-out tasks", "",
@@ -254,6 +360,17 @@ def _report(summary: dict) -> str:
               f"| {curve['unit']} | mean | 95% CI |", "|---|---|---|"]
     lines += [f"| {x} | {m:.3f} | [{lo:.3f}, {hi:.3f}] |"
               for x, m, lo, hi in zip(curve["x"], curve["mean"], curve["ci_low"], curve["ci_high"])]
+    teacher = summary["teacher"]
+    if teacher["chosen"]:
+        adapted = "; ".join(f"{k}: {v}" for k, v in teacher["adapted"].items())
+        batches = teacher.get("batches")
+        lines += ["", f"Training tasks: teacher {teacher.get('label', teacher['name'])}"
+                  + (f" ({adapted})" if adapted else "")
+                  + (f"; {100 * batches['replay']:.0f}% of batches replayed" if batches else "")
+                  + ". Tasks sampled over training (all seeds):", ""]
+        lines += _distribution_rows(teacher["sampled"])
+    else:
+        lines += ["", f"Training tasks: {teacher['tasks']} (no teacher chosen)."]
     return "\n".join(lines) + "\n"
 
 
@@ -263,7 +380,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     write_config(run_dir, cfg)
     start = time.perf_counter()
-    prog = runner.programs(spec.bench, spec.rl2, spec.chunk_trials, spec.greedy)
+    prog = runner.programs(spec.bench, spec.rl2, spec.chunk_trials, spec.greedy, spec.teacher)
     states = _train(spec, prog, run_dir, cfg)
     train_seconds = time.perf_counter() - start
     result = evaluate(spec, prog, states.params)
@@ -272,7 +389,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     timesteps = spec.rl2.num_trials * spec.rl2.num_envs * prog.layout.trial_steps
     curves = result.pop("curves")
     summary = {"task": spec.bench.id, "method": "RL2", "cell": spec.rl2.cell, "scale": spec.scale,
-               "n_seeds": spec.seeds, **result,
+               "n_seeds": spec.seeds, **result, "teacher": _teacher_entry(spec, prog, states, cfg),
                "trial": {"episodes": prog.layout.episodes, "horizon": prog.layout.horizon,
                          "steps": prog.layout.trial_steps},
                "trials": spec.rl2.num_trials, "timesteps": timesteps, "chunks_logged": len(rows) // spec.seeds,
@@ -289,10 +406,12 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     plot_learning_curve(run_dir / FIGURE, x, lines, xlabel=curve["unit"],
                         ylabel="episode return" if curve["unit"] == "episode" else f"reward per {curve['unit']}",
                         title=f"{spec.bench.id}: held-out tasks, {spec.seeds} seeds")
+    if summary["teacher"]["chosen"]:
+        _plot_tasks(run_dir / TASK_FIGURE, summary, prog.env)
     return summary
 
 
 JOB = register(Job("meta_rl", run, "meta_rl", "RL² meta-trained on a benchmark, in-context curve on held-out tasks",
-                   sections=("task", "scale", "agent", "eval", "seeds", "seed", "chunk_trials", "checkpoint_every",
-                             "resume", "allow_changes", "progress", "run_dir"),
+                   sections=("task", "scale", "agent", "teacher", "eval", "seeds", "seed", "chunk_trials",
+                             "checkpoint_every", "resume", "allow_changes", "progress", "run_dir"),
                    headline="trial_return.mean"))
