@@ -5,7 +5,8 @@ Runs ``scripts/bench_envs.py`` (with the suite's envs against gymnax's originals
 (with a PureJaxRL-style reference PPO), ``scripts/bench_meta.py``
 (seconds per ES generation at populations 16-128; about 8 minutes on 2 cores), ``scripts/bench_devices.py``
 (population 64 on 1 and 2 CPU devices, the speed-up as a ratio; about 3 minutes) and
-``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC). Each exposes
+``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC) and ``scripts/bench_rl2.py`` (RL² training
+steps/s with 1 and 16 vmapped seeds on ``bandit-k5-n10-v1`` and ``dark-room-v1``; about 2 minutes). Each exposes
 ``run(quick: bool) -> list[(name, value, unit)]``.
 """
 
@@ -24,7 +25,8 @@ import jax
 
 SCRIPTS = Path(__file__).resolve().parent
 SUITES = {"envs": "bench_envs", "export": "bench_export", "manipulation": "bench_manipulation", "ppo": "bench_ppo",
-          "meta": "bench_meta", "devices": "bench_devices", "continual_world": "bench_continual_world"}
+          "meta": "bench_meta", "devices": "bench_devices", "continual_world": "bench_continual_world",
+          "rl2": "bench_rl2"}
 
 
 def device_description() -> str:

@@ -37,7 +37,8 @@ def test_bench_meta_times_the_default_meta_train_config():
 
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
-    assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "devices", "continual_world"}
+    assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "devices", "continual_world",
+                                 "rl2"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()
 
@@ -48,6 +49,15 @@ def test_bench_continual_world_times_the_cw10_benchmarks_agent():
     assert list(agent.hidden_sizes) == list(cfg.hidden_sizes) and agent.layer_norm == cfg.layer_norm
     assert (agent.batch_size, agent.gradient_steps, agent.num_envs) == (cfg.batch_size, cfg.gradient_steps,
                                                                        cfg.num_envs)
+
+
+def test_bench_rl2_times_the_meta_rl_jobs_settings():
+    from metarl.jobs import meta_rl
+
+    bench_rl2 = _load("bench_rl2")
+    for task in bench_rl2.BENCHMARKS:
+        for scale, quick in (("full", False), ("ci", True)):
+            assert bench_rl2.rl2_config(task, quick) == meta_rl.build({"task": task, "scale": scale}).rl2, (task, scale)
 
 
 def test_reference_ppo_has_the_suites_default_setting():
