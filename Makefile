@@ -2,7 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-JOBS ?= 2
+# xdist workers of `make test`: one more than the cores, because CLI tests spend part of their time waiting on
+# subprocesses (process start-up, Ray, a jax.distributed coordinator) and the extra worker fills it (3 on CI's 2)
+JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
 
 .PHONY: run test bench install install-sb3 install-sweep clean metaworld-venv
 

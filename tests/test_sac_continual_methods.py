@@ -183,6 +183,7 @@ def test_a_stream_runs_as_one_program(stream, method):
     out = runner.run()
     assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
     assert np.isfinite(out["returns"]).all()
+    np.testing.assert_array_equal(runner.run()["returns"], out["returns"])  # same seed, same program: same run
 
 
 def test_the_reference_script_refuses_a_folder_without_a_run_config_and_a_call_without_a_choice(tmp_path, capsys):
