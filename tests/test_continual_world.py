@@ -4,10 +4,6 @@ continual runner (switch resets, the plan, learning across a stream) and the job
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -257,28 +253,6 @@ def test_the_multi_task_reference_trains_every_task_at_once_and_scores_each(tiny
     final, (mean, low, high) = multitask_average_performance(out["eval_steps"], out["perf"])
     assert final.shape == (2,) and ((final >= 0) & (final <= 1)).all()  # the job's multitask=true record
     assert low <= mean <= high and mean == pytest.approx(float(final.mean()))
-
-
-# --- the job --------------------------------------------------------------------------------------------
-def test_metarl_continual_runs_a_cw_triplet_with_sac_from_another_directory(tmp_path):
-    script = shutil.which("metarl-continual", path=str(Path(sys.executable).parent)) or shutil.which("metarl-continual")
-    assert script, "metarl-continual is not installed"
-    out = tmp_path / "run"
-    args = ["benchmark=cw10", "benchmark.stream=CW3-1-v1", "benchmark.steps_per_task=512", "seeds=2",
-            "reference=false", "progress=false", "benchmark.eval.every_steps=256", "eval.episodes=1",
-            "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
-            "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
-            "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
-            f"out_dir={out}"]
-    done = subprocess.run([script, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    record = json.loads((out / "metrics.json").read_text())
-    assert record["algorithm"] == "sac" and record["switch"]["heads"] == "single"
-    assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
-    with np.load(out / "results.npz") as arrays:
-        assert arrays["perf"].shape == (2, 6, 3)
-    assert (out / "task_curves.png").stat().st_size > 0
 
 
 def test_the_report_scores_runs_against_a_shared_reference_and_the_published_table(tmp_path):

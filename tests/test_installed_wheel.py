@@ -223,12 +223,22 @@ def test_curriculum(installed):
 
 
 def test_continual(installed):
+    """Continual World's first triplet with SAC (single head), as the smallest manipulation stream."""
     run_dir = installed.workdir / "continual"
     result = _ok(installed.script(
-        "metarl-continual", "seeds=2", "reference=false", "benchmark.steps_per_task=512",
-        "benchmark.eval.every_steps=512", "benchmark.eval.max_steps=20", "eval.episodes=1", f"out_dir={run_dir}"))
+        "metarl-continual", "benchmark=cw10", "benchmark.stream=CW3-1-v1", "benchmark.steps_per_task=512", "seeds=2",
+        "reference=false", "progress=false", "benchmark.eval.every_steps=256", "eval.episodes=1",
+        "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
+        "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
+        "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
+        f"out_dir={run_dir}"))
     for name in ("config.yaml", "results.npz", "metrics.json", "task_curves.png"):
-        assert (run_dir / name).exists(), name
+        assert (run_dir / name).stat().st_size > 0, name
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["algorithm"] == "sac" and record["switch"]["heads"] == "single"
+    assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
+    with np.load(run_dir / "results.npz") as arrays:
+        assert arrays["perf"].shape == (2, 6, 3)  # seeds x evaluations x tasks
     assert "AP " in result.stdout and "forgetting " in result.stdout and "FT n/a" in result.stdout  # no reference runs
     _closing_line(result, run_dir)
     _quiet(result)

@@ -100,6 +100,7 @@ class TrialCarry:
     running: jax.Array  # [N] return of the episode in progress
     count: jax.Array  # [N] int32 episodes finished in this trial
     returns: jax.Array  # [N, k] returns of the first k episodes
+    successes: jax.Array  # [N, k] 1 where episode j succeeded at any step (info["episode_success"]; else 0)
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -132,6 +133,12 @@ def with_horizon(tasks: Any, horizon: int) -> Any:
 
 
 # --- rollout -----------------------------------------------------------------------------------------
+def _episode_success(info: Any, n: int) -> jax.Array:
+    """``[n]`` float: whether the episode that a step ends succeeded at any step (envs without the flag: 0)."""
+    flag = info.get("episode_success") if isinstance(info, dict) else None
+    return jnp.zeros((n,), jnp.float32) if flag is None else jnp.reshape(flag, (n,)).astype(jnp.float32)
+
+
 def _policy_action(spec: EnvSpec, out, noise, log_std, greedy: bool):
     if not greedy:
         return sample_with_noise(out, noise, log_std)
@@ -153,7 +160,9 @@ def run_trial(
     Returns time-major ``[T, N, ...]`` records (``inputs``, ``action``, ``logp``,
     ``value``, ``reward``, ``done``), ``carries [C, N, width]`` (the carry at
     each chunk start), ``last_value [N]`` (``V`` of the input after the last
-    step under the final carry), ``episode_returns [N, k]`` and ``trial_return [N]``.
+    step under the final carry), ``episode_returns [N, k]``, ``episode_success [N, k]``
+    (1 where episode j succeeded at some step, from the env's ``info["episode_success"]``;
+    0 for envs without it) and ``trial_return [N]``.
     """
     spec = EnvSpec.of(env)
     n = jax.tree.leaves(tasks)[0].shape[0]
@@ -172,7 +181,7 @@ def run_trial(
         x = jnp.concatenate([carry.obs, carry.prev], axis=-1)
         core, out, value = rl2_network.step(params, carry.core, x, activation)
         action, logp = _policy_action(spec, out, noise_t, log_std, greedy)
-        next_obs, env_state, reward, terminated, truncated, _ = env_step(
+        next_obs, env_state, reward, terminated, truncated, info = env_step(
             key_t, carry.env_state, env_action(spec, action), tasks
         )
         reward = reward.astype(jnp.float32)
@@ -180,7 +189,10 @@ def run_trial(
         ended = done.astype(jnp.float32)
         episode_return = carry.running + reward
         # one_hot of an index >= k is all zeros: episodes after the k-th are not recorded
-        returns = carry.returns + jax.nn.one_hot(carry.count, k) * (ended * episode_return)[:, None]
+        slot = jax.nn.one_hot(carry.count, k)
+        returns = carry.returns + slot * (ended * episode_return)[:, None]
+        succeeded = _episode_success(info, n)
+        successes = carry.successes + slot * (ended * succeeded)[:, None]
         new = TrialCarry(
             env_state=env_state,
             obs=next_obs.reshape(n, -1).astype(jnp.float32),
@@ -189,6 +201,7 @@ def run_trial(
             running=episode_return * (1.0 - ended),
             count=carry.count + done.astype(jnp.int32),
             returns=returns,
+            successes=successes,
         )
         record = {"inputs": x, "action": action, "logp": logp, "value": value, "reward": reward, "done": done}
         return new, record
@@ -206,6 +219,7 @@ def run_trial(
         running=jnp.zeros((n,), jnp.float32),
         count=jnp.zeros((n,), jnp.int32),
         returns=jnp.zeros((n, k), jnp.float32),
+        successes=jnp.zeros((n, k), jnp.float32),
     )
     final, (carries, records) = jax.lax.scan(chunk, init, (step_keys, noise))
     traj = jax.tree.map(lambda x: x.reshape((c * length,) + x.shape[2:]), records)
@@ -215,6 +229,7 @@ def run_trial(
         "carries": carries,
         "last_value": last_value,
         "episode_returns": final.returns,
+        "episode_success": final.successes,
         "trial_return": jnp.sum(traj["reward"], axis=0),
     }
 
@@ -339,13 +354,12 @@ def learn(params, opt_state, batch: TrialBatch, key, config: RL2Config, tx) -> t
 
 
 def teacher_feedback(traj: dict, advantages: jax.Array) -> Feedback:
-    """One entry per env: mean and best of its k episode returns, PVL score (mean positive advantage);
-    success is not tracked (zeros)."""
+    """One entry per env: mean and best of its k episode returns, the share of its episodes that succeeded
+    (0 for envs without a success flag), PVL score (mean positive advantage)."""
     returns = traj["episode_returns"]
-    zeros = jnp.zeros(returns.shape[:1], jnp.float32)
     return Feedback(
         returns=jnp.mean(returns, axis=1),
-        success=zeros,
+        success=jnp.mean(traj["episode_success"], axis=1),
         mask=jnp.ones(returns.shape[:1], bool),
         scores=jnp.mean(jnp.maximum(advantages, 0.0), axis=0),
         max_returns=jnp.max(returns, axis=1),
@@ -364,7 +378,8 @@ def make_train(
     ``env_params`` (default ``env.default_params``) only fixes the horizon ``H``;
     tasks come from ``teacher`` (default :class:`curricula.simple.DomainRandomization`).
     Metrics have leading axis ``num_trials``: ``episode_returns [.., k]`` (mean over
-    envs of the return of episode j of the trial), ``trial_return``, the losses, ``timesteps``.
+    envs of the return of episode j of the trial), ``episode_success [.., k]`` (its success rate),
+    ``trial_return``, the losses, ``timesteps``.
     Raises ``ValueError`` when ``bptt_chunk`` does not divide the trial length.
     """
     cfg = config
@@ -387,6 +402,7 @@ def make_train(
         trial = state.trial + 1
         metrics = {
             "episode_returns": jnp.mean(traj["episode_returns"], axis=0),
+            "episode_success": jnp.mean(traj["episode_success"], axis=0),
             "trial_return": jnp.mean(traj["trial_return"]),
             **losses,
             "timesteps": trial * (n * layout.trial_steps),

@@ -22,6 +22,10 @@ def _baselines(summary: dict) -> str:
     optimal = summary["baselines"].get("optimal")
     if optimal is not None:
         return f"optimum {optimal['per_episode']:.2f} per episode"
+    if "success" in summary:  # Meta-World: success of the trial's last episode (after adaptation)
+        train, test = (summary["success"][split]["last_episode"] for split in ("meta_train", "meta_test"))
+        return (f"success (last episode) meta-train {interval(train['mean'], train['ci_low'], train['ci_high'])}, "
+                f"meta-test {interval(test['mean'], test['ci_low'], test['ci_high'])}")
     return ", ".join(f"{row['method']} {row['mean']:.2f}" for row in summary["table"][1:]) or "no baselines"
 
 

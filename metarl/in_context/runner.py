@@ -15,12 +15,14 @@ continues the same sequence. Programs are cached per benchmark and settings, so 
 same process reuses the compiled code.
 
 ``teacher`` (a config resolved by :func:`metarl.in_context.teachers.resolve`) picks the training tasks;
-without one, training draws uniformly from the training goals of a goal split, else from the env's sampler
+without one, training draws uniformly from the training tasks (a goal split's, a Meta-World benchmark's), else
+from the env's sampler
 (domain randomisation), as :func:`metarl.agents.rl2.make_train` does by default.
 
 Evaluation plays one trial per held-out task (repeated ``repeats`` times, tasks ``[a, a, b, b, ...]``)
 from a zero carry, the whole trial one chunk (:func:`metarl.agents.rl2.run_trial`), and returns per
-seed ``episode_returns [tasks, k]`` and ``step_rewards [T]`` (the reward of trial step t, mean over
+seed ``episode_returns [tasks, k]``, ``episode_success [tasks, k]`` (zeros for envs without a success
+flag) and ``step_rewards [T]`` (the reward of trial step t, mean over
 tasks: the per-pull curve of a one-episode bandit trial).
 """
 
@@ -66,7 +68,7 @@ def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool,
               teacher_key: str | None = None) -> Programs:
     bench = benchmarks.get(bench_id)
     env, env_params = benchmarks.make_env(bench)
-    train_tasks, _ = task_sets.task_split(bench, env, 0) if bench.held_out == "goals" else (None, None)
+    train_tasks = task_sets.training_tasks(bench, env)
     if teacher_key is not None:
         teacher = teachers.build(json.loads(teacher_key), bench, env, train_tasks)
     else:
@@ -88,7 +90,8 @@ def _programs(bench_id: str, config: RL2Config, chunk_trials: int, greedy: bool,
     def evaluate_one(params, tasks, key):
         traj = rl2.run_trial(params, env, rl2.with_horizon(tasks, layout.horizon), key, eval_layout,
                              config.activation, greedy)
-        return {"episode_returns": traj["episode_returns"], "step_rewards": jnp.mean(traj["reward"], axis=1)}
+        return {"episode_returns": traj["episode_returns"], "episode_success": traj["episode_success"],
+                "step_rewards": jnp.mean(traj["reward"], axis=1)}
 
     def evaluate(params, tasks, seed, index):
         return jax.vmap(evaluate_one, in_axes=(0, None, 0))(params, tasks, seed_keys(seed, index, EVAL_STREAM))

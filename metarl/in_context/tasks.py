@@ -18,6 +18,7 @@ import numpy as np
 from curricula.base import Feedback
 from curricula.simple import EmptyState
 from envs.task_space import index_tasks
+from metarl.in_context import benchmarks
 from metarl.in_context.benchmarks import InContextBenchmark
 
 
@@ -44,14 +45,31 @@ def check_split(bench: InContextBenchmark, env: Any) -> None:
 def task_split(bench: InContextBenchmark, env: Any, test_tasks: int) -> tuple[Any | None, Any]:
     """``(train, test)`` batched task params; ``train`` is ``None`` for the env's own sampler.
 
-    ``test_tasks``: the number of sampled held-out tasks (a goal split always holds out the benchmark's).
+    ``test_tasks``: the number of sampled held-out tasks (a goal split always holds out the benchmark's; a
+    Meta-World benchmark's test set is thinned to ``test_tasks`` evenly spaced ones, every class kept in order).
     """
+    if bench.held_out == "meta-world":
+        mw = benchmarks.meta_world(bench)
+        train, test = mw.train_tasks(), mw.test_tasks()
+        return train, evenly(test, int(test_tasks) if test_tasks else bench.test_tasks)
     if bench.held_out == "goals":
         goals = env.all_goals()
         train, test = goal_split(num_goals(env), bench.test_tasks, bench.split_seed)
         take = lambda index: jax.tree.map(lambda x: np.asarray(x)[index], goals)  # noqa: E731  (on the host)
         return take(train), take(test)
     return None, _sampler(env)(jax.random.PRNGKey(bench.eval_seed), int(test_tasks))
+
+
+def evenly(tasks: Any, count: int) -> Any:
+    """``count`` of the batched ``tasks``, evenly spaced (all of them when there are no more), as numpy arrays."""
+    size = int(np.asarray(jax.tree.leaves(tasks)[0]).shape[0])
+    index = np.arange(size) if count >= size else np.linspace(0, size - 1, count).round().astype(np.int64)
+    return jax.tree.map(lambda x: np.asarray(x)[index], tasks)
+
+
+def training_tasks(bench: InContextBenchmark, env: Any) -> Any | None:
+    """The benchmark's finite set of training tasks (batched params), or ``None`` (the env's own sampler)."""
+    return task_split(bench, env, 0)[0] if bench.held_out in ("goals", "meta-world") else None
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,7 +6,8 @@ training tasks.
 
 What a teacher may see depends on the benchmark's training distribution (:func:`support`):
 
-* ``"goals"`` (Dark Room): a finite split of goals; the teacher sees only the training goals. Its
+* ``"goals"`` (Dark Room's goal split, a Meta-World benchmark's training tasks): a finite set of training
+  tasks (called goals below); the teacher sees only those. Its
   TaskSpace draws uniformly from them (PLR's new levels; ``domain_randomization`` is the default's
   :class:`~metarl.in_context.tasks.TaskSet`, so it trains on the same tasks), a bandit teacher's
   arms are the training goals (or the ``arms.tasks`` given, each a training goal), ``fixed``'s task must
@@ -20,8 +21,9 @@ What a teacher may see depends on the benchmark's training distribution (:func:`
   it: refused (``plr``, ``domain_randomization``, ``fixed``, a bandit over ``arms.tasks`` work).
 
 Everywhere: ``robust_plr`` and ``accel`` train only on replayed levels (the robust-PLR train mask), which
-RL² does not apply (it trains on every trial), and a progress signal on ``success`` would read zeros (RL²'s
-feedback has no success): refused.
+RL² does not apply (it trains on every trial): refused. A progress signal on ``success`` works on the
+manipulation benchmarks (``"meta-world"``: the share of a trial's episodes that succeeded) and is refused
+elsewhere (it would read zeros).
 
 :class:`MetaTeacher` wraps the factory's teacher: it hands it that TaskSpace (``metarl.agents.rl2`` would
 give the env's) and counts what it samples (per training goal, held-out ones in a last bin that must stay
@@ -54,7 +56,7 @@ NO_TRAIN_MASK = ("robust_plr", "accel")
 
 
 def support(bench: InContextBenchmark) -> str:
-    if bench.held_out == "goals":
+    if bench.held_out in ("goals", "meta-world"):  # a finite set of training tasks
         return "goals"
     return "structured" if bench.id in STRUCTURED else "box"
 
@@ -144,10 +146,10 @@ def resolve(cfg: Any, bench: InContextBenchmark, env: Any, train_tasks: Any = No
         cfg["capacity"] = min(int(cfg.get("capacity", 4000)), size)  # the buffer holds the training goals at most
     teacher = build(cfg, bench, env, train_tasks)  # the factory's own checks, constructors only
     signal = getattr(teacher.teacher, "signal", None)
-    if getattr(signal, "metric", None) == "success":
+    if getattr(signal, "metric", None) == "success" and bench.baselines != "success":
         signal_name = (cfg.get("signal") or {}).get("name")
-        raise ValueError(f"teacher.signal.name={signal_name} reads success, which RL² does not report (its feedback "
-                         "is the trial's returns and advantages); set teacher.signal.metric=return")
+        raise ValueError(f"teacher.signal.name={signal_name} reads success, which {bench.id} does not report (only "
+                         "the manipulation benchmarks do); set teacher.signal.metric=return")
     return cfg
 
 
@@ -232,7 +234,9 @@ def sampled(teacher: MetaTeacher, counts: np.ndarray) -> dict:
     counts = np.asarray(counts, np.int64)
     space = teacher.task_space
     if teacher.goals is not None:
-        return {"kind": "goals", "goals": np.rint(np.asarray(teacher.goals)).astype(np.int64).tolist(),
+        goals = np.asarray(teacher.goals, np.float64)
+        goals = np.rint(goals).astype(np.int64) if np.array_equal(goals, np.rint(goals)) else np.round(goals, 4)
+        return {"kind": "goals", "goals": goals.tolist(),
                 "fields": list(space.vector_names()), "counts": counts[:, :-1].sum(axis=0).tolist(),
                 "per_seed": counts[:, :-1].tolist(), "other_tasks": int(counts[:, -1].sum())}
     return {"kind": "histogram", "entries": list(space.vector_names()), "bins": HISTOGRAM_BINS,

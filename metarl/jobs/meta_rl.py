@@ -4,6 +4,7 @@
     metarl-meta-rl task=dark-room-v1 seeds=5 +agent.cell=lstm
     metarl-meta-rl task=bandit-k2-dependent-v1 scale=ci seeds=2       # the test suite's budget
     metarl-meta-rl task=dark-room-v1 teacher=plr seeds=5              # PLR over the 64 training goals
+    metarl-meta-rl task=ml1-reach-v1 seeds=5                          # Meta-World ML1 on the manipulation family
 
 Benchmarks are versioned data (:mod:`metarl.in_context.benchmarks`): env, trial shape (k episodes of
 H steps), held-out tasks, RL² settings and a ``ci`` scale. Training runs ``num_trials`` PPO updates
@@ -20,7 +21,8 @@ return and the return of each episode, mean over the chunk's trials; PPO losses)
 (held-out trial return per seed with its mean and 95% bootstrap interval over seeds; the in-context
 curve — the return of episode 1..k, or the reward of pull 1..n of a one-episode bandit trial — with
 intervals; for bandits UCB1, Thompson, Gittins, random and oracle on the same tasks (intervals over
-tasks), for Dark Room the optimal return; wall time and steps/s), ``report.md`` (the table) and
+tasks), for Dark Room the optimal return, for the Meta-World benchmarks the success rate of each episode on
+training and held-out tasks, meta-train and meta-test; wall time and steps/s), ``report.md`` (the tables) and
 ``in_context_curve.png``; with a teacher, what it sampled over training (summary ``teacher.sampled``, a table in
 the report and ``task_distribution.png``). Checkpoints (the teacher's state included) every ``checkpoint_every``
 chunks; ``resume=true`` continues bit for bit.
@@ -114,7 +116,8 @@ def build(cfg: Any) -> MetaRLRun:
     if bench.baselines == "bandit":
         baselines = BASELINE_ORDER if baselines is None else _bandit_policies(baselines)
     elif baselines:
-        raise ValueError(f"eval.baselines={baselines}: {bench.id} is scored against its optimal return; the bandit "
+        scored = "its optimal return" if bench.baselines == "optimal" else "its success rates"
+        raise ValueError(f"eval.baselines={baselines}: {bench.id} is scored against {scored}; the bandit "
                          "baselines apply to bandit tasks (leave eval.baselines null)")
     else:
         baselines = ()
@@ -123,8 +126,7 @@ def build(cfg: Any) -> MetaRLRun:
     if teacher is not None:
         teachers.check_name(teacher)
         check_teacher(teacher)  # its options' names, types and ranges, as metarl-curriculum checks them
-        train_tasks = task_sets.task_split(bench, env, 0)[0] if bench.held_out == "goals" else None
-        teacher = teachers.resolve(teacher, bench, env, train_tasks)
+        teacher = teachers.resolve(teacher, bench, env, task_sets.training_tasks(bench, env))
     if cfg.get("checkpoint_every") is not None:
         positive_int(cfg.get("checkpoint_every"), "checkpoint_every")
     return MetaRLRun(bench, scale, rl2, seeds, seed, chunk, bench.num_test_tasks(ci) if tasks is None else tasks,
@@ -142,14 +144,16 @@ def _bandit_policies(value: Any) -> tuple[str, ...]:
 
 
 # --- training ---------------------------------------------------------------------------------------------
-def _rows(metrics: dict[str, np.ndarray], chunk: int, trials: int) -> list[dict]:
-    """One row per seed: the chunk's trials averaged."""
+def _rows(metrics: dict[str, np.ndarray], chunk: int, trials: int, success: bool = False) -> list[dict]:
+    """One row per seed: the chunk's trials averaged (with the success rate of each episode when ``success``)."""
     rows = []
     for s in range(metrics["trial_return"].shape[0]):
         row = {"chunk": chunk, "seed": s, "trials": trials, "timesteps": int(metrics["timesteps"][s, -1]),
                "trial_return": float(np.mean(metrics["trial_return"][s])),
                "episode_returns": [float(v) for v in np.mean(metrics["episode_returns"][s], axis=0)]}
         row.update({name: float(np.mean(metrics[name][s])) for name in LOSS_NAMES})
+        if success:
+            row["episode_success"] = [float(v) for v in np.mean(metrics["episode_success"][s], axis=0)]
         rows.append(row)
     return rows
 
@@ -177,7 +181,7 @@ def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> 
         while done < spec.chunks:
             states, metrics = prog.chunk(states)
             metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-            rows = _rows(metrics, done, (done + 1) * spec.chunk_trials)
+            rows = _rows(metrics, done, (done + 1) * spec.chunk_trials, spec.bench.baselines == "success")
             append_records(run_dir / METRICS, rows)
             means = {k: float(np.mean([r[k] for r in rows])) for k in ("trial_return", *LOSS_NAMES)}
             means.update({f"episode_{j + 1}": float(v) for j, v in
@@ -218,6 +222,8 @@ def _baselines(spec: MetaRLRun, env: Any, test: Any, repeated: Any) -> tuple[dic
                              "n": int(totals[policy].size)} for policy in spec.baselines}
         per_step = {"oracle": float(np.mean(means.max(axis=1))), "random": float(np.mean(means.mean(axis=1)))}
         return rows, per_step
+    if spec.bench.baselines == "success":
+        return {}, {}
     optimum = np.asarray(env.optimal_return(test), np.float64)  # per held-out task, one episode
     rows = {"optimal": {**_interval(k * optimum), "ci_over": "tasks", "n": int(optimum.size),
                         "per_episode": float(optimum.mean()), "per_task_episode": optimum.tolist()}}
@@ -242,6 +248,14 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
     table += [{"method": BASELINE_NAMES.get(name, name), **{key: row[key] for key in
                ("mean", "ci_low", "ci_high", "ci_over", "n")}} for name, row in baselines.items()]
     held_out = {"kind": bench.held_out, "tasks": spec.test_tasks, "repeats": spec.repeats, "greedy": spec.greedy}
+    extra = {}
+    if bench.baselines == "success":
+        meta_world = benchmarks.meta_world(bench)
+        held_out.update(benchmark=bench.meta_world, test_classes=list(meta_world.test_classes or
+                                                                      meta_world.train_classes))
+        test_success = np.asarray(out["episode_success"], np.float64).mean(axis=1)  # [seeds, k]
+        extra["success"] = {"meta_test": _success_entry(test_success),
+                            "meta_train": _success_entry(_train_success(spec, prog, params))}
     if bench.held_out == "goals":
         held_out["goals"] = np.asarray(test.goal).tolist()
         held_out["train_goals"] = int(np.asarray(prog.train_tasks.goal).shape[0])
@@ -254,7 +268,22 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
         "table": table,
         "held_out": held_out,
         "curves": {"rl2": episodes if k > 1 else steps},
+        **extra,
     }
+
+
+def _success_entry(per_seed: np.ndarray) -> dict:
+    """Success rate per episode of the trial ``[seeds, k]``: the curve and the last episode's rate (after k - 1
+    episodes in context: Meta-World's adapted success), each with its 95% CI over seeds."""
+    return {"per_episode": {key: np.asarray(v).tolist() for key, v in _interval(per_seed).items()},
+            "last_episode": {**_interval(per_seed[:, -1]), "per_seed": per_seed[:, -1].tolist()}}
+
+
+def _train_success(spec: MetaRLRun, prog: runner.Programs, params: Any) -> np.ndarray:
+    """``[seeds, k]`` success rates on as many training tasks as held-out ones (evenly spaced), same repeats."""
+    train = task_sets.repeat_tasks(task_sets.evenly(prog.train_tasks, spec.test_tasks), spec.repeats)
+    out = jax.device_get(prog.evaluate(params, train, np.int32(spec.seed), np.arange(spec.seeds, dtype=np.int32)))
+    return np.asarray(out["episode_success"], np.float64).mean(axis=1)
 
 
 # --- the teacher ------------------------------------------------------------------------------------------
@@ -271,7 +300,7 @@ def _teacher_option() -> str | None:
 def _teacher_entry(spec: MetaRLRun, prog: runner.Programs, states: Any, cfg: dict) -> dict:
     """``summary["teacher"]``: the teacher and, for a chosen one, what it sampled over training."""
     if spec.teacher is None:
-        tasks = (f"uniform over the {np.asarray(jax.tree.leaves(prog.train_tasks)[0]).shape[0]} training goals"
+        tasks = (f"uniform over the {np.asarray(jax.tree.leaves(prog.train_tasks)[0]).shape[0]} training tasks"
                  if prog.train_tasks is not None else "the env's task sampler")
         return {"name": "domain_randomization", "chosen": False, "tasks": tasks}
     given = cfg.get("teacher") or {}
@@ -360,6 +389,14 @@ def _report(summary: dict) -> str:
               f"| {curve['unit']} | mean | 95% CI |", "|---|---|---|"]
     lines += [f"| {x} | {m:.3f} | [{lo:.3f}, {hi:.3f}] |"
               for x, m, lo, hi in zip(curve["x"], curve["mean"], curve["ci_low"], curve["ci_high"])]
+    if "success" in summary:
+        lines += ["", "Success rate per episode of the trial (mean over seeds, 95% CI over seeds; the last episode "
+                  "is Meta-World's success after adaptation):", "",
+                  "| episode | meta-train | meta-test |", "|---|---|---|"]
+        train, test = (summary["success"][split]["per_episode"] for split in ("meta_train", "meta_test"))
+        lines += [f"| {j + 1} | {train['mean'][j]:.3f} [{train['ci_low'][j]:.3f}, {train['ci_high'][j]:.3f}] | "
+                  f"{test['mean'][j]:.3f} [{test['ci_low'][j]:.3f}, {test['ci_high'][j]:.3f}] |"
+                  for j in range(len(test["mean"]))]
     teacher = summary["teacher"]
     if teacher["chosen"]:
         adapted = "; ".join(f"{k}: {v}" for k, v in teacher["adapted"].items())
