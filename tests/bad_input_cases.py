@@ -412,6 +412,7 @@ CASES: list[Case] = [
     *_cases("continual", WRONG_TYPE, [
         ("seeds=2.5", "seeds"),
         ("eval.greedy=maybe", "eval.greedy"),
+        ("task=ml1-reach-v1 eval.scratch_ppo=maybe", "eval.scratch_ppo"),
         ("reference=maybe", "reference"),
         ("method=reset method.at_switch=maybe", "method.at_switch"),
         ("benchmark=cw10 switch.reset_buffer=maybe", "switch.reset_buffer"),
@@ -478,12 +479,15 @@ CASES: list[Case] = [
         ("task=dark-room-v1 teacher=alp_gmm", "teacher=alp_gmm proposes tasks anywhere in dark-room-v1's TaskSpace"),
         ("+agent.gamma=1.5", "agent.gamma"),
         ("+agent.cell=transformer +agent.num_heads=3", "agent.num_heads=3 does not divide agent.hidden_size=16"),
+        ("eval.scratch_ppo=true", "eval.scratch_ppo=true: bandit-k2-dependent-v1's trial is one episode"),
+        ("task=ml1-push-v1 eval.baselines=[ucb1]", "ml1-push-v1 is scored against its success rates"),
     ]),
     *_cases("meta_rl", NONFINITE, [
         ("+agent.lr=nan", "agent.lr"),
     ]),
     *_cases("meta_rl", WRONG_TYPE, [
         ("eval.greedy=maybe", "eval.greedy"),
+        ("task=ml1-reach-v1 eval.scratch_ppo=maybe", "eval.scratch_ppo"),
         ("+agent.hidden_size=big", "agent.hidden_size"),
     ]),
     *_cases("meta_rl", HYDRA, [

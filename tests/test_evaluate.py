@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -20,7 +15,6 @@ from metarl.eval.report import TABLE_COLUMNS, aggregate_rows, iqm_interval, mark
 from metarl.objectives.io import save_objective
 from metarl.objectives import DPO, LPO, TALPO, PPOClip
 
-SCRIPT = shutil.which("metarl-evaluate", path=str(Path(sys.executable).parent)) or "metarl-evaluate"
 # a PPO run small enough for a CLI round trip
 TINY_AGENT = ("agent.total_timesteps=512", "agent.num_steps=32", "agent.update_epochs=2", "agent.num_minibatches=2")
 
@@ -83,10 +77,6 @@ def test_drift_grid_and_heatmaps(tmp_path):
     assert not np.allclose(drift_grid(spec, 0.0)[2], drift_grid(spec, 1.0)[2])
     path = plot_drift_heatmaps([ppo, spec], tmp_path / "heat.png")
     assert path.stat().st_size > 10_000  # 1 + 5 progress panels
-
-
-def _cli_env():
-    return os.environ | {"JAX_PLATFORMS": "cpu"}
 
 
 def _one_error_line(capsys, args) -> str:
@@ -176,7 +166,7 @@ def test_magnitude_ratio_to_adam_by_hand():
 
 
 @pytest.mark.slow
-def test_evaluate_cli_learned_optimizer_against_adam(tmp_path):
+def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
     _learned_file(tmp_path / "run")
     out_dir = tmp_path / "eval"
@@ -185,9 +175,8 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path):
         *TINY_AGENT,
         "+agent.hidden_sizes=[8]",
     ]  # the file records no inner PPO: the agent section is used
-    out = subprocess.run([SCRIPT, *args], env=_cli_env(), capture_output=True, text=True,
-                         timeout=400, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    main(args)  # in this process (the installed metarl-evaluate runs in tests/test_installed_wheel.py)
     with (out_dir / "per_seed_returns.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sorted({r["objective"] for r in rows}) == ["Adam(lr=0.03)", "learned OPEN"] and len(rows) == 4

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metarl.io.artifacts import find_artifact, read_header
+from metarl.io.artifacts import find_artifact, load_artifact, read_header
 from metarl.io.outputs import load_checkpoint
+from metarl.io.progress import read_log
+from metarl.objectives.io import load_objective
 
 # `make test` uses --dist loadfile: one xdist worker builds the environment and runs every test of this module
 
@@ -35,8 +37,11 @@ SCRIPTS = ("metarl-train", "metarl-meta-train", "metarl-evaluate", "metarl-curri
 NOT_COPIED = (".git", ".venv", "outputs", "multirun", "runs", "build", "dist", "*.egg-info", "__pycache__",
               ".pytest_cache")
 TINY_PPO = ("agent.total_timesteps=512", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1")
-TINY_META = ("meta.population_size=2", "meta.generations=1", "meta.checkpoint_every=1", "inner.total_timesteps=512",
-             "inner.num_steps=32", "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false")
+# two generations with the job's own evaluation and report (two epochs x two minibatches: with one gradient step
+# per update the ratio stays 1, where every drift is zero, so objectives could not differ)
+TINY_META = ("meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1", "inner.total_timesteps=512",
+             "inner.num_steps=32", "inner.update_epochs=2", "inner.num_minibatches=2", "+inner.hidden_sizes=[16]",
+             "fitness.num_seeds=1", "fitness.reference_seeds=1", "objective.hidden_size=8", "evaluate.seeds=2")
 
 
 def _run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -181,9 +186,30 @@ def test_meta_train(meta_run):
     run_dir, result = meta_run
     for name in ("learned_objective.npz", "meta_log.jsonl", "meta_curve.png", "checkpoints"):
         assert (run_dir / name).exists(), name
-    assert any((run_dir / "checkpoints").iterdir())  # orbax wrote a checkpoint, and said nothing about it
+    assert {"1", "2"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}  # orbax wrote them, quietly
     assert f"learned objective: {run_dir / 'learned_objective.npz'}" in result.stdout
     assert "ES fitness of the population mean" in result.stdout
+    assert f"report: {run_dir / 'report.md'}" in result.stdout
+    log = read_log(run_dir / "meta_log.jsonl")
+    assert [r["generation"] for r in log] == [0, 1]
+    assert all(np.isfinite(r["fitness_mean"]) and r["seconds"] > 0 for r in log)
+    assert json.loads((run_dir / "reference_returns.json").read_text())["returns"]["CartPole-v1"] > 5.0
+    objective, params, header = load_objective(run_dir / "learned_objective.npz")
+    assert objective.name == "lpo" and objective.hidden_size == 8 and params["w1"].shape == (8, 8)
+    assert header["extra"]["generations"] == 2
+    resolved = header["extra"]["resolved_config"]  # the whole config that produced the artifact
+    assert resolved["job"] == "meta_train" and resolved["inner"]["hidden_sizes"] == [16]
+    assert resolved["meta"]["population_size"] == 4 and resolved["objective"]["hidden_size"] == 8
+    final_copy, _ = load_artifact(run_dir / "checkpoints" / "final_objective.npz")
+    np.testing.assert_array_equal(final_copy["w2"], params["w2"])
+    # the job's own evaluation of the learned objective against PPO and DPO
+    for name in ("drift_heatmap.png", "learning_curves.png", "per_seed_returns.csv"):
+        assert (run_dir / name).stat().st_size > 0, name
+    report = (run_dir / "report.md").read_text()
+    for label in ("LPO (learned)", "| CartPole-v1 | PPO |", "| CartPole-v1 | DPO |", "95% CI"):
+        assert label in report
+    rows = json.loads((run_dir / "aggregate.json").read_text())
+    assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
     _closing_line(result, run_dir)
     _quiet(result)
 
@@ -191,16 +217,17 @@ def test_meta_train(meta_run):
 def test_evaluate_the_meta_train_run(installed, meta_run):
     meta_dir, _ = meta_run
     run_dir = installed.workdir / "evaluate"
-    result = _ok(installed.script("metarl-evaluate", f"artifact={meta_dir}", "compare=[ppo,dpo]", "seeds=2",
+    # DPO only: the meta-train run's own report already compared it with PPO and DPO
+    result = _ok(installed.script("metarl-evaluate", f"artifact={meta_dir}", "compare=[dpo]", "seeds=2",
                                   "agent.update_epochs=1", f"out_dir={run_dir}"))
     assert "inner PPO as recorded with learned_objective.npz; replaced: agent.update_epochs=1 (recorded: " in result.stdout
     for name in ("aggregate.md", "aggregate.json", "per_seed_returns.csv", "learning_curves.png", "drift_heatmap.png"):
         assert (run_dir / name).stat().st_size > 0, name
     with (run_dir / "per_seed_returns.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and {r["objective"] for r in rows} == {"learned LPO", "PPO", "DPO"}
+    assert len(rows) == 4 and {r["objective"] for r in rows} == {"learned LPO", "DPO"}
     assert all(np.isfinite(float(r["final_return"])) and float(r["final_return"]) > 0 for r in rows)
-    assert [r["objective"] for r in json.loads((run_dir / "aggregate.json").read_text())] == ["learned LPO", "PPO", "DPO"]
+    assert [r["objective"] for r in json.loads((run_dir / "aggregate.json").read_text())] == ["learned LPO", "DPO"]
     assert f"artifact: {meta_dir}" in (run_dir / ".hydra" / "config.yaml").read_text()  # Hydra's record of the run
     assert "| env | method | IQM final return | 95% CI |" in result.stdout
     _closing_line(result, run_dir)

@@ -1,9 +1,11 @@
 """ES meta-training of LPG: antithetic pairing, the fitness inside the one ES loop, resume, the CLI, evaluation."""
 
+import contextlib
+import importlib
+import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -180,15 +182,21 @@ def test_build_teacher_rejects_unknown_names_and_keys():
 
 
 # --- the CLI, end to end ----------------------------------------------------------------
-def _cli(module: str, args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "JAX_PLATFORMS": "cpu",
-        "JAX_COMPILATION_CACHE_DIR": str(cwd / "jax_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-    command = [sys.executable, "-c", f"from {module} import main; main()", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+def _cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``module``'s ``main(args)`` in this process from ``cwd`` (exit status, stdout, stderr); the console scripts
+    themselves run installed in tests/test_installed_wheel.py and tests/test_bad_input.py."""
+    main = importlib.import_module(module).main
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    code = 0
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(args)
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
 TINY = [

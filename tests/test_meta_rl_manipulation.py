@@ -87,9 +87,14 @@ def test_a_ci_run_reports_meta_train_and_meta_test_success_per_episode(tmp_path)
         assert len(entry["per_episode"]["mean"]) == k and len(entry["last_episode"]["per_seed"]) == 2
         assert all(0.0 <= v <= 1.0 for v in entry["per_episode"]["mean"])
     assert summary["held_out"]["benchmark"] == "ML1:reach-v3" and summary["held_out"]["tasks"] == 4
-    assert summary["baselines"] == {} and [row["method"] for row in summary["table"]] == ["RL2 (gru)"]
+    assert summary["baselines"] == {}
+    assert [row["method"] for row in summary["table"]] == ["RL2 (gru)", "PPO from scratch (4 x 150 steps per task)"]
+    scratch = summary["scratch_ppo"]  # PPO from scratch on each held-out task with one trial's 600 steps
+    assert scratch["n"] == 4 and scratch["steps_per_task"] == 600 and len(scratch["episode_returns"]["mean"]) == k
+    assert len(summary["success"]["scratch_ppo"]["per_episode"]["mean"]) == k
     report = (tmp_path / "report.md").read_text()
-    assert "| episode | meta-train | meta-test |" in report and report.count("\n| 4 |") == 2  # curve + success
+    assert "| episode | meta-train | meta-test | PPO from scratch |" in report
+    assert report.count("\n| 4 |") == 2 and "PPO from scratch on the same held-out tasks (600 steps each" in report
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 and all(len(row["episode_success"]) == k for row in rows)
 

@@ -25,7 +25,7 @@ from metarl.in_context import runner, teachers
 from metarl.io.progress import read_log
 from metarl.jobs import meta_rl as job
 
-TINY = ("task=dark-room-v1", "scale=ci", "seeds=2", "progress=false", "teacher=plr")
+TINY = ("task=dark-room-v1", "scale=ci", "seeds=2", "progress=false", "teacher=plr", "eval.scratch_ppo=false")
 
 
 def teacher_config(name: str, **changes) -> dict:

@@ -1,11 +1,8 @@
-"""Inner-loop fitness and the metarl-meta-train CLI (tiny PPO budgets, real runs)."""
+"""Inner-loop fitness and the meta_train job's config (tiny PPO budgets, real runs). The CLI end to end, with its
+evaluation and report, is tests/test_installed_wheel.py's meta-train run."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -15,8 +12,6 @@ import pytest
 
 from metarl.agents.ppo import PPOConfig
 import metarl.jobs  # noqa: F401 (registers every job)
-from metarl.io.artifacts import load_artifact
-from metarl.io.progress import read_log
 from metarl.jobs.meta_train import build_objective
 from metarl.jobs.registry import get
 from metarl.meta.fitness import (
@@ -29,24 +24,10 @@ from metarl.meta.fitness import (
 )
 from metarl.meta.settings import section, split_meta_config
 from metarl.objectives import LPO
-from metarl.objectives.io import load_objective
 
 # Two epochs x two minibatches: with a single gradient step per update r = 1 throughout,
 # where every drift has zero value and gradient, so objectives could not differ.
 TINY_PPO = dict(total_timesteps=512, num_envs=4, num_steps=32, update_epochs=2, num_minibatches=2, hidden_sizes=(16,))
-TINY_CLI = [
-    "meta.population_size=4",
-    "meta.checkpoint_every=1",
-    "inner.total_timesteps=512",
-    "inner.num_steps=32",
-    "inner.update_epochs=2",
-    "inner.num_minibatches=2",
-    "+inner.hidden_sizes=[16]",
-    "fitness.num_seeds=1",
-    "fitness.reference_seeds=1",
-    "objective.hidden_size=8",
-    "progress_bar=false",
-]
 
 
 def test_score_returns_final_and_mean_by_hand():
@@ -80,48 +61,6 @@ def test_ppo_initialised_candidate_scores_one_against_the_ppo_reference():
     assert abs(float(fitness[1]) - 1.0) > 1e-3
     with pytest.raises(ValueError, match="no reference return"):
         make_inner_fitness(objective, ["Acrobot-v1"], config, fitness_cfg, refs)
-
-
-def _cli(args: list[str], cwd: Path, timeout: int = 400) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from metarl.cli.meta_train import main; main()", *args]
-    return subprocess.run(command, env=os.environ | {"JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The uninterrupted 2-generation CLI run, with evaluation and report."""
-    base = tmp_path_factory.mktemp("straight")
-    run_dir = base / "run"
-    out = _cli([*TINY_CLI, "meta.generations=2", "evaluate.seeds=2", f"run_dir={run_dir}", f"hydra.run.dir={base / 'hydra'}"], base)
-    return run_dir, out
-
-
-def test_cli_two_generations_end_to_end(straight_run):
-    run_dir, out = straight_run
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"report: {run_dir / 'report.md'}" in out.stdout
-    log = read_log(run_dir / "meta_log.jsonl")
-    assert [r["generation"] for r in log] == [0, 1]
-    assert all(np.isfinite(r["fitness_mean"]) and r["seconds"] > 0 for r in log)
-    refs = json.loads((run_dir / "reference_returns.json").read_text())["returns"]
-    assert refs["CartPole-v1"] > 5.0
-    objective, params, header = load_objective(run_dir / "learned_objective.npz")
-    assert objective.name == "lpo" and objective.hidden_size == 8 and params["w1"].shape == (8, 8)
-    assert header["extra"]["generations"] == 2
-    resolved = header["extra"]["resolved_config"]  # the whole config that produced the artifact
-    assert resolved["job"] == "meta_train" and resolved["inner"]["hidden_sizes"] == [16]
-    assert resolved["meta"]["population_size"] == 4 and resolved["objective"]["hidden_size"] == 8
-    final_copy, _ = load_artifact(run_dir / "checkpoints" / "final_objective.npz")
-    np.testing.assert_array_equal(final_copy["w2"], params["w2"])
-    assert {"1", "2"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
-    for name in ("meta_curve.png", "drift_heatmap.png", "learning_curves.png", "per_seed_returns.csv"):
-        assert (run_dir / name).stat().st_size > 0, name
-    report = (run_dir / "report.md").read_text()
-    for label in ("LPO (learned)", "| CartPole-v1 | PPO |", "| CartPole-v1 | DPO |", "95% CI"):
-        assert label in report
-    rows = json.loads((run_dir / "aggregate.json").read_text())
-    assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
 
 
 def test_env_config_forms():

@@ -1,4 +1,5 @@
-"""The ES population spread over devices: the same bits on 1, 2 and 4 devices (metarl.meta.devices)."""
+"""The ES population spread over devices: the same bits on 1 and 4 devices (metarl.meta.devices); 3 devices (a
+padded round) with a cheap fitness. Two processes x two devices: tests/test_distributed.py."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ _SCRIPT = textwrap.dedent(
     mean = objective.init(jax.random.PRNGKey(0))
     es = EvolutionStrategy(ESConfig(population_size=8, sigma=0.5), mean)
     runs = {}
-    for devices in (1, 2, 4):
+    for devices in (1, 4):
         with tempfile.TemporaryDirectory() as run_dir:
             config = TrainerConfig(generations=2, chunk_size=2, devices=devices, show_progress=False)
             result = run_meta_training(es, fitness, mean, jax.random.PRNGKey(1), config, run_dir)
@@ -54,7 +55,7 @@ def test_sharded_es_equals_one_device_bit_for_bit():
     result = run_on_host_devices(_SCRIPT, 4)
     assert result["device_count"] == 4
     runs = result["runs"]
-    assert set(runs) == {"1", "2", "4"}
+    assert set(runs) == {"1", "4"}
     assert result["rounds_3"] == 2 and result["padding_3"] == pytest.approx(2 / 6)  # 4 blocks in 6 slots
     assert result["padded_equal"]
     assert all(run == runs["1"] for run in runs.values()), runs

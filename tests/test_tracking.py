@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -247,17 +244,17 @@ def test_wandb_gets_an_offline_run_with_the_config_and_the_scalars(tmp_path, mon
     assert summary == [4.0]
 
 
-# --- end to end: the installed console script ----------------------------------------------------------------
-def test_metarl_train_writes_to_tensorboard_what_metrics_jsonl_holds(tmp_path):
+# --- end to end: the CLI (in this process; the installed scripts run in tests/test_installed_wheel.py) ----------
+def test_metarl_train_writes_to_tensorboard_what_metrics_jsonl_holds(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorboardX")
-    command = shutil.which("metarl-train", path=str(Path(sys.executable).parent)) or "metarl-train"
+    from metarl.cli.train import main
+
     run = tmp_path / "run"
     args = [f"hydra.run.dir={run}", "progress=false", "seeds=2", "checkpoint_every=2", "agent.total_timesteps=256",
             "agent.num_envs=2", "agent.num_steps=32", "logger=[csv,tensorboard]"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1].startswith(f"outputs in {run}: ")
+    monkeypatch.chdir(tmp_path)
+    main(args)
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"outputs in {run}: ")
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     shown = scalars(run / "tensorboard")

@@ -22,7 +22,9 @@ return and the return of each episode, mean over the chunk's trials; PPO losses)
 curve — the return of episode 1..k, or the reward of pull 1..n of a one-episode bandit trial — with
 intervals; for bandits UCB1, Thompson, Gittins, random and oracle on the same tasks (intervals over
 tasks), for Dark Room the optimal return, for the Meta-World benchmarks the success rate of each episode on
-training and held-out tasks, meta-train and meta-test; wall time and steps/s), ``report.md`` (the tables) and
+training and held-out tasks, meta-train and meta-test; for benchmarks of k > 1 episodes PPO trained from scratch on
+each held-out task with one trial's steps (``eval.scratch_ppo``, :mod:`metarl.eval.scratch_ppo`), intervals over
+its runs; wall time and steps/s), ``report.md`` (the tables) and
 ``in_context_curve.png``; with a teacher, what it sampled over training (summary ``teacher.sampled``, a table in
 the report and ``task_distribution.png``). Checkpoints (the teacher's state included) every ``checkpoint_every``
 chunks; ``resume=true`` continues bit for bit.
@@ -39,12 +41,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from metarl.agents import rl2
 from metarl.agents.rl2 import LOSS_NAMES
 from metarl.agents.rl2_config import RL2Config, trial_layout
 from metarl.config import as_int, build_dataclass, check_bool, check_choice, check_keys, plain, positive_int
 from metarl.eval import bandit_baselines
 from metarl.eval.curriculum import check_teacher
 from metarl.eval.report import plot_learning_curve
+from metarl.eval.scratch_ppo import scratch_ppo
 from metarl.in_context import benchmarks, runner, teachers
 from metarl.in_context import tasks as task_sets
 from metarl.io import tracking
@@ -56,7 +60,7 @@ from metarl.stats import bootstrap_ci
 
 CHECKPOINTS, METRICS, FIGURE = "checkpoints", "metrics.jsonl", "in_context_curve.png"
 TASK_FIGURE = "task_distribution.png"
-EVAL_KEYS = ("greedy", "tasks", "repeats", "baselines")
+EVAL_KEYS = ("greedy", "tasks", "repeats", "baselines", "scratch_ppo")
 BASELINE_ORDER = ("gittins", "thompson", "ucb1", "random", "oracle")  # as the headline and the table show them
 BASELINE_NAMES = {"gittins": "Gittins", "thompson": "Thompson", "ucb1": "UCB1", "random": "random", "oracle": "oracle",
                   "optimal": "optimum"}
@@ -77,6 +81,7 @@ class MetaRLRun:
     repeats: int  # evaluation trials per held-out task
     greedy: bool
     baselines: tuple[str, ...]  # the bandit baselines run (a bandit benchmark's); () for an optimal-return one
+    scratch_ppo: bool = False  # PPO from scratch on each held-out task with a trial's steps (metarl.eval.scratch_ppo)
     teacher: dict | None = None  # the resolved teacher config (metarl.in_context.teachers); None: the default tasks
 
     @property
@@ -121,6 +126,12 @@ def build(cfg: Any) -> MetaRLRun:
                          "baselines apply to bandit tasks (leave eval.baselines null)")
     else:
         baselines = ()
+    scratch = evaluation.get("scratch_ppo")
+    multi_episode = bench.episodes_per_trial > 1
+    scratch = multi_episode if scratch is None else check_bool(scratch, "eval.scratch_ppo")
+    if scratch and not multi_episode:
+        raise ValueError(f"eval.scratch_ppo=true: {bench.id}'s trial is one episode, so PPO from scratch would "
+                         "never update within it (its bandit baselines are the learners to compare with)")
     task_sets.check_split(bench, env)
     teacher = cfg.get("teacher")
     if teacher is not None:
@@ -130,7 +141,7 @@ def build(cfg: Any) -> MetaRLRun:
     if cfg.get("checkpoint_every") is not None:
         positive_int(cfg.get("checkpoint_every"), "checkpoint_every")
     return MetaRLRun(bench, scale, rl2, seeds, seed, chunk, bench.num_test_tasks(ci) if tasks is None else tasks,
-                     repeats, greedy, baselines, teacher)
+                     repeats, greedy, baselines, scratch, teacher)
 
 
 def _bandit_policies(value: Any) -> tuple[str, ...]:
@@ -247,6 +258,10 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
     table = [{"method": f"RL2 ({spec.rl2.cell})", **_interval(trial), "ci_over": "seeds", "n": spec.seeds}]
     table += [{"method": BASELINE_NAMES.get(name, name), **{key: row[key] for key in
                ("mean", "ci_low", "ci_high", "ci_over", "n")}} for name, row in baselines.items()]
+    scratch = _scratch_ppo(spec, prog, repeated) if spec.scratch_ppo else None
+    if scratch is not None:
+        table.append({"method": f"PPO from scratch ({k} x {bench.horizon} steps per task)",
+                      **scratch["trial_return"], "ci_over": "runs", "n": scratch["n"]})
     held_out = {"kind": bench.held_out, "tasks": spec.test_tasks, "repeats": spec.repeats, "greedy": spec.greedy}
     extra = {}
     if bench.baselines == "success":
@@ -256,6 +271,8 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
         test_success = np.asarray(out["episode_success"], np.float64).mean(axis=1)  # [seeds, k]
         extra["success"] = {"meta_test": _success_entry(test_success),
                             "meta_train": _success_entry(_train_success(spec, prog, params))}
+        if scratch is not None:
+            extra["success"]["scratch_ppo"] = scratch.pop("success")
     if bench.held_out == "goals":
         held_out["goals"] = np.asarray(test.goal).tolist()
         held_out["train_goals"] = int(np.asarray(prog.train_tasks.goal).shape[0])
@@ -267,9 +284,27 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
         "reference": {name: value * scale for name, value in per_step.items()},
         "table": table,
         "held_out": held_out,
-        "curves": {"rl2": episodes if k > 1 else steps},
+        "curves": {"rl2": episodes if k > 1 else steps,
+                   **({"scratch_ppo": scratch.pop("curve")} if scratch is not None else {})},
         **extra,
+        **({"scratch_ppo": scratch} if scratch is not None else {}),
     }
+
+
+def _scratch_ppo(spec: MetaRLRun, prog: runner.Programs, repeated: Any) -> dict:
+    """PPO from scratch on every held-out task (and repeat) with one trial's steps: its per-episode curve and trial
+    return with 95% CIs over those runs (PPO's defaults, one env, one update per episode)."""
+    k, horizon = spec.rl2.episodes_per_trial, spec.bench.horizon
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(spec.seed), BASELINE_STREAM), 1)
+    tasks = rl2.with_horizon(jax.tree.map(jax.numpy.asarray, repeated), horizon)
+    out = jax.device_get(scratch_ppo(prog.env, prog.env_params, tasks, k, horizon, key))
+    returns = np.asarray(out["episode_returns"], np.float64)  # [runs, k]
+    success = np.asarray(out["episode_success"], np.float64)
+    return {"n": int(returns.shape[0]), "steps_per_task": k * horizon, "curve": returns,
+            "trial_return": _interval(returns.sum(axis=1)),
+            "episode_returns": {name: np.asarray(v).tolist() for name, v in _interval(returns).items()},
+            "success": {"per_episode": {name: np.asarray(v).tolist() for name, v in _interval(success).items()},
+                        "ci_over": "runs"}}
 
 
 def _success_entry(per_seed: np.ndarray) -> dict:
@@ -389,14 +424,22 @@ def _report(summary: dict) -> str:
               f"| {curve['unit']} | mean | 95% CI |", "|---|---|---|"]
     lines += [f"| {x} | {m:.3f} | [{lo:.3f}, {hi:.3f}] |"
               for x, m, lo, hi in zip(curve["x"], curve["mean"], curve["ci_low"], curve["ci_high"])]
+    scratch = summary.get("scratch_ppo")
+    if scratch is not None:
+        per = scratch["episode_returns"]
+        lines += ["", f"PPO from scratch on the same held-out tasks ({scratch['steps_per_task']} steps each, one update "
+                  f"per episode; 95% CI over the {scratch['n']} runs), return per episode: "
+                  + ", ".join(f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
+                              zip(per["mean"], per["ci_low"], per["ci_high"])) + "."]
     if "success" in summary:
         lines += ["", "Success rate per episode of the trial (mean over seeds, 95% CI over seeds; the last episode "
-                  "is Meta-World's success after adaptation):", "",
-                  "| episode | meta-train | meta-test |", "|---|---|---|"]
-        train, test = (summary["success"][split]["per_episode"] for split in ("meta_train", "meta_test"))
-        lines += [f"| {j + 1} | {train['mean'][j]:.3f} [{train['ci_low'][j]:.3f}, {train['ci_high'][j]:.3f}] | "
-                  f"{test['mean'][j]:.3f} [{test['ci_low'][j]:.3f}, {test['ci_high'][j]:.3f}] |"
-                  for j in range(len(test["mean"]))]
+                  "is Meta-World's success after adaptation; PPO from scratch: CI over held-out runs):", ""]
+        columns = [("meta-train", "meta_train"), ("meta-test", "meta_test"), ("PPO from scratch", "scratch_ppo")]
+        columns = [(name, summary["success"][key]["per_episode"]) for name, key in columns if key in summary["success"]]
+        lines += [f"| episode | {' | '.join(name for name, _ in columns)} |", "|---" * (len(columns) + 1) + "|"]
+        lines += ["| " + " | ".join([str(j + 1)] + [f"{c['mean'][j]:.3f} [{c['ci_low'][j]:.3f}, {c['ci_high'][j]:.3f}]"
+                                                    for _, c in columns]) + " |"
+                  for j in range(len(columns[0][1]["mean"]))]
     teacher = summary["teacher"]
     if teacher["chosen"]:
         adapted = "; ".join(f"{k}: {v}" for k, v in teacher["adapted"].items())
@@ -439,6 +482,8 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     curve = summary["curve"]
     x = np.asarray(curve["x"])
     lines = {f"RL2 ({spec.rl2.cell})": curves["rl2"]}
+    if "scratch_ppo" in curves:
+        lines["PPO from scratch"] = curves["scratch_ppo"]  # rows: held-out runs (its CI is over them)
     lines.update({name: np.full((1, x.size), value) for name, value in summary["reference"].items()})
     plot_learning_curve(run_dir / FIGURE, x, lines, xlabel=curve["unit"],
                         ylabel="episode return" if curve["unit"] == "episode" else f"reward per {curve['unit']}",
