@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
@@ -99,9 +103,23 @@ def test_a_section_read_in_part_refuses_its_other_keys():
     from metarl.cli.app import check_sections
     from metarl.jobs import registry
 
-    import metarl.jobs  # noqa: F401  (registers the jobs)
-
     job = registry.get("meta_train_lpg")
     check_sections(job, ["evaluate.enabled=false", "objective.eval.seeds=2"])
     with pytest.raises(ValueError, match="has no setting 'evaluate.seeds' \\(of evaluate it reads only evaluate.enabled\\)"):
         check_sections(job, ["evaluate.seeds=3"])
+
+
+def test_the_registry_loads_only_the_job_asked_for_and_knows_every_jobs_module():
+    """``registry.get`` imports one job's module (a console script does not load every job); ``MODULES`` names
+    every registered job and the module that registers it."""
+    code = ("import sys; from metarl.jobs import registry; registry.get('reset_free'); "
+            "print(sorted(m for m in sys.modules if m.startswith('metarl.jobs.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip() == "['metarl.jobs.registry', 'metarl.jobs.reset_free']"
+    from metarl.jobs import registry
+
+    assert registry.registered() == sorted(registry.MODULES)
+    for name, module in registry.MODULES.items():
+        assert registry.get(name).run.__module__ == f"metarl.jobs.{module}", name

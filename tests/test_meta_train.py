@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from metarl.agents.ppo import PPOConfig
-import metarl.jobs  # noqa: F401 (registers every job)
 from metarl.jobs.meta_train import build_objective
 from metarl.jobs.registry import get
 from metarl.meta.fitness import (

@@ -105,7 +105,6 @@ def test_a_missing_package_stops_the_console_script_before_any_compute(tmp_path,
 
 
 def test_every_job_takes_logger_and_a_resume_may_change_it(tmp_path):
-    import metarl.jobs  # noqa: F401 (registers every job)
     from metarl.cli.app import check_sections
     from metarl.jobs import registry
 

@@ -161,7 +161,6 @@ def run_app(
             # cpu_devices=, distributed.*: checked, then CPU devices set and the other processes joined (one line if
             # they cannot be reached), before the jobs' imports start JAX's backend (gymnax computes on import)
             parallel = processes.start(cfg)
-            import metarl.jobs  # noqa: F401 (registers every job)
             from metarl.cli.preflight import check_job
             from metarl.jobs import registry
 

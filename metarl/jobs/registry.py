@@ -1,10 +1,12 @@
 """Jobs by name: what each job runs, which config it reads and which artifacts it writes and reads.
 
 A job is ``run(cfg, run_dir) -> summary dict`` for a resolved Hydra config.
-Job modules register themselves on import (``metarl/jobs/__init__.py``
-imports them all); the CLI layer looks a job up by name and
-``metarl-evaluate`` picks its evaluator from an artifact's recorded kind
-(:func:`job_reading`).
+Job modules register themselves on import. :func:`get` imports only the
+module of the job asked for (:data:`MODULES`), so a console script loads
+its own job's code and not every job's (about a second of each CLI start);
+:func:`registered` and :func:`job_reading` import them all. The CLI layer
+looks a job up by name and ``metarl-evaluate`` picks its evaluator from an
+artifact's recorded kind (:func:`job_reading`).
 
 Artifact kinds (the ``kind`` field of a :mod:`metarl.io.artifacts` header):
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,24 @@ class Job:
 
 
 _JOBS: dict[str, Job] = {}
+# job name -> the module of metarl.jobs that registers it (tests/test_cli_apps.py checks the two agree)
+MODULES = {
+    "train": "train", "meta_train": "meta_train", "meta_train_lpg": "meta_train_lpg",
+    "meta_train_lpg_mg": "meta_train_lpg_mg", "meta_train_optimizer": "meta_train_optimizer",
+    "evaluate_objective": "evaluate", "evaluate_optimizer": "evaluate", "evaluate_lpg": "evaluate",
+    "curriculum": "curriculum", "continual": "continual", "reset_free": "reset_free", "meta_rl": "meta_rl",
+}
+
+
+def load(name: str) -> None:
+    """Import the module that registers job ``name`` (nothing for an unknown name)."""
+    if name not in _JOBS and name in MODULES:
+        importlib.import_module(f"metarl.jobs.{MODULES[name]}")
+
+
+def load_all() -> None:
+    for module in dict.fromkeys(MODULES.values()):
+        importlib.import_module(f"metarl.jobs.{module}")
 
 
 def register(job: Job) -> Job:
@@ -60,7 +81,9 @@ def register(job: Job) -> Job:
 
 
 def get(name: str) -> Job:
+    load(name)
     if name not in _JOBS:
+        load_all()
         near = difflib.get_close_matches(name, sorted(_JOBS), n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise ValueError(f"unknown job {name!r}{hint}; jobs: {', '.join(sorted(_JOBS))}")
@@ -68,11 +91,13 @@ def get(name: str) -> Job:
 
 
 def registered() -> list[str]:
+    load_all()
     return sorted(_JOBS)
 
 
 def job_reading(kind: str) -> Job:
     """The job that consumes artifacts of ``kind`` (the evaluator for it)."""
+    load_all()
     readers = [job for job in _JOBS.values() if kind in job.reads]
     if not readers:
         raise ValueError(f"no job reads artifacts of kind {kind!r} (kinds: {', '.join(ARTIFACT_KINDS)})")
