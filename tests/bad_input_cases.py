@@ -412,7 +412,6 @@ CASES: list[Case] = [
     *_cases("continual", WRONG_TYPE, [
         ("seeds=2.5", "seeds"),
         ("eval.greedy=maybe", "eval.greedy"),
-        ("task=ml1-reach-v1 eval.scratch_ppo=maybe", "eval.scratch_ppo"),
         ("reference=maybe", "reference"),
         ("method=reset method.at_switch=maybe", "method.at_switch"),
         ("benchmark=cw10 switch.reset_buffer=maybe", "switch.reset_buffer"),

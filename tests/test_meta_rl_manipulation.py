@@ -82,6 +82,7 @@ def test_a_ci_run_reports_meta_train_and_meta_test_success_per_episode(tmp_path)
     k = summary["trial"]["episodes"]
     assert summary["trial"] == {"episodes": 4, "horizon": 150, "steps": 600}
     assert summary["timesteps"] == 4 * 4 * 600  # ci: 4 trials of 4 envs
+    assert summary["steps_per_second"] > 0  # of the chunks this run trained
     for split in ("meta_train", "meta_test"):
         entry = summary["success"][split]
         assert len(entry["per_episode"]["mean"]) == k and len(entry["last_episode"]["per_seed"]) == 2

@@ -169,18 +169,20 @@ def _rows(metrics: dict[str, np.ndarray], chunk: int, trials: int, success: bool
     return rows
 
 
-def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> Any:
-    """The trained states (seed axis first), from a checkpoint where ``resume`` finds one."""
+def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> tuple[Any, int]:
+    """The trained states (seed axis first), from a checkpoint where ``resume`` finds one, and the number of
+    chunks this call trained."""
     every = positive_int(cfg.get("checkpoint_every", 1), "checkpoint_every")
     seed, index = np.int32(spec.seed), np.arange(spec.seeds, dtype=np.int32)
     checkpointer = ESCheckpointer(run_dir / CHECKPOINTS, max_to_keep=2)
     steps_per_trial = spec.rl2.num_envs * prog.layout.trial_steps
-    done = 0
+    done = resumed_at = 0
     bar = ProgressBar(spec.rl2.num_trials, f"{spec.bench.id} RL2 x{spec.seeds}", unit="trial") \
         if cfg.get("progress", True) else None
     try:
         if cfg.get("resume") and checkpointer.latest_generation() is not None:
             done, states, _ = checkpointer.restore(jax.eval_shape(prog.init, seed, index))  # the template: no compile
+            resumed_at = done
             # as host arrays: orbax's are committed to a device, which would make the programs trace and compile anew
             states = jax.tree.map(np.asarray, states)
         else:
@@ -207,7 +209,7 @@ def _train(spec: MetaRLRun, prog: runner.Programs, run_dir: Path, cfg: dict) -> 
         checkpointer.close()
         if bar:
             bar.close()
-    return states
+    return states, done - resumed_at
 
 
 # --- evaluation -------------------------------------------------------------------------------------------
@@ -461,7 +463,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     write_config(run_dir, cfg)
     start = time.perf_counter()
     prog = runner.programs(spec.bench, spec.rl2, spec.chunk_trials, spec.greedy, spec.teacher)
-    states = _train(spec, prog, run_dir, cfg)
+    states, trained_chunks = _train(spec, prog, run_dir, cfg)
     train_seconds = time.perf_counter() - start
     result = evaluate(spec, prog, states.params)
     seconds = time.perf_counter() - start
@@ -474,7 +476,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
                          "steps": prog.layout.trial_steps},
                "trials": spec.rl2.num_trials, "timesteps": timesteps, "chunks_logged": len(rows) // spec.seeds,
                "train_time_s": train_seconds, "wall_time_s": seconds,
-               "steps_per_second": timesteps * spec.seeds / max(train_seconds, 1e-9),
+               # env steps this process trained (a resume counts only its own chunks; none trained: null)
+               "steps_per_second": (trained_chunks * spec.chunk_trials * spec.rl2.num_envs * prog.layout.trial_steps
+                                    * spec.seeds / max(train_seconds, 1e-9)) if trained_chunks else None,
                "settings": dataclasses.asdict(spec.rl2), "benchmark": dataclasses.asdict(spec.bench)}
     (run_dir / "summary.json").write_text(json.dumps(jsonable(summary), indent=1))
     (run_dir / "report.md").write_text(_report(summary))
