@@ -1,7 +1,7 @@
 """PPO trained from scratch on each held-out task with a trial's budget: the reference of an in-context curve.
 
-RL² adapts inside one trial of ``k`` episodes of ``H`` steps. The field's comparison (Duan et al. 2016; the
-Meta-World paper) is an ordinary learner given the same experience of the task: here PPO with one env on the
+RL² adapts inside one trial of ``k`` episodes of ``H`` steps. Its reference (issue 20) is an ordinary learner
+given the same experience of the task: here PPO with one env on the
 task, one update per episode (``num_steps = H``), ``k`` updates, so entry ``j`` of its curve is the return of
 its ``j``-th episode, played by the policy after ``j - 1`` updates. Episodes of the benchmarks that use it
 (Dark Room, ML1/ML10) never terminate, so each lasts exactly ``H`` steps and each update ends exactly one (an env

@@ -39,7 +39,7 @@ BASELINES = ("bandit", "optimal", "success")
 @dataclasses.dataclass(frozen=True)
 class InContextBenchmark:
     id: str
-    env: str  # registered env name
+    env: str  # registered env name ("meta-world": the family, for messages; make_env builds the env)
     env_settings: dict[str, Any]  # envs.make overrides (constructor args, params fields), the horizon apart
     horizon: int  # H: steps per episode (the env params' max_steps_in_episode)
     episodes_per_trial: int  # k
@@ -136,7 +136,7 @@ _register(InContextBenchmark(
 # per training class. Sized for the 2-core CPU class instead: a trial is 4 episodes x 150 steps (the hand moves
 # <= 1 cm per axis and step, so every goal is reachable in 150), the GRU 128 of the other benchmarks, 4 epochs
 # (10 took 2.5x as long per trial: the BPTT replay dominates), Meta-World+'s lr 5e-4 and entropy 5e-3. ML1 gets
-# Meta-World+'s 2M steps (100 updates x 32 trials x 600 steps, ~8 minutes per seed on one core); ML10 gets 4.8M,
+# Meta-World+'s 2M steps (100 updates x 32 trials x 600 steps; 46 min for 5 vmapped seeds on one core); ML10 gets 4.8M,
 # a quarter of its 20M.
 _MW_RL2 = {"num_envs": 32, "hidden_size": 128, "encoder_widths": (128,), "head_widths": (128,), "lr": 5e-4,
            "update_epochs": 4, "num_minibatches": 4, "ent_coef": 5e-3, "bptt_chunk": 150}

@@ -3,7 +3,8 @@
 A job is ``run(cfg, run_dir) -> summary dict`` for a resolved Hydra config.
 Job modules register themselves on import. :func:`get` imports only the
 module of the job asked for (:data:`MODULES`), so a console script loads
-its own job's code and not every job's (about a second of each CLI start);
+its own job's code and not every job's (the others cost about 0.5 s of each
+CLI start on the CPU class: train alone 3.2 s, all jobs 3.7 s);
 :func:`registered` and :func:`job_reading` import them all. The CLI layer
 looks a job up by name and ``metarl-evaluate`` picks its evaluator from an
 artifact's recorded kind (:func:`job_reading`).
