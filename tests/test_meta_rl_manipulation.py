@@ -87,6 +87,8 @@ def test_a_ci_run_reports_meta_train_and_meta_test_success_per_episode(tmp_path)
         entry = summary["success"][split]
         assert len(entry["per_episode"]["mean"]) == k and len(entry["last_episode"]["per_seed"]) == 2
         assert all(0.0 <= v <= 1.0 for v in entry["per_episode"]["mean"])
+        assert list(entry["per_class"]) == ["reach"]  # ML1: one class, its rate the last episode's
+        assert entry["per_class"]["reach"]["mean"] == pytest.approx(entry["last_episode"]["mean"])
     assert summary["held_out"]["benchmark"] == "ML1:reach-v3" and summary["held_out"]["tasks"] == 4
     assert summary["baselines"] == {}
     assert [row["method"] for row in summary["table"]] == ["RL2 (gru)", "PPO from scratch (4 x 150 steps per task)"]
@@ -96,6 +98,7 @@ def test_a_ci_run_reports_meta_train_and_meta_test_success_per_episode(tmp_path)
     report = (tmp_path / "report.md").read_text()
     assert "| episode | meta-train | meta-test | PPO from scratch |" in report
     assert report.count("\n| 4 |") == 2 and "PPO from scratch on the same held-out tasks (600 steps each" in report
+    assert "per task class" not in report  # one class: no per-class table
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 and all(len(row["episode_success"]) == k for row in rows)
 
@@ -112,3 +115,19 @@ def test_the_benchmarks_hold_out_every_test_task(name, classes):
     assert bench.held_out == "meta-world" and bench.baselines == "success"
     assert bench.test_tasks == 50 * classes  # Meta-World's 50 goal variations per test class
     assert bench.num_test_tasks(ci=True) < bench.test_tasks
+
+
+def test_success_per_class_is_the_last_episode_of_each_class_runs():
+    # 2 seeds x 4 runs x 2 episodes; runs 0, 2 are push, 1, 3 reach; only the last episode counts
+    flags = np.zeros((2, 4, 2))
+    flags[0, :, 1] = [1, 0, 1, 1]
+    flags[1, :, 1] = [0, 0, 1, 0]
+    flags[:, :, 0] = 1  # the first episode never counts
+    classes = np.array(["push", "reach", "push", "reach"])
+    entry = job._success_entry(flags, classes)
+    assert list(entry["per_class"]) == ["push", "reach"]
+    assert entry["per_class"]["push"]["mean"] == pytest.approx((1.0 + 0.5) / 2)  # seeds: 2/2, 1/2
+    assert entry["per_class"]["reach"]["mean"] == pytest.approx((0.5 + 0.0) / 2)
+    assert entry["last_episode"]["per_seed"] == [0.75, 0.25]
+    rows = job._class_rows({"meta_train": entry, "meta_test": job._success_entry(flags[:, :2], classes[:2])})
+    assert "| meta-train | push | 0.750 |" in "\n".join(rows) and len([r for r in rows if r.startswith("| meta")]) == 4

@@ -95,13 +95,15 @@ _CI_RL2 = {"num_envs": 8, "num_trials": 20, "hidden_size": 16, "encoder_widths":
            "update_epochs": 1, "num_minibatches": 1, "lr": 3e-3}
 _DUAN = "Duan et al. (2016), RL^2, Table 1: Bernoulli bandits, U[0, 1] means, n pulls, total reward"
 
-for _arms, _pulls, _trials in ((5, 10, 2_000), (5, 100, 2_000)):
+# Duan et al.'s grid: k in {5, 10, 50} arms x n in {10, 100, 500} pulls, 2 000 updates each (n = 100 and 500 cost
+# 10x and 50x the steps of n = 10: results/in_context.md says which budgets were run)
+for _arms, _pulls in ((k, n) for n in (10, 100, 500) for k in (5, 10, 50)):
     _register(InContextBenchmark(
         id=f"bandit-k{_arms}-n{_pulls}-v1", env="bandit-bernoulli",
         env_settings={"num_arms": _arms, "arm_distribution": "uniform"},
         horizon=_pulls, episodes_per_trial=1, held_out="sampled", test_tasks=1_000, eval_repeats=1,
         baselines="bandit", step_name="pull",
-        rl2={**_RL2, "num_trials": _trials}, chunk_trials=100,
+        rl2={**_RL2, "num_trials": 2_000}, chunk_trials=100,
         ci_rl2=_CI_RL2, ci_chunk_trials=10, ci_test_tasks=100,
         source=_DUAN,
     ))

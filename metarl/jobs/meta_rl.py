@@ -270,9 +270,10 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
         meta_world = benchmarks.meta_world(bench)
         held_out.update(benchmark=bench.meta_world, test_classes=list(meta_world.test_classes or
                                                                       meta_world.train_classes))
-        test_success = np.asarray(out["episode_success"], np.float64).mean(axis=1)  # [seeds, k]
-        extra["success"] = {"meta_test": _success_entry(test_success),
-                            "meta_train": _success_entry(_train_success(spec, prog, params))}
+        test_success = np.asarray(out["episode_success"], np.float64)  # [seeds, runs, k]
+        train_success, train_tasks = _train_success(spec, prog, params)
+        extra["success"] = {"meta_test": _success_entry(test_success, _class_names(repeated)),
+                            "meta_train": _success_entry(train_success, _class_names(train_tasks))}
         if scratch is not None:
             extra["success"]["scratch_ppo"] = scratch.pop("success")
     if bench.held_out == "goals":
@@ -309,18 +310,35 @@ def _scratch_ppo(spec: MetaRLRun, prog: runner.Programs, repeated: Any) -> dict:
                         "ci_over": "runs"}}
 
 
-def _success_entry(per_seed: np.ndarray) -> dict:
-    """Success rate per episode of the trial ``[seeds, k]``: the curve and the last episode's rate (after k - 1
-    episodes in context: Meta-World's adapted success), each with its 95% CI over seeds."""
+def _success_entry(runs: np.ndarray, classes: np.ndarray) -> dict:
+    """Success per episode of the trial from ``[seeds, runs, k]`` flags: the curve and the last episode's rate (after
+    k - 1 episodes in context: Meta-World's adapted success), each with its 95% CI over seeds, and the last episode's
+    rate per task class (``classes``: the class name of each run)."""
+    per_seed = runs.mean(axis=1)
     return {"per_episode": {key: np.asarray(v).tolist() for key, v in _interval(per_seed).items()},
-            "last_episode": {**_interval(per_seed[:, -1]), "per_seed": per_seed[:, -1].tolist()}}
+            "last_episode": {**_interval(per_seed[:, -1]), "per_seed": per_seed[:, -1].tolist()},
+            "per_class": _per_class(runs[:, :, -1], classes)}
 
 
-def _train_success(spec: MetaRLRun, prog: runner.Programs, params: Any) -> np.ndarray:
-    """``[seeds, k]`` success rates on as many training tasks as held-out ones (evenly spaced), same repeats."""
+def _per_class(last: np.ndarray, classes: np.ndarray) -> dict:
+    """``{class: last-episode success, 95% CI over seeds}`` from ``[seeds, runs]`` flags, classes in first-seen order."""
+    names = list(dict.fromkeys(classes.tolist()))
+    return {name: _interval(last[:, classes == name].mean(axis=1)) for name in names}
+
+
+def _class_names(tasks: Any) -> np.ndarray:
+    """The Meta-World class name of each task of a (repeated) manipulation task batch."""
+    from envs.manipulation.task_registry import TASK_NAMES
+
+    return np.asarray(TASK_NAMES)[np.asarray(tasks.task_id)]
+
+
+def _train_success(spec: MetaRLRun, prog: runner.Programs, params: Any) -> tuple[np.ndarray, Any]:
+    """``([seeds, runs, k] success flags, the tasks)`` on as many training tasks as held-out ones (evenly spaced),
+    same repeats."""
     train = task_sets.repeat_tasks(task_sets.evenly(prog.train_tasks, spec.test_tasks), spec.repeats)
     out = jax.device_get(prog.evaluate(params, train, np.int32(spec.seed), np.arange(spec.seeds, dtype=np.int32)))
-    return np.asarray(out["episode_success"], np.float64).mean(axis=1)
+    return np.asarray(out["episode_success"], np.float64), train
 
 
 # --- the teacher ------------------------------------------------------------------------------------------
@@ -442,6 +460,7 @@ def _report(summary: dict) -> str:
         lines += ["| " + " | ".join([str(j + 1)] + [f"{c['mean'][j]:.3f} [{c['ci_low'][j]:.3f}, {c['ci_high'][j]:.3f}]"
                                                     for _, c in columns]) + " |"
                   for j in range(len(columns[0][1]["mean"]))]
+        lines += _class_rows(summary["success"])
     teacher = summary["teacher"]
     if teacher["chosen"]:
         adapted = "; ".join(f"{k}: {v}" for k, v in teacher["adapted"].items())
@@ -454,6 +473,18 @@ def _report(summary: dict) -> str:
     else:
         lines += ["", f"Training tasks: {teacher['tasks']} (no teacher chosen)."]
     return "\n".join(lines) + "\n"
+
+
+def _class_rows(success: dict) -> list[str]:
+    """The last episode's success per task class (meta-train classes, then meta-test ones), where a split has more
+    than one class (ML10)."""
+    splits = [(name, success[key]["per_class"]) for name, key in (("meta-train", "meta_train"), ("meta-test", "meta_test"))]
+    if all(len(classes) < 2 for _, classes in splits):
+        return []
+    lines = ["", "Success of the last episode per task class (mean over seeds, 95% CI over seeds):", "",
+             "| split | class | success | 95% CI |", "|---|---|---|---|"]
+    return lines + [f"| {split} | {name} | {row['mean']:.3f} | [{row['ci_low']:.3f}, {row['ci_high']:.3f}] |"
+                    for split, classes in splits for name, row in classes.items()]
 
 
 def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
