@@ -387,7 +387,7 @@ CASES: list[Case] = [
         ("method.name=ewcc", "ewc"),
         ("benchmark.stream=CCartPole5", "CCartPole5-v1"),
         ("method=reset method.reset_which=some", "method.reset_which"),
-        ("benchmark=cw10 method=redo", "method=redo is not available with SAC"),
+        ("benchmark=cw10 method=l2_init", "method=l2_init is not available with SAC"),
         ("benchmark=cw10 benchmark.switch.heads=two", "switch.heads"),
         ("benchmark=cw10 benchmark.algorithm=dqn", "benchmark.algorithm"),
     ]),

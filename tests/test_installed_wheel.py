@@ -250,7 +250,8 @@ def test_curriculum(installed):
 
 
 def test_continual(installed):
-    """Continual World's first triplet with SAC (single head), as the smallest manipulation stream."""
+    """Continual World's first triplet with SAC (single head), as the smallest manipulation stream, with continual
+    backprop recycling units after every update inside the one-program stream."""
     run_dir = installed.workdir / "continual"
     result = _ok(installed.script(
         "metarl-continual", "benchmark=cw10", "benchmark.stream=CW3-1-v1", "benchmark.steps_per_task=512", "seeds=2",
@@ -258,7 +259,7 @@ def test_continual(installed):
         "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
         "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
         "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
-        f"out_dir={run_dir}"))
+        "method=cbp", "method.cbp_maturity=4", "method.cbp_replacement_rate=0.1", f"out_dir={run_dir}"))
     for name in ("config.yaml", "results.npz", "metrics.json", "task_curves.png"):
         assert (run_dir / name).stat().st_size > 0, name
     record = json.loads((run_dir / "metrics.json").read_text())
@@ -266,6 +267,8 @@ def test_continual(installed):
     assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
     with np.load(run_dir / "results.npz") as arrays:
         assert arrays["perf"].shape == (2, 6, 3)  # seeds x evaluations x tasks
+        recycled = arrays["diag/units_recycled"]  # per seed and evaluation chunk
+        assert recycled.shape == (2, 6) and recycled[:, 0].sum() > 0 and (recycled >= 0).all()
     assert "AP " in result.stdout and "forgetting " in result.stdout and "FT n/a" in result.stdout  # no reference runs
     _closing_line(result, run_dir)
     _quiet(result)

@@ -63,3 +63,47 @@ def test_pure_functions_under_jit_and_vmap():
     # the same as one buffer at a time
     single = replay.sample(jax.tree.map(lambda x: x[1], buffers), jax.random.split(jax.random.key(1), 2)[1], 64)
     np.testing.assert_array_equal(single["reward"], drawn["reward"][1])
+
+
+def test_a_reservoir_fills_in_order_then_keeps_a_uniform_sample_of_everything_offered():
+    example = {"obs": jnp.zeros(2), "reward": jnp.zeros(())}
+    buffer = replay.add_reservoir(replay.init(example, 5), _batch([0, 1, 2]), jax.random.key(0))
+    np.testing.assert_array_equal(buffer.data["reward"], [0, 1, 2, 0, 0])  # room left: in order, like the ring
+    assert int(buffer.size) == 3 and int(buffer.position) == 3  # position counts the transitions offered
+
+    def offer_20(key):  # 20 items in batches of 4 into 5 slots: each is kept with probability 5 / 20
+        buffer = replay.init(example, 5)
+        for b, k in enumerate(jax.random.split(key, 5)):
+            buffer = replay.add_reservoir(buffer, _batch(jnp.arange(4 * b, 4 * b + 4)), k)
+        return buffer
+
+    buffers = jax.jit(jax.vmap(offer_20))(jax.random.split(jax.random.key(1), 4000))
+    kept = np.asarray(buffers.data["reward"]).astype(int)  # [runs, 5]
+    np.testing.assert_array_equal(buffers.size, 5)
+    np.testing.assert_array_equal(buffers.position, 20)
+    np.testing.assert_array_equal(np.asarray(buffers.data["obs"])[..., 1], -kept)  # leaves stay paired
+    assert all(len(set(row)) == 5 for row in kept)  # no item twice
+    share = np.bincount(kept.ravel(), minlength=20) / 4000
+    # 4000 runs: a share's standard error is 0.007; an earlier item of a batch winning a shared slot, or the first
+    # items never being replaced, would move some shares by far more
+    assert np.abs(share - 0.25).max() < 0.035, share
+
+
+def test_a_batch_offered_to_a_reservoir_ends_as_one_item_at_a_time_would():
+    """Algorithm R run item by item on the same draws; a batch of 64 into 4 slots makes many items share a slot."""
+    capacity, seen, n = 4, 6, 64
+    buffer = replay.add_reservoir(replay.init({"obs": jnp.zeros(2), "reward": jnp.zeros(())}, capacity),
+                                  _batch(jnp.arange(100, 100 + seen)), jax.random.key(2))
+    before = [int(x) for x in np.asarray(buffer.data["reward"])]
+    key = jax.random.key(3)
+    after = replay.add_reservoir(buffer, _batch(jnp.arange(n)), key)
+    t = seen + np.arange(n)
+    draws = np.asarray(jax.random.randint(key, (n,), 0, np.iinfo(np.int32).max)) % (t + 1)  # the function's draws
+    expected = list(before)
+    for i in range(n):
+        if t[i] < capacity:
+            expected[t[i]] = i
+        elif draws[i] < capacity:
+            expected[draws[i]] = i  # replaces: a later item overwrites an earlier one
+    np.testing.assert_array_equal(np.asarray(after.data["reward"]), expected)
+    assert expected != before  # some items went in

@@ -11,10 +11,11 @@ import pytest
 
 from metarl.agents import replay
 from metarl.agents.sac import SAC, MemoryProjection
-from metarl.agents.sac_networks import actor_mean_log_std, init_actor
+from metarl.agents.sac_networks import actor_mean_log_std, init_actor, unit_activations
 from metarl.continual import agem
 from metarl.continual import regularizers as R
 from metarl.continual.methods import MethodConfig
+from metarl.continual.plasticity import dormant_scores
 from metarl.continual.runner import RunConfig
 from metarl.continual.sac_hooks import gaussian_fisher, shared_only
 from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig
@@ -232,3 +233,117 @@ def test_reset_and_shrink_perturb_rewrite_the_weights_at_a_later_switch_only(str
                                           + 0.1 * fresh["actor"]["hidden_1"]["kernel"]), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="at task switches only"):
         SACContinualRunner(stream, TINY, MethodConfig("reset", every_updates=5), RUN, SwitchConfig())
+
+
+# --- ReDo and continual backprop after each update -------------------------------------------------------
+def _silence(layer, unit, critic=None):
+    """The layer with hidden ``unit`` dead under ReLU (zero incoming weights, negative bias); ``critic``: only
+    that member of the twin critics."""
+    at = (slice(None), unit) if critic is None else (critic, slice(None), unit)
+    bias_at = unit if critic is None else (critic, unit)
+    return {**layer, "kernel": layer["kernel"].at[at].set(0.0), "bias": layer["bias"].at[bias_at].set(-1.0)}
+
+
+@pytest.fixture(scope="module")
+def replayed(stream):
+    """A ``method=replay`` runner, its jitted 40-update training and the state after it (shared by the unit
+    recycling tests, which need only trained networks and a filled buffer: one compile for all)."""
+    runner = SACContinualRunner(stream, TINY, MethodConfig("replay"), RUN, SwitchConfig())
+    train = jax.jit(lambda s: runner.agent.run(s, 40)[0])  # 40 updates x 16 transitions: more than the 512 slots
+    return runner, train, train(jax.jit(runner.agent.init)(jax.random.key(0)))
+
+
+@pytest.fixture(scope="module")
+def silenced(replayed):
+    """A trained SAC state and its learner with actor unit 3 of hidden_0 and unit 5 of critic 1's hidden_1 dead
+    (the method under test did not run during training)."""
+    state = replayed[2]
+    params = {"actor": {**state.params["actor"], "hidden_0": _silence(state.params["actor"]["hidden_0"], 3)},
+              "critic": {**state.params["critic"], "hidden_1": _silence(state.params["critic"]["hidden_1"], 5, 1)}}
+    return state, (params, state.target_critic, state.log_alpha, state.opt_state)
+
+
+def _with_bookkeeping(learner, recycler):
+    params, target, log_alpha, opt = learner
+    return params, target, log_alpha, {**opt, "after_learn": recycler.init(params)}
+
+
+def _moments(opt, net, layer, name):
+    return [np.asarray(m[layer][name]) for m in (s.mu for s in jax.tree.leaves(
+        opt[net], is_leaf=lambda x: hasattr(x, "mu")) if hasattr(s, "mu"))]
+
+
+def test_redo_recycles_each_dormant_unit_of_the_actor_and_of_each_critic_on_its_own(stream, silenced):
+    runner = SACContinualRunner(stream, TINY, MethodConfig("redo", redo_tau=0.0, redo_every_updates=2), RUN,
+                                SwitchConfig())
+    recycler = runner.hooks.after_learn()
+    state, learner = silenced[0], _with_bookkeeping(silenced[1], recycler)
+    batch = replay.sample(state.buffer, jax.random.key(1), TINY.batch_size)
+    apply = jax.jit(recycler.apply)
+    (params, target, _, opt), count = apply(learner, batch, jax.random.key(2), jnp.int32(4))
+    old = learner[0]
+    # tau = 0: exactly the silent units, scored per network and per critic of the pair
+    hiddens = unit_activations(old, batch["obs"], batch["action"], TINY.activation, recycler.heads)
+    dormant = {"actor": [np.asarray(dormant_scores(h)) == 0 for h in hiddens["actor"]],
+               "critic": [np.asarray(jax.vmap(dormant_scores)(h)) == 0 for h in hiddens["critic"]]}
+    assert dormant["actor"][0][3] and dormant["critic"][1][1, 5] and not dormant["critic"][1][0, 5]
+    assert float(count) == sum(m.sum() for ms in dormant.values() for m in ms)
+    fresh = runner.agent.init_params(*jax.random.split(jax.random.key(2)))
+    for net in ("actor", "critic"):
+        for i, mask in enumerate(dormant[net]):
+            new, before, drawn = (tree[net][f"hidden_{i}"]["kernel"] for tree in (params, old, fresh))
+            incoming = np.broadcast_to(mask[..., None, :], new.shape)
+            np.testing.assert_array_equal(np.where(incoming, new, 0), np.where(incoming, drawn, 0))  # fresh in
+            kept = ~incoming
+            if i > 0:  # the previous layer's recycled units zeroed their outgoing row here
+                kept &= ~np.broadcast_to(dormant[net][i - 1][..., :, None], new.shape)
+            np.testing.assert_array_equal(np.where(kept, new, 0), np.where(kept, before, 0))  # the rest kept
+    for net in ("actor", "critic"):  # outgoing rows into the heads: 0 for recycled units, the rest kept
+        last = np.broadcast_to(dormant[net][-1][..., :, None], params[net]["head"]["kernel"].shape)
+        np.testing.assert_array_equal(params[net]["head"]["kernel"], np.where(last, 0, old[net]["head"]["kernel"]))
+    for m in _moments(opt, "actor", "hidden_0", "kernel"):
+        assert np.abs(m[:, 3]).max() == 0.0 and np.abs(m).max() > 0.0  # the unit's Adam moments zeroed, not others
+    for a, b in zip(jax.tree.leaves(target), jax.tree.leaves(learner[1])):
+        np.testing.assert_array_equal(a, b)  # the target critics follow by Polyak averaging
+    (same, _, _, _), none = apply(learner, batch, jax.random.key(2), jnp.int32(3))  # not a multiple of 2: no firing
+    assert float(none) == 0.0
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(old)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cbp_replaces_the_lowest_utility_mature_unit_per_layer_and_critic_and_keeps_its_ages(stream, silenced):
+    width = TINY.hidden_sizes[0]
+    runner = SACContinualRunner(stream, TINY, MethodConfig("cbp", cbp_maturity=0, cbp_replacement_rate=1.0 / width),
+                                RUN, SwitchConfig())
+    recycler = runner.hooks.after_learn()
+    state, learner = silenced[0], _with_bookkeeping(silenced[1], recycler)  # ages and utilities 0
+    batch = replay.sample(state.buffer, jax.random.key(1), TINY.batch_size)
+    (params, _, _, opt), count = jax.jit(recycler.apply)(learner, batch, jax.random.key(2), jnp.int32(0))
+    bookkeeping = opt["after_learn"]
+    assert float(count) == 2 + 2 * 2  # one unit per hidden layer: 2 actor layers, 2 per critic
+    assert float(params["actor"]["hidden_0"]["bias"][3]) == 0.0  # the silent unit has the lowest utility
+    fresh = runner.agent.init_params(*jax.random.split(jax.random.key(2)))
+    np.testing.assert_array_equal(params["critic"]["hidden_1"]["kernel"][1, :, 5],
+                                  fresh["critic"]["hidden_1"]["kernel"][1, :, 5])
+    ages = bookkeeping["critic"].age["critic"][1]  # [2 critics, width]
+    assert ages.shape == (2, width) and int(ages[1, 5]) == 0 and int(ages.sum()) == 2 * (width - 1)
+    assert int(bookkeeping["actor"].age["actor"][0][3]) == 0
+    # the bookkeeping lives in the optimizer state, which a task switch keeps
+    switched = jax.jit(runner._switch_fn)(state.replace(opt_state=opt), jnp.int32(1))
+    np.testing.assert_array_equal(switched.opt_state["after_learn"]["critic"].age["critic"][1], ages)
+
+
+def test_replay_keeps_a_reservoir_of_the_whole_stream_across_the_switch(replayed):
+    runner, train, state = replayed
+    assert not runner.switch_cfg.reset_buffer and runner.agent.reservoir  # the buffer is the replay memory
+    assert int(state.buffer.position) == 640 and int(state.buffer.size) == TINY.buffer_size  # offered, kept
+    hooks = runner.hooks
+    state, _ = jax.jit(hooks.leave_task)(state, hooks.init(state), jnp.int32(1))
+    switched = jax.jit(runner._switch_fn)(state, jnp.int32(1))
+    for a, b in zip(jax.tree.leaves(switched.buffer), jax.tree.leaves(state.buffer)):
+        np.testing.assert_array_equal(a, b)  # nothing emptied at the switch
+    after = train(switched)
+    task_of = np.asarray(after.buffer.data["obs"])[:, -2:].argmax(axis=1)  # the one-hot ends the observation
+    first = np.mean(task_of == 0)
+    # 640 of the 1280 transitions offered came from task 0: a uniform reservoir keeps about half of its slots for it
+    assert 0.4 < first < 0.6, first

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +86,8 @@ EVAL_METRIC_NAMES = ("eval_return", "eval_success")  # present when eval_every >
 LEARN_METRICS = ("critic_loss", "actor_loss", "alpha_loss", "entropy", "q_mean")  # NaN before learning starts
 _EVAL_STREAM = 0x5AC_E7A1  # folded into the state's key for evaluation episodes
 _MEMORY_STREAM = 0xA6E_3  # folded into a gradient step's key for the episodic-memory batch
+_AFTER_LEARN_STREAM = 0x5EC_1C1E  # folded into an update's learning key for the after-learn hook
+_RESERVOIR_STREAM = 0x2E5E_2B0  # folded into an update's collection key for reservoir insertion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +99,17 @@ class MemoryProjection:
     capacity: int
     batch_size: int
     project: Callable[[Any, Any], Any]
+
+
+class AfterLearn(Protocol):
+    """A hook run after each update's gradient steps (ReDo, continual backprop): its state lives in
+    ``opt_state["after_learn"]`` (``init(params)``); ``apply(learner, batch, key, update_step)`` gets the learner
+    ``(params, target_critic, log_alpha, opt_state)`` and a batch drawn from the buffer, and returns the new learner
+    and how many units it rewrote (logged as ``units_recycled``)."""
+
+    def init(self, params: Any) -> Any: ...
+
+    def apply(self, learner: tuple, batch: dict, key: jax.Array, update_step: jax.Array) -> tuple[tuple, jax.Array]: ...
 
 
 @struct.dataclass
@@ -169,7 +182,10 @@ class SAC:
     """See module docstring. ``progress_callback(updates_done)`` (host) is called about 20 times per
     :meth:`run` when given; leave it ``None`` under vmap'd meta-training. ``actor_grad_transform`` is chained
     before the actor's clipping and Adam (e.g. a penalty's gradient), ``actor_update_transform`` after Adam (e.g.
-    PackNet's update mask). ``memory`` adds an episodic memory and a per-network gradient projection (A-GEM)."""
+    PackNet's update mask). ``memory`` adds an episodic memory and a per-network gradient projection (A-GEM);
+    ``after_learn`` rewrites the networks after each update's gradient steps (:class:`AfterLearn`). ``reservoir``:
+    the buffer keeps a uniform sample of every transition collected (:func:`metarl.agents.replay.add_reservoir`)
+    instead of the newest ones (replay across a task stream)."""
 
     def __init__(
         self,
@@ -182,6 +198,8 @@ class SAC:
         actor_update_transform: optax.GradientTransformation | None = None,
         actor_grad_transform: optax.GradientTransformation | None = None,
         memory: MemoryProjection | None = None,
+        after_learn: AfterLearn | None = None,
+        reservoir: bool = False,
     ):
         config.validate(env, env_params)
         if task_set is not None:
@@ -189,6 +207,7 @@ class SAC:
             if not all(hasattr(env, a) for a in ("step_env", "reset_env", "is_truncated")):
                 raise ValueError(f"a task_set needs a gymnax-style env with step_env; {env_name(env)} has none")
         self.config, self.env, self.task_set, self.memory = config, env, task_set, memory
+        self.after_learn, self.reservoir = after_learn, reservoir
         self.task_groups = class_blocks(task_set, config.num_envs) if task_set is not None else 1
         self.progress_callback = progress_callback
         self.spec = EnvSpec.of(env)
@@ -261,6 +280,8 @@ class SAC:
                    "terminated": jnp.zeros((), jnp.float32)}
         if self.memory is not None:
             opt_state["memory"] = replay.init(example, self.memory.capacity)
+        if self.after_learn is not None:
+            opt_state["after_learn"] = self.after_learn.init(params)
         env_params = self.env_params if self.task_set is None else self.draw_tasks(k_task)
         obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(k_env, cfg.num_envs), env_params)
         return strongly_typed(SACState(
@@ -395,13 +416,24 @@ class SAC:
         explore = state.update_step * cfg.steps_per_iteration < cfg.learning_starts
         traj, env_state, obs = self.collect(state, k_collect, explore)
         flat = lambda x: x.reshape((cfg.steps_per_iteration,) + x.shape[2:])  # noqa: E731
-        buffer = replay.add(state.buffer, {k: flat(traj[k]) for k in ("obs", "action", "reward", "next_obs",
-                                                                       "terminated")})
+        new = {k: flat(traj[k]) for k in ("obs", "action", "reward", "next_obs", "terminated")}
+        if self.reservoir:
+            buffer = replay.add_reservoir(state.buffer, new, jax.random.fold_in(k_collect, _RESERVOIR_STREAM))
+        else:
+            buffer = replay.add(state.buffer, new)
 
         learning = state.update_step >= cfg.learning_starts_update
         learner = (state.params, state.target_critic, state.log_alpha, state.opt_state)
-        (params, target, log_alpha, opt_state), losses = jax.lax.cond(
-            learning, self._learn, self._skip, learner, buffer, k_learn)
+        learner, losses = jax.lax.cond(learning, self._learn, self._skip, learner, buffer, k_learn)
+        hook = {}
+        if self.after_learn is not None:
+            k_batch, k_hook = jax.random.split(jax.random.fold_in(k_learn, _AFTER_LEARN_STREAM))
+            batch = replay.sample(buffer, k_batch, cfg.batch_size)
+            learner, units = jax.lax.cond(
+                learning, lambda lr: self.after_learn.apply(lr, batch, k_hook, state.update_step),
+                lambda lr: (lr, jnp.zeros((), jnp.float32)), learner)
+            hook = {"units_recycled": units}
+        params, target, log_alpha, opt_state = learner
 
         last_episode = last_episode_stats(traj, state.last_episode)
 
@@ -412,6 +444,7 @@ class SAC:
             "success": last_episode[2],
             "episodes": jnp.sum(traj["episode_end"]).astype(jnp.int32),
             **losses,
+            **hook,
             "alpha": jnp.exp(log_alpha),
             "gradient_steps": jnp.where(learning, cfg.gradient_steps, 0).astype(jnp.int32),
             "timesteps": update_step * cfg.steps_per_iteration,

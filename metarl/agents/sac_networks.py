@@ -55,11 +55,10 @@ def split_task(obs: jax.Array, heads: int) -> tuple[jax.Array, jax.Array | None]
     return obs[..., :-heads], obs[..., -heads:]
 
 
-def apply_mlp(layers: Params, x: jax.Array, activation: str, task: jax.Array | None = None) -> jax.Array:
-    """Dense -> (LayerNorm) -> activation per hidden layer, then the linear head.
-
-    ``task`` (a one-hot ``[..., H]``): the head is H blocks of outputs; the task's block is returned."""
+def hidden_activations(layers: Params, x: jax.Array, activation: str) -> list[jax.Array]:
+    """Each hidden layer's output (after its LayerNorm and activation): what ReDo and CBP score units by."""
     act = networks.ACTIVATIONS[activation]
+    hiddens = []
     i = 0
     while f"hidden_{i}" in layers:
         layer = layers[f"hidden_{i}"]
@@ -67,7 +66,17 @@ def apply_mlp(layers: Params, x: jax.Array, activation: str, task: jax.Array | N
         if f"norm_{i}" in layers:
             x = _layer_norm(x, layers[f"norm_{i}"])
         x = act(x)
+        hiddens.append(x)
         i += 1
+    return hiddens
+
+
+def apply_mlp(layers: Params, x: jax.Array, activation: str, task: jax.Array | None = None) -> jax.Array:
+    """Dense -> (LayerNorm) -> activation per hidden layer, then the linear head.
+
+    ``task`` (a one-hot ``[..., H]``): the head is H blocks of outputs; the task's block is returned."""
+    hiddens = hidden_activations(layers, x, activation)
+    x = hiddens[-1] if hiddens else x
     out = networks.dense(x, layers["head"]["kernel"], layers["head"]["bias"])
     if task is None:
         return out
@@ -127,6 +136,15 @@ def critic_values(critics: Params, obs: jax.Array, action: jax.Array, activation
     obs, task = split_task(obs, heads)
     x = jnp.concatenate([obs, action], axis=-1)
     return jax.vmap(lambda p: apply_mlp(p, x, activation, task)[..., 0])(critics)
+
+
+def unit_activations(params: Params, obs: jax.Array, action: jax.Array, activation: str, heads: int = 0) -> dict:
+    """``{"actor": [[B, width_i]], "critic": [[2, B, width_i]]}``: the hidden outputs of the actor on ``obs`` and of
+    both critics on ``(obs, action)`` (the task one-hot, never an input, left out)."""
+    x, _ = split_task(obs, heads)
+    critic_in = jnp.concatenate([x, action], axis=-1)
+    return {"actor": hidden_activations(params["actor"], x, activation),
+            "critic": jax.vmap(lambda p: hidden_activations(p, critic_in, activation))(params["critic"])}
 
 
 # --- env actions -------------------------------------------------------------------------------------

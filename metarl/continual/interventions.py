@@ -147,20 +147,18 @@ def shrink_perturb(
 # ---------------------------------------------------------------------------
 
 
-def recycle_units(
-    params: Any, opt_state: Any, fresh: Any, units: dict[str, list[jax.Array]]
-) -> tuple[Any, Any]:
-    """Recycle hidden units: ``units[net][i]`` is a bool ``[width_i]`` mask
-    for hidden layer ``i``. Incoming weights come from ``fresh``, the bias is 0,
-    outgoing weights are 0, and Adam's moments of all those entries are 0."""
+def recycle_params(params: Any, fresh: Any, units: dict[str, list[jax.Array]]) -> tuple[Any, Any]:
+    """``(params with the units recycled, a bool mask of the entries rewritten)``: ``units[net][i]`` is a bool
+    ``[..., width_i]`` mask for hidden layer ``i`` (leading axes: an ensemble stacked on the layer's leading axes,
+    as SAC's twin critics). Incoming weights come from ``fresh``, the bias is 0, outgoing weights are 0."""
     params = jax.tree.map(lambda x: x, params)  # fresh containers, same leaves
     touched = mask_like(params, False)
     for net, masks in units.items():
         names = layer_names(params[net])
         for i, unit_mask in enumerate(masks):
             layer, nxt = names[i], names[i + 1]
-            incoming = jnp.broadcast_to(unit_mask[None, :], params[net][layer]["kernel"].shape)
-            outgoing = jnp.broadcast_to(unit_mask[:, None], params[net][nxt]["kernel"].shape)
+            incoming = jnp.broadcast_to(unit_mask[..., None, :], params[net][layer]["kernel"].shape)
+            outgoing = jnp.broadcast_to(unit_mask[..., :, None], params[net][nxt]["kernel"].shape)
             cur = params[net][layer]
             params[net][layer] = {
                 **cur,
@@ -171,6 +169,15 @@ def recycle_units(
             touched[net][layer] = {**touched[net][layer], "kernel": incoming | touched[net][layer]["kernel"],
                                    "bias": unit_mask | touched[net][layer]["bias"]}
             touched[net][nxt] = {**touched[net][nxt], "kernel": outgoing | touched[net][nxt]["kernel"]}
+    return params, touched
+
+
+def recycle_units(
+    params: Any, opt_state: Any, fresh: Any, units: dict[str, list[jax.Array]]
+) -> tuple[Any, Any]:
+    """:func:`recycle_params` with one optimizer over all of ``params``: Adam's moments of the rewritten entries
+    are zeroed too."""
+    params, touched = recycle_params(params, fresh, units)
     return params, reset_moments(opt_state, touched)
 
 
@@ -208,24 +215,15 @@ def cbp_init(params: Any, nets: Sequence[str] = NETS) -> CBPState:
     )
 
 
-def cbp_step(
+def cbp_select(
     state: CBPState,
     params: Any,
-    opt_state: Any,
-    fresh: Any,
     hiddens: dict[str, list[jax.Array]],
     decay: float = 0.99,
     maturity: int = 10_000,
     replacement_rate: float = 1e-4,
-) -> tuple[CBPState, Any, Any, dict]:
-    """One continual-backprop step (LoP's generate-and-test).
-
-    Per hidden unit: ``u ← η u + (1−η) E|h| · mean|w_out|``, age + 1; the
-    bias-corrected utility is ``u / (1 − η^age)``. Units with age > m are
-    eligible; ``ρ · #eligible`` replacements accumulate (fractions carry over)
-    and the lowest-utility eligible units are replaced: fresh incoming weights,
-    zero bias and outgoing weights, zero Adam moments, utility and age 0.
-    """
+) -> tuple[CBPState, dict[str, list[jax.Array]], dict]:
+    """Continual backprop's test: the new bookkeeping and which units to replace (see :func:`cbp_step`)."""
     utility, age, carry, units, info = {}, {}, {}, {}, {}
     for net in state.utility:
         names = layer_names(params[net])
@@ -248,6 +246,28 @@ def cbp_step(
             carry[net].append(pending - jnp.sum(replace))
             units[net].append(replace)
             info[f"cbp/{net}/hidden_{i}"] = jnp.sum(replace).astype(jnp.float32)
+    return CBPState(utility, age, carry), units, info
+
+
+def cbp_step(
+    state: CBPState,
+    params: Any,
+    opt_state: Any,
+    fresh: Any,
+    hiddens: dict[str, list[jax.Array]],
+    decay: float = 0.99,
+    maturity: int = 10_000,
+    replacement_rate: float = 1e-4,
+) -> tuple[CBPState, Any, Any, dict]:
+    """One continual-backprop step (LoP's generate-and-test).
+
+    Per hidden unit: ``u ← η u + (1−η) E|h| · mean|w_out|``, age + 1; the
+    bias-corrected utility is ``u / (1 − η^age)``. Units with age > m are
+    eligible; ``ρ · #eligible`` replacements accumulate (fractions carry over)
+    and the lowest-utility eligible units are replaced: fresh incoming weights,
+    zero bias and outgoing weights, zero Adam moments, utility and age 0.
+    """
+    state, units, info = cbp_select(state, params, hiddens, decay, maturity, replacement_rate)
     params, opt_state = recycle_units(params, opt_state, fresh, units)
     info["cbp_replaced"] = sum(info.values())
-    return CBPState(utility, age, carry), params, opt_state, info
+    return state, params, opt_state, info

@@ -10,7 +10,9 @@ carry) and is called at fixed points of the jitted stream:
 * ``actor_for`` — the actor that evaluates the task at a stream position.
 
 ``memory`` (A-GEM) gives the agent an episodic memory and a gradient projection
-(:class:`metarl.agents.sac.MemoryProjection`).
+(:class:`metarl.agents.sac.MemoryProjection`); ``after_learn`` (ReDo, continual
+backprop) rewrites hidden units after each update's gradient steps
+(:class:`metarl.agents.sac.AfterLearn`).
 
 ``actor_pre_transform`` is chained before the actor's Adam (a penalty's
 gradient), ``actor_transform`` after it (PackNet's update mask).
@@ -33,11 +35,12 @@ import jax.numpy as jnp
 
 from metarl.agents import replay
 from metarl.agents.sac import MemoryProjection
-from metarl.agents.sac_networks import actor_mean_log_std
+from metarl.agents.sac_networks import actor_mean_log_std, unit_activations
 from metarl.continual import agem
 from metarl.continual import interventions as I
 from metarl.continual import packnet as PN
 from metarl.continual import regularizers as R
+from metarl.continual.plasticity import dormant_scores
 
 FISHER_BATCHES, FISHER_BATCH_SIZE = 10, 256  # CW: 10 batches of 256 from the buffer
 _FISHER_CHUNK = 16  # samples per vmapped Jacobian (bounds memory: one Jacobian is outputs x params)
@@ -48,6 +51,7 @@ class FinetuneHooks:
 
     name = "finetune"
     retrain_fraction = 0.0
+    reservoir = False  # the agent's buffer: the newest transitions (False) or a reservoir over the stream (True)
 
     def actor_pre_transform(self) -> Any:
         return None
@@ -56,6 +60,9 @@ class FinetuneHooks:
         return None
 
     def memory(self) -> Any:
+        return None
+
+    def after_learn(self) -> Any:
         return None
 
     def init(self, state: Any) -> Any:
@@ -245,3 +252,84 @@ class SurgeryHooks(FinetuneHooks):
 
     def start_task(self, state, mstate, position):
         return jax.lax.cond(position > 0, self._rewrite, lambda s: s, state), mstate
+
+
+class RecycleUnits:
+    """ReDo (``kind="redo"``) or continual backprop (``kind="cbp"``) on SAC's actor and both critics, after each
+    update's gradient steps (:class:`metarl.agents.sac.AfterLearn`), scored on a batch drawn from the buffer (the
+    actor on its observations, the critics on its observation-action pairs).
+
+    * ReDo (Sokar et al. 2023): every ``every`` updates, each hidden unit whose score ``E|h| / mean_layer E|h|`` is
+      at most ``tau`` is recycled; each critic of the pair is scored on its own.
+    * CBP (Dohare et al. 2024): every update, utilities ``u ← η u + (1 − η) E|h| · mean|w_out|`` and ages; each
+      layer replaces ``ρ · #mature`` units (fractions carry over) of lowest utility among those older than
+      ``maturity`` (:func:`metarl.continual.interventions.cbp_select`), per critic.
+
+    A recycled unit gets fresh incoming weights (``fresh(key)``: a new ``{"actor", "critic"}`` draw), zero bias and
+    outgoing weights, and zero Adam moments. The target critics are left to follow by Polyak averaging (ReDo leaves
+    DQN's target network alone). The bookkeeping (CBP's utilities and ages) lives in ``opt_state["after_learn"]``,
+    which a task switch keeps."""
+
+    def __init__(self, kind: str, fresh: Any, activation: str, heads: int, tau: float = 0.1, every: int = 1,
+                 decay: float = 0.99, maturity: int = 100, rate: float = 1e-3):
+        if kind not in ("redo", "cbp"):
+            raise ValueError(f"unit recycling kind must be 'redo' or 'cbp', got {kind!r}")
+        self.kind, self.fresh, self.activation, self.heads = kind, fresh, activation, heads
+        self.tau, self.every, self.decay, self.maturity, self.rate = tau, every, decay, maturity, rate
+
+    def init(self, params: Any) -> Any:
+        if self.kind == "redo":
+            return ()
+        return {"actor": I.cbp_init({"actor": params["actor"]}, ("actor",)),
+                "critic": jax.vmap(lambda c: I.cbp_init({"critic": c}, ("critic",)))(params["critic"])}
+
+    def select(self, mstate: Any, params: Any, hiddens: dict, update_step: jax.Array) -> tuple[Any, dict]:
+        """``(new bookkeeping, {net: [bool [..., width] per hidden layer]})``: the units to recycle now."""
+        if self.kind == "redo":
+            fire = update_step % self.every == 0
+            return mstate, {"actor": [(dormant_scores(h) <= self.tau) & fire for h in hiddens["actor"]],
+                            "critic": [(jax.vmap(dormant_scores)(h) <= self.tau) & fire for h in hiddens["critic"]]}
+
+        def one(state, net, p, h):
+            return I.cbp_select(state, {net: p}, {net: h}, self.decay, self.maturity, self.rate)[:2]
+
+        actor_state, actor_units = one(mstate["actor"], "actor", params["actor"], hiddens["actor"])
+        critic_state, critic_units = jax.vmap(lambda st, p, h: one(st, "critic", p, h))(
+            mstate["critic"], params["critic"], hiddens["critic"])
+        return {"actor": actor_state, "critic": critic_state}, {**actor_units, **critic_units}
+
+    def apply(self, learner: tuple, batch: dict, key: jax.Array, update_step: jax.Array) -> tuple[tuple, jax.Array]:
+        params, target, log_alpha, opt_state = learner
+        hiddens = unit_activations(params, batch["obs"], batch["action"], self.activation, self.heads)
+        mstate, units = self.select(opt_state["after_learn"], params, hiddens, update_step)
+        count = sum(jnp.sum(m) for m in jax.tree.leaves(units)).astype(jnp.float32)
+
+        def recycle(params_opt):
+            params, opt = params_opt
+            params, touched = I.recycle_params(params, self.fresh(key), units)
+            return params, {**opt, **{net: I.reset_moments(opt[net], touched[net]) for net in ("actor", "critic")}}
+
+        # a fresh draw of both networks costs more than the step: only when a unit is due
+        params, opt_state = jax.lax.cond(count > 0, recycle, lambda po: po, (params, opt_state))
+        return (params, target, log_alpha, {**opt_state, "after_learn": mstate}), count
+
+
+class ReplayHooks(FinetuneHooks):
+    """``method=replay`` on SAC streams: the off-policy learner replays earlier tasks from its own buffer. The buffer
+    is kept across switches and filled as a reservoir, so it always holds a uniform sample of the whole stream so far
+    (Continual World's reservoir-sampling replay; with a buffer as large as the stream it is its "perfect memory").
+    Multi-head SAC trains each old transition through its own task's head."""
+
+    name = "replay"
+    reservoir = True
+
+
+class UnitRecyclingHooks(FinetuneHooks):
+    """``method=redo`` / ``method=cbp`` on SAC streams: the agent runs :class:`RecycleUnits` after every update;
+    nothing happens at switches."""
+
+    def __init__(self, recycler: RecycleUnits):
+        self.name, self.recycler = recycler.kind, recycler
+
+    def after_learn(self) -> Any:
+        return self.recycler

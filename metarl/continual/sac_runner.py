@@ -45,7 +45,10 @@ previous task's actor, ``cw_l2_coef``, CW 1e5 — not the PPO runner's ``l2``,
 which pulls towards zero); ``agem`` (an episodic memory of ``agem_per_task``
 transitions per finished task, CW 1e4, and A-GEM's projection of each network's
 gradient; see :class:`metarl.continual.sac_hooks.AGEMHooks`); ``reset`` and
-``shrink_perturb`` at every switch after the first. The PPO runner
+``shrink_perturb`` at every switch after the first; ``redo`` (every
+``redo_every_updates`` updates) and ``cbp`` (every update) recycle hidden units of
+the actor and both critics after the update's gradient steps
+(:class:`metarl.continual.sac_hooks.RecycleUnits`). The PPO runner
 (:mod:`metarl.continual.runner`) has the other methods.
 """
 
@@ -68,11 +71,12 @@ from metarl.config import check_fields, option
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, score_bounds
-from metarl.continual.sac_hooks import AGEMHooks, FinetuneHooks, PackNetHooks, RegularizerHooks, SurgeryHooks
+from metarl.continual.sac_hooks import (AGEMHooks, FinetuneHooks, PackNetHooks, RecycleUnits, RegularizerHooks,
+                                        ReplayHooks, SurgeryHooks, UnitRecyclingHooks)
 from metarl.continual.streams import Segment, TaskStream, build_env
 from metarl.stats import bootstrap_ci
 
-SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem", "reset", "shrink_perturb")
+SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem", "reset", "shrink_perturb", "redo", "cbp", "replay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +145,14 @@ class SACContinualRunner:
                                  "(method.at_switch=true, method.every_updates=0)")
             self.hooks = SurgeryHooks(method.name, lambda key: self.agent.init_params(*jax.random.split(key)),
                                       method.reset_which, method.reset_last_k, method.shrink, method.perturb)
+        elif method.name in ("redo", "cbp"):
+            self.hooks = UnitRecyclingHooks(RecycleUnits(
+                method.name, lambda key: self.agent.init_params(*jax.random.split(key)), agent_cfg.activation,
+                stream.n_tasks if multi else 0, tau=method.redo_tau, every=method.redo_every_updates,
+                decay=method.cbp_decay, maturity=method.cbp_maturity, rate=method.cbp_replacement_rate))
+        elif method.name == "replay":
+            self.hooks = ReplayHooks()
+            switch = dataclasses.replace(switch, reset_buffer=False)  # the buffer is the replay memory
         else:
             self.hooks = FinetuneHooks()
         # where each task index sits in the stream (never-visited tasks count as future ones)
@@ -155,7 +167,8 @@ class SACContinualRunner:
             task_heads=stream.n_tasks if multi else 0, eval_every=0)
         first = self.env.task_params(stream.segments[0].task)
         self.agent = SAC(agent_cfg, self.env, first, actor_update_transform=self.hooks.actor_transform(),
-                         actor_grad_transform=self.hooks.actor_pre_transform(), memory=self.hooks.memory())
+                         actor_grad_transform=self.hooks.actor_pre_transform(), memory=self.hooks.memory(),
+                         after_learn=self.hooks.after_learn(), reservoir=self.hooks.reservoir)
         self.agent_cfg = agent_cfg
         spi = agent_cfg.steps_per_iteration
         self.chunk_updates = max(1, run_cfg.eval_every_steps // spi)
@@ -232,6 +245,8 @@ class SACContinualRunner:
             summary = {"train_task": jnp.mean(state.env_params.task_id.astype(jnp.float32)),
                        "train_return": metrics["episode_return"][-1], "train_success": metrics["success"][-1],
                        "alpha": metrics["alpha"][-1], "q_mean": metrics["q_mean"][-1]}
+            if "units_recycled" in metrics:  # ReDo / CBP: hidden units recycled during the chunk
+                summary["units_recycled"] = jnp.sum(metrics["units_recycled"])
             return (state, mstate), (success, returns, summary)
 
         (state, _), (success, returns, summary) = jax.lax.scan(body, (state, hooks.init(state)), plan)

@@ -145,7 +145,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
         "method": dataclasses.asdict(method),
         "algorithm": "sac" if switch is not None else "ppo",
         "agent": dataclasses.asdict(runner.agent_cfg),
-        "switch": None if switch is None else dataclasses.asdict(switch),
+        "switch": None if switch is None else dataclasses.asdict(runner.switch_cfg),  # as run (replay keeps the buffer)
         "metrics": evaluation["summary"],
         "per_seed": evaluation["per_seed"],
         "interventions": results["interventions"],
