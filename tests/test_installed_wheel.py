@@ -265,6 +265,7 @@ def test_continual(installed):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["algorithm"] == "sac" and record["switch"]["heads"] == "single"
     assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
+    assert record["compile_counts"] == {"stream[6]": 1}  # the whole stream, its switches included: one program
     with np.load(run_dir / "results.npz") as arrays:
         assert arrays["perf"].shape == (2, 6, 3)  # seeds x evaluations x tasks
         recycled = arrays["diag/units_recycled"]  # per seed and evaluation chunk

@@ -176,17 +176,6 @@ def optax_vdot(a, b):
     return optax.tree_utils.tree_vdot(a, b)
 
 
-def test_a_stream_runs_as_one_program(stream):
-    """A-GEM (a memory and a projection in the update) as one program. The reset hooks are checked at their
-    switch (below); the CW10 runs in docs/results/continual_world.md exercise EWC and L2 inside the program."""
-    method = MethodConfig("agem", agem_per_task=256, agem_batch=16)
-    runner = SACContinualRunner(stream, TINY, method, RUN, SwitchConfig())
-    out = runner.run()
-    assert out["perf"].shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
-    assert np.isfinite(out["returns"]).all()
-    np.testing.assert_array_equal(runner.run()["returns"], out["returns"])  # same seed, same program: same run
-
-
 def test_the_reference_script_refuses_a_folder_without_a_run_config_and_a_call_without_a_choice(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
