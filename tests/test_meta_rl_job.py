@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from metarl.cli import meta_rl
 from metarl.io.progress import read_log
@@ -58,3 +59,26 @@ def test_the_installed_script_runs_from_another_directory_and_a_resume_equals_th
     assert read_log(part / "metrics.jsonl") == rows  # stopped after chunk 2, resumed: the same bits
     resumed, uninterrupted = (json.loads((d / "summary.json").read_text()) for d in (part, whole))
     assert resumed["trial_return"]["per_seed"] == uninterrupted["trial_return"]["per_seed"]
+
+
+def test_the_bandit_grid_report_tabulates_runs_and_refuses_a_non_bandit_run(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grid", Path(__file__).parents[1] / "scripts" / "bandit_grid_report.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    row = lambda method, mean: {"method": method, "mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1}  # noqa: E731
+    for name, arms in (("a", 5), ("b", 10)):
+        (tmp_path / name).mkdir()
+        summary = {"task": f"bandit-k{arms}-n10-v1", "trials": 500, "benchmark": {"baselines": "bandit"},
+                   "table": [row("RL2 (gru)", 6.7), row("Gittins", 6.6), row("random", 5.0), row("oracle", 8.0)]}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    assert grid.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "grid.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| `bandit-k10-n10-v1` | 500 | 6.70 [6.60, 6.80] | 6.60 [6.50, 6.70] | — | — | 5.00" in out
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "summary.json").write_text(json.dumps({"task": "dark-room-v1", "benchmark": {"baselines": "optimal"}}))
+    with pytest.raises(SystemExit) as stop:
+        grid.main([str(tmp_path / "c"), "--out", str(tmp_path / "no.png")])
+    assert stop.value.code == 2 and "is not a bandit run" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
