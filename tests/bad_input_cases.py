@@ -403,6 +403,9 @@ CASES: list[Case] = [
         ("benchmark=cw10 +agent.task_heads=-1", "agent.task_heads"),
         ("switch.heads=multi", "switch settings apply to SAC benchmarks only"),
         ("multitask=true", "multitask=true"),
+        ("checkpoint_every=2", "checkpoint_every applies to SAC streams"),
+        ("benchmark=cw10 checkpoint_every=-1", "checkpoint_every must be >= 0"),
+        ("benchmark=cw10 resume=true", "resume=true needs checkpoint_every > 0"),
     ]),
     *_cases("continual", NONFINITE, [
         ("benchmark.steps_per_task=nan", "steps_per_task"),
@@ -416,6 +419,7 @@ CASES: list[Case] = [
         ("method=reset method.at_switch=maybe", "method.at_switch"),
         ("benchmark=cw10 switch.reset_buffer=maybe", "switch.reset_buffer"),
         ("benchmark=cw10 multitask=maybe", "multitask"),
+        ("benchmark=cw10 checkpoint_every=1.5", "checkpoint_every"),
     ]),
     *_cases("continual", HYDRA, [
         ("method.foo=1", "+method.foo"),

@@ -18,8 +18,8 @@ from metarl.agents.sac_networks import actor_mean_log_std, apply_mlp, critic_val
 from metarl.continual import packnet as PN
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import RunConfig, evaluate_results
-from metarl.continual.sac_runner import (SACContinualRunner, SwitchConfig, chunk_plan, multitask_average_performance,
-                                        multitask_run)
+from metarl.continual.sac_runner import (SACContinualRunner, StreamCheckpoints, SwitchConfig, chunk_plan,
+                                        multitask_average_performance, multitask_run)
 from metarl.continual.streams import Segment, from_spec, get_stream
 
 CW10 = ["hammer", "push-wall", "faucet-close", "push-back", "stick-pull", "handle-press-side", "push", "shelf-place",
@@ -204,7 +204,7 @@ def test_packnet_learns_each_task_and_keeps_the_first_one_in_one_program(pendulu
     out = runner.run()
     perf = out["perf"]  # [seeds, evals, tasks]; 4 evaluations per task
     print("task 0 curve", perf[:, :, 0].round(2).tolist(), "task 1 curve", perf[:, :, 1].round(2).tolist())
-    assert perf.shape == (2, 8, 2) and out["compile_counts"] == {"stream[8]": 1}
+    assert perf.shape == (2, 8, 2) and out["compile_counts"] == {"start": 1, "chunks[8]": 1}
     assert np.all(perf[:, 0, 0] < 0.5)  # random-ish at the first evaluation
     assert np.all(perf[:, 3, 0] > 0.75), perf[:, 3, 0]  # task 0 learned (and retrained) by the end of its segment
     assert np.all(perf[:, 7, 1] > 0.75), perf[:, 7, 1]  # task 1 learned by the end of the stream
@@ -218,6 +218,33 @@ def test_a_single_task_reference_run_trains_its_own_task(tiny_runner):
     out = tiny_runner.run(segments=(Segment(1, 4096),))
     assert (out["diagnostics"]["train_task"] == 1).all()
     assert out["perf"].shape == (2, 2, 2) and out["segments"] == [(1, 4096)]  # both tasks scored at each evaluation
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_checkpointed_stream_resumes_to_the_uninterrupted_run_bit_for_bit(tiny_runner, tmp_path):
+    """Pieces of 2 chunks (the program the single-task run above compiled): a run stopped after its second
+    checkpoint and resumed ends as the uninterrupted run, training only the chunks after that checkpoint."""
+
+    class KilledAfter4(StreamCheckpoints):
+        def save(self, done, carry, outputs):
+            super().save(done, carry, outputs)
+            if done == 4:
+                raise _Killed
+
+    straight = tiny_runner.run(checkpoints=StreamCheckpoints(tmp_path / "straight", 2))
+    with pytest.raises(_Killed):
+        tiny_runner.run(checkpoints=KilledAfter4(tmp_path / "resumed", 2))
+    assert sorted(int(p.name) for p in (tmp_path / "resumed").iterdir()) == [2, 4]
+    resumed = tiny_runner.run(checkpoints=StreamCheckpoints(tmp_path / "resumed", 2, resume=True))
+    assert straight["chunks_trained"] == 8 and resumed["chunks_trained"] == 4
+    for name in ("perf", "returns"):
+        np.testing.assert_array_equal(resumed[name], straight[name])
+    for name, values in straight["diagnostics"].items():
+        np.testing.assert_array_equal(resumed["diagnostics"][name], values, err_msg=name)
+    assert tiny_runner.compile_counts()["chunks[2]"] == 1  # every piece ran the one compiled program
 
 
 def test_packnet_freezes_a_tasks_weights_after_its_pruning(tiny_runner):

@@ -265,7 +265,7 @@ def test_continual(installed):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["algorithm"] == "sac" and record["switch"]["heads"] == "single"
     assert record["agent"]["task_heads"] == 0 and record["stream"].startswith("CW3-1")
-    assert record["compile_counts"] == {"stream[6]": 1}  # the whole stream, its switches included: one program
+    assert record["compile_counts"] == {"start": 1, "chunks[6]": 1}  # init, then the stream with its switches
     with np.load(run_dir / "results.npz") as arrays:
         assert arrays["perf"].shape == (2, 6, 3)  # seeds x evaluations x tasks
         recycled = arrays["diag/units_recycled"]  # per seed and evaluation chunk

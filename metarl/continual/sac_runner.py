@@ -8,7 +8,10 @@ train and whether a segment starts there (the switch). One ``lax.scan`` over the
 plan runs, per chunk, the switch (a ``lax.cond`` on the plan's flag), the
 chunk's SAC updates (:meth:`metarl.agents.sac.SAC.run`) and an evaluation of
 every task of the stream; seeds are a ``vmap`` of that program. So the host
-starts one program per run and no task switch recompiles anything.
+starts one program per run (after a small one that initialises the agents) and
+no task switch recompiles anything. Long runs checkpoint instead
+(:class:`StreamCheckpoints`, ``checkpoint_every`` chunks): the same scan runs in
+pieces with the carry saved between them, and a resume continues bit for bit.
 
 At a switch (Continual World's defaults, :class:`SwitchConfig`):
 * every env ends its episode and starts one of the new task (CW forces
@@ -116,6 +119,37 @@ PLAN_FIELDS = {"index": jnp.int32, "task": jnp.int32, "position": jnp.int32, "st
                "prune": jnp.bool_}
 
 
+def _like_plan(n_chunks: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return {name: jax.ShapeDtypeStruct((n_chunks,), dtype) for name, dtype in PLAN_FIELDS.items()}
+
+
+class StreamCheckpoints:
+    """Orbax checkpoints of a SAC stream run in pieces of ``every`` chunks (``directory/<chunks done>``): the carry
+    (agent and method state, buffers included) and the evaluations so far. ``resume``: start from the newest readable
+    checkpoint (none: from the start). A resumed run equals the uninterrupted one with the same ``every`` bit for
+    bit (the same piece programs run the same chunks)."""
+
+    def __init__(self, directory: Any, every: int, resume: bool = False):
+        from metarl.io.checkpoint import ESCheckpointer
+
+        if every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 chunk, got {every}")
+        self.every, self.resume = every, resume
+        self._checkpointer = ESCheckpointer(directory, max_to_keep=2)
+
+    def restore(self, carry: Any, outputs: Any) -> tuple[int, Any, Any]:
+        if not self.resume or self._checkpointer.latest_generation() is None:
+            return 0, carry, outputs
+        done, tree, _ = self._checkpointer.restore({"carry": carry, "outputs": outputs})
+        return done, tree["carry"], tree["outputs"]
+
+    def save(self, done: int, carry: Any, outputs: Any) -> None:
+        self._checkpointer.save(done, {"carry": carry, "outputs": outputs}, {"chunks_done": done})
+
+    def close(self) -> None:
+        self._checkpointer.close()
+
+
 class SACContinualRunner:
     """Build once per (stream, agent config, method, switch settings); ``run()`` returns results."""
 
@@ -221,9 +255,15 @@ class SACContinualRunner:
 
         return jax.vmap(one_task)(jnp.arange(n_tasks), positions, jax.random.split(key, n_tasks))
 
-    def _stream_fn(self, key: jax.Array, plan: dict[str, jax.Array], progress: Any = None):
+    def _start(self, key: jax.Array) -> tuple[Any, Any, jax.Array]:
+        """The stream's carry before its first chunk: ``(agent state, method state, evaluation key)``."""
         k_init, k_eval = jax.random.split(key)
         state = self.agent.init(k_init)
+        return state, self.hooks.init(state), k_eval
+
+    def _chunks_fn(self, carry: tuple, plan: dict[str, jax.Array], progress: Any = None):
+        """Chunks of the plan from ``carry``: ``(carry, (success, returns, summary))``, one row per chunk."""
+        state, mstate, k_eval = carry
         hooks = self.hooks
 
         def body(carry, xs):
@@ -249,19 +289,29 @@ class SACContinualRunner:
                 summary["units_recycled"] = jnp.sum(metrics["units_recycled"])
             return (state, mstate), (success, returns, summary)
 
-        (state, _), (success, returns, summary) = jax.lax.scan(body, (state, hooks.init(state)), plan)
-        return state, success, returns, summary
+        (state, mstate), outputs = jax.lax.scan(body, (state, mstate), plan)
+        return (state, mstate, k_eval), outputs
+
 
     # --- host side ------------------------------------------------------------
-    def program(self, n_chunks: int, progress: bool = False):
-        """The compiled, seed-vmapped stream of ``n_chunks`` chunks (compiled once per length and progress setting)."""
-        key = (n_chunks, progress)
+    def _keys_like(self) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((self.run_cfg.seeds, 2), jnp.uint32)
+
+    def start_program(self):
+        """The compiled, seed-vmapped carry before the first chunk."""
+        if ("start", 0, False) not in self._programs:
+            self._programs[("start", 0, False)] = jax.jit(jax.vmap(self._start)).lower(self._keys_like()).compile()
+        return self._programs[("start", 0, False)]
+
+    def chunks_program(self, n_chunks: int, progress: bool = False):
+        """The compiled, seed-vmapped ``n_chunks`` chunks from a carry: the whole stream as one program, or each
+        piece of a checkpointed run (one program per piece length and progress setting)."""
+        key = ("chunks", n_chunks, progress)
         if key not in self._programs:
             callback = self._advance if progress else None
-            fn = jax.jit(jax.vmap(lambda k, p: self._stream_fn(k, p, callback), in_axes=(0, None)))
-            like_plan = {name: jax.ShapeDtypeStruct((n_chunks,), dtype) for name, dtype in PLAN_FIELDS.items()}
-            self._programs[key] = fn.lower(jax.ShapeDtypeStruct((self.run_cfg.seeds, 2), jnp.uint32),
-                                           like_plan).compile()
+            fn = jax.jit(jax.vmap(lambda c, p: self._chunks_fn(c, p, callback), in_axes=(0, None)))
+            carry = jax.eval_shape(jax.vmap(self._start), self._keys_like())
+            self._programs[key] = fn.lower(carry, _like_plan(n_chunks)).compile()
         return self._programs[key]
 
     def _advance(self, index) -> None:
@@ -270,14 +320,20 @@ class SACContinualRunner:
             self._bar.update(max(0, int(np.max(index)) + 1 - self._bar.n))
 
     def compile_counts(self) -> dict[str, int]:
-        """Programs compiled per stream length (a task switch never adds one)."""
+        """Programs compiled: ``start`` and one per number of chunks run at once (a task switch never adds one)."""
         counts: dict[str, int] = {}
-        for n, _ in self._programs:
-            counts[f"stream[{n}]"] = counts.get(f"stream[{n}]", 0) + 1
+        for kind, n, _ in self._programs:
+            name = "start" if kind == "start" else f"{kind}[{n}]"
+            counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def run(self, progress: bool = False, segments: tuple[Segment, ...] | None = None) -> dict[str, Any]:
-        """Train across the stream (or ``segments`` of the same task table, e.g. one task alone)."""
+    def run(self, progress: bool = False, segments: tuple[Segment, ...] | None = None,
+            checkpoints: StreamCheckpoints | None = None) -> dict[str, Any]:
+        """Train across the stream (or ``segments`` of the same task table, e.g. one task alone). Without
+        ``checkpoints`` the whole stream is one program (after the start's); with them it runs in pieces of
+        ``checkpoints.every`` chunks, saving the carry after each piece and resuming from the newest one. The chunks
+        compute the same either way (measured bit for bit on the test stream; the resume test pins it for equal
+        pieces)."""
         rc = self.run_cfg
         segments = self.stream.segments if segments is None else tuple(segments)
         plan = chunk_plan(segments, self.chunk_steps, self.hooks.retrain_fraction)
@@ -288,12 +344,9 @@ class SACContinualRunner:
         what = self.stream.id if len(segments) > 1 else f"{self.stream.id} task {segments[0].task} alone"
         self._bar = tqdm(total=len(tasks), desc=f"{what} (sac, {self.method_name})", unit="eval",
                          disable=not progress, dynamic_ncols=True)
-        args = (keys, plan)
         t0 = time.time()
-        fn = self.program(len(tasks), progress)
-        t1 = time.time()
-        _, success, returns, summary = jax.block_until_ready(fn(*args))
-        wall = time.time() - t1
+        (success, returns, summary), wall, trained = self._run_pieces(keys, plan, progress, checkpoints)
+        t1 = t0 + (time.time() - t0 - wall)  # compile (and checkpoint) time: the rest
         self._bar.close()
         self._bar = None
         if self.by_success:
@@ -315,8 +368,36 @@ class SACContinualRunner:
             "compile_counts": self.compile_counts(),
             "wall_time_s": wall,  # the run alone; compile_time_s is separate
             "compile_time_s": t1 - t0,
-            "env_steps_per_s": float(rc.seeds * len(tasks) * self.chunk_steps / wall),
+            "env_steps_per_s": float(rc.seeds * trained * self.chunk_steps / wall) if trained else None,
+            "chunks_trained": trained,  # in this process (a resume trains only the rest)
         }
+
+    def _run_pieces(self, keys: jax.Array, plan: dict, progress: bool, checkpoints: StreamCheckpoints | None):
+        """``((success, returns, summary), seconds training, chunks trained here)``: all chunks at once without
+        ``checkpoints``, else in checkpointed pieces from the newest checkpoint."""
+        n = len(plan["index"])
+        every = n if checkpoints is None else min(checkpoints.every, n)
+        carry = self.start_program()(keys)
+        self.chunks_program(every, progress)  # the common piece, compiled before anything runs
+        one = jax.eval_shape(jax.vmap(lambda c, p: self._chunks_fn(c, p), in_axes=(0, None)), carry, _like_plan(1))[1]
+        outputs = jax.tree.map(lambda s: jnp.full((s.shape[0], n) + s.shape[2:], jnp.nan, s.dtype), one)
+        done = 0
+        if checkpoints is not None:
+            done, carry, outputs = checkpoints.restore(carry, outputs)
+        if self._bar is not None:
+            self._bar.update(done)
+        wall, start = 0.0, done
+        while done < n:
+            size = min(every, n - done)
+            fn = self.chunks_program(size, progress)
+            t = time.time()
+            carry, out = jax.block_until_ready(fn(carry, {k: v[done:done + size] for k, v in plan.items()}))
+            wall += time.time() - t
+            outputs = jax.tree.map(lambda full, new: full.at[:, done:done + size].set(new), outputs, out)
+            done += size
+            if checkpoints is not None:
+                checkpoints.save(done, carry, outputs)
+        return jax.tree.map(np.asarray, outputs), wall, done - start
 
 
 def sac_reference_runs(runner: SACContinualRunner, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:

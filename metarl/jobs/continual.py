@@ -11,6 +11,9 @@ Writes into the run directory: ``config.yaml`` (resolved), ``results.npz``
 reference runs, plasticity diagnostics), ``metrics.json`` (Continual World
 metrics per seed, bootstrap/IQM summary, intervention log, compile counts)
 and ``task_curves.png``. A bad configuration fails before anything compiles.
+SAC streams with ``checkpoint_every=N`` save orbax checkpoints every N
+evaluation chunks in ``checkpoints/``; ``resume=true`` continues the stream
+from the newest one bit for bit (the reference and multi-task runs are redone).
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ import numpy as np
 
 from metarl.agents.ppo import PPOConfig
 from metarl.agents.sac import SACConfig
-from metarl.config import build_dataclass, check_bool, check_field, check_keys, check_number, plain, positive_int
+from metarl.config import as_int, build_dataclass, check_bool, check_field, check_keys, check_number, plain, positive_int
 from metarl.continual import metrics as M
 from metarl.continual.methods import MethodConfig
 from metarl.continual.runner import ContinualRunner, RunConfig, evaluate_results, reference_runs
-from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, SwitchConfig, multitask_average_performance,
-                                        multitask_run, sac_reference_runs)
+from metarl.continual.sac_runner import (SAC_METHODS, SACContinualRunner, StreamCheckpoints, SwitchConfig,
+                                        multitask_average_performance, multitask_run, sac_reference_runs)
 from metarl.continual.streams import from_spec, get_stream
 from metarl.io import tracking
 from metarl.io.outputs import jsonable, write_config
 from metarl.jobs.registry import Job, register
 
+CHECKPOINTS = "checkpoints"
 BENCHMARK_KEYS = ("stream", "spec", "steps_per_task", "eval", "agent", "algorithm", "switch")
 ALGORITHMS = {"ppo": PPOConfig, "sac": SACConfig}
 # eval.<key> (the benchmark's protocol, then the user's overrides) -> RunConfig field
@@ -87,6 +91,15 @@ def build(cfg: Any) -> tuple[Any, Any, MethodConfig, RunConfig, SwitchConfig | N
         check_bool(cfg.get(flag, False), flag)
     if cfg.get("multitask") and algorithm != "sac":
         raise ValueError("multitask=true (the multi-task reference run) needs a SAC benchmark (benchmark=cw10, cw20)")
+    every = as_int(cfg.get("checkpoint_every", 0), "checkpoint_every")
+    if every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0 evaluation chunks (0: no checkpoints), got {every}")
+    if every and algorithm != "sac":
+        raise ValueError("checkpoint_every applies to SAC streams (benchmark=cw10, cw20); PPO streams run without "
+                         "checkpoints")
+    check_bool(cfg.get("resume", False), "resume")
+    if cfg.get("resume") and not every:
+        raise ValueError("resume=true needs checkpoint_every > 0 (the checkpoints a SAC stream saves)")
     return stream, agent, method, RunConfig(**run_values), switch
 
 
@@ -117,7 +130,13 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     reference = cfg.get("reference", True)
     if switch is not None:
         runner = SACContinualRunner(stream, agent, method, run_cfg, switch)
-        results = runner.run(progress=progress)
+        every = int(cfg.get("checkpoint_every") or 0)
+        checkpoints = StreamCheckpoints(run_dir / CHECKPOINTS, every, bool(cfg.get("resume"))) if every else None
+        try:
+            results = runner.run(progress=progress, checkpoints=checkpoints)
+        finally:
+            if checkpoints is not None:
+                checkpoints.close()
         ref = sac_reference_runs(runner, progress) if reference else None
         multitask = multitask_run(runner, progress) if cfg.get("multitask", False) else None
     else:
@@ -175,5 +194,5 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
 JOB = register(Job("continual", run, "continual", "PPO or SAC across a task stream; Continual World metrics",
                    sections=("benchmark", "method", "seeds", "seed", "reference", "multitask", "progress", "eval",
-                             "agent", "switch", "out_dir"),
+                             "agent", "switch", "checkpoint_every", "resume", "allow_changes", "out_dir"),
                    headline="metrics.average_performance.mean"))
