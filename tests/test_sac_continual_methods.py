@@ -17,7 +17,7 @@ from metarl.continual import regularizers as R
 from metarl.continual.methods import MethodConfig
 from metarl.continual.plasticity import dormant_scores
 from metarl.continual.runner import RunConfig
-from metarl.continual.sac_hooks import gaussian_fisher, shared_only
+from metarl.continual.sac_hooks import HIDDEN_GAIN, fresh_incoming, gaussian_fisher, shared_only
 from metarl.continual.sac_runner import SACContinualRunner, SwitchConfig
 from metarl.continual.streams import from_spec
 from test_continual_world import PENDULUM_SPEC, TINY
@@ -277,12 +277,12 @@ def test_redo_recycles_each_dormant_unit_of_the_actor_and_of_each_critic_on_its_
                "critic": [np.asarray(jax.vmap(dormant_scores)(h)) == 0 for h in hiddens["critic"]]}
     assert dormant["actor"][0][3] and dormant["critic"][1][1, 5] and not dormant["critic"][1][0, 5]
     assert float(count) == sum(m.sum() for ms in dormant.values() for m in ms)
-    fresh = runner.agent.init_params(*jax.random.split(jax.random.key(2)))
+    fresh = fresh_incoming(jax.random.key(2), old)
     for net in ("actor", "critic"):
         for i, mask in enumerate(dormant[net]):
             new, before, drawn = (tree[net][f"hidden_{i}"]["kernel"] for tree in (params, old, fresh))
             incoming = np.broadcast_to(mask[..., None, :], new.shape)
-            np.testing.assert_array_equal(np.where(incoming, new, 0), np.where(incoming, drawn, 0))  # fresh in
+            np.testing.assert_allclose(np.where(incoming, new, 0), np.where(incoming, drawn, 0), rtol=1e-6)  # fresh in
             kept = ~incoming
             if i > 0:  # the previous layer's recycled units zeroed their outgoing row here
                 kept &= ~np.broadcast_to(dormant[net][i - 1][..., :, None], new.shape)
@@ -311,9 +311,9 @@ def test_cbp_replaces_the_lowest_utility_mature_unit_per_layer_and_critic_and_ke
     bookkeeping = opt["after_learn"]
     assert float(count) == 2 + 2 * 2  # one unit per hidden layer: 2 actor layers, 2 per critic
     assert float(params["actor"]["hidden_0"]["bias"][3]) == 0.0  # the silent unit has the lowest utility
-    fresh = runner.agent.init_params(*jax.random.split(jax.random.key(2)))
-    np.testing.assert_array_equal(params["critic"]["hidden_1"]["kernel"][1, :, 5],
-                                  fresh["critic"]["hidden_1"]["kernel"][1, :, 5])
+    fresh = fresh_incoming(jax.random.key(2), learner[0])
+    np.testing.assert_allclose(params["critic"]["hidden_1"]["kernel"][1, :, 5],
+                               fresh["critic"]["hidden_1"]["kernel"][1, :, 5], rtol=1e-6)
     ages = bookkeeping["critic"].age["critic"][1]  # [2 critics, width]
     assert ages.shape == (2, width) and int(ages[1, 5]) == 0 and int(ages.sum()) == 2 * (width - 1)
     assert int(bookkeeping["actor"].age["actor"][0][3]) == 0
@@ -336,3 +336,16 @@ def test_replay_keeps_a_reservoir_of_the_whole_stream_across_the_switch(replayed
     first = np.mean(task_of == 0)
     # 640 of the 1280 transitions offered came from task 0: a uniform reservoir keeps about half of its slots for it
     assert 0.4 < first < 0.6, first
+
+
+def test_fresh_incoming_weights_have_the_spread_of_the_networks_own_init():
+    params = {"actor": init_actor(jax.random.key(0), 12, 2, (96, 48), layer_norm=False),
+              "critic": jax.vmap(lambda k: init_actor(k, 12, 2, (96, 48), layer_norm=False))(jax.random.split(
+                  jax.random.key(1)))}  # a stacked pair, as SAC's twin critics
+    fresh = fresh_incoming(jax.random.key(2), params)
+    assert set(fresh["actor"]) == {"hidden_0", "hidden_1"} and fresh["critic"]["hidden_0"]["kernel"].shape == (2, 12, 96)
+    for net in ("actor", "critic"):
+        for name in ("hidden_0", "hidden_1"):  # wide (12 -> 96) and tall (96 -> 48) orthogonal kernels
+            init_std = float(jnp.std(params[net][name]["kernel"]))
+            assert abs(float(jnp.std(fresh[net][name]["kernel"])) / init_std - 1) < 0.1, (net, name)
+    assert HIDDEN_GAIN == pytest.approx(2 ** 0.5)

@@ -254,6 +254,27 @@ class SurgeryHooks(FinetuneHooks):
         return jax.lax.cond(position > 0, self._rewrite, lambda s: s, state), mstate
 
 
+HIDDEN_GAIN = 2.0 ** 0.5  # the orthogonal init's gain on hidden layers (metarl.agents.networks.init_mlp)
+
+
+def fresh_incoming(key: jax.Array, params: Any) -> dict:
+    """New incoming weights for recycled units, ``{net: {hidden_i: {"kernel"}}}`` shaped like ``params``' hidden
+    kernels: Gaussian entries with the variance of the orthogonal init's entries, ``gain² / max(fan_in, fan_out)``
+    (a tall orthogonal kernel has columns of norm ``gain``, a wide one rows of norm ``gain``). A unit's new column is
+    a draw from the init's per-entry distribution, as CBP draws each unit from the init distribution; re-drawing
+    whole orthogonal networks (Gram-Schmidt) took 0.34 s per update for CW's 4 x 256 networks on one CPU core."""
+    out = {}
+    for net in ("actor", "critic"):
+        names = I.layer_names(params[net])[:-1]
+        keys = jax.random.split(jax.random.fold_in(key, len(out)), len(names))
+        out[net] = {}
+        for name, k in zip(names, keys):
+            shape = params[net][name]["kernel"].shape
+            scale = HIDDEN_GAIN / max(shape[-2], shape[-1]) ** 0.5
+            out[net][name] = {"kernel": scale * jax.random.normal(k, shape, params[net][name]["kernel"].dtype)}
+    return out
+
+
 class RecycleUnits:
     """ReDo (``kind="redo"``) or continual backprop (``kind="cbp"``) on SAC's actor and both critics, after each
     update's gradient steps (:class:`metarl.agents.sac.AfterLearn`), scored on a batch drawn from the buffer (the
@@ -265,16 +286,16 @@ class RecycleUnits:
       layer replaces ``ρ · #mature`` units (fractions carry over) of lowest utility among those older than
       ``maturity`` (:func:`metarl.continual.interventions.cbp_select`), per critic.
 
-    A recycled unit gets fresh incoming weights (``fresh(key)``: a new ``{"actor", "critic"}`` draw), zero bias and
-    outgoing weights, and zero Adam moments. The target critics are left to follow by Polyak averaging (ReDo leaves
+    A recycled unit gets fresh incoming weights (:func:`fresh_incoming`), zero bias and outgoing weights, and zero
+    Adam moments. The target critics are left to follow by Polyak averaging (ReDo leaves
     DQN's target network alone). The bookkeeping (CBP's utilities and ages) lives in ``opt_state["after_learn"]``,
     which a task switch keeps."""
 
-    def __init__(self, kind: str, fresh: Any, activation: str, heads: int, tau: float = 0.1, every: int = 1,
+    def __init__(self, kind: str, activation: str, heads: int, tau: float = 0.1, every: int = 1,
                  decay: float = 0.99, maturity: int = 100, rate: float = 1e-3):
         if kind not in ("redo", "cbp"):
             raise ValueError(f"unit recycling kind must be 'redo' or 'cbp', got {kind!r}")
-        self.kind, self.fresh, self.activation, self.heads = kind, fresh, activation, heads
+        self.kind, self.activation, self.heads = kind, activation, heads
         self.tau, self.every, self.decay, self.maturity, self.rate = tau, every, decay, maturity, rate
 
     def init(self, params: Any) -> Any:
@@ -306,10 +327,10 @@ class RecycleUnits:
 
         def recycle(params_opt):
             params, opt = params_opt
-            params, touched = I.recycle_params(params, self.fresh(key), units)
+            params, touched = I.recycle_params(params, fresh_incoming(key, params), units)
             return params, {**opt, **{net: I.reset_moments(opt[net], touched[net]) for net in ("actor", "critic")}}
 
-        # a fresh draw of both networks costs more than the step: only when a unit is due
+        # under a vmap over seeds this cond runs both branches: the draw must stay cheap (fresh_incoming)
         params, opt_state = jax.lax.cond(count > 0, recycle, lambda po: po, (params, opt_state))
         return (params, target, log_alpha, {**opt_state, "after_learn": mstate}), count
 

@@ -181,8 +181,8 @@ class SACContinualRunner:
                                       method.reset_which, method.reset_last_k, method.shrink, method.perturb)
         elif method.name in ("redo", "cbp"):
             self.hooks = UnitRecyclingHooks(RecycleUnits(
-                method.name, lambda key: self.agent.init_params(*jax.random.split(key)), agent_cfg.activation,
-                stream.n_tasks if multi else 0, tau=method.redo_tau, every=method.redo_every_updates,
+                method.name, agent_cfg.activation, stream.n_tasks if multi else 0, tau=method.redo_tau,
+                every=method.redo_every_updates,
                 decay=method.cbp_decay, maturity=method.cbp_maturity, rate=method.cbp_replacement_rate))
         elif method.name == "replay":
             self.hooks = ReplayHooks()
