@@ -47,6 +47,10 @@ def test_the_installed_script_runs_from_another_directory_and_a_resume_equals_th
     assert len(summary["curve"]["x"]) == 10 and summary["curve"]["unit"] == "pull"
     assert [row["method"] for row in summary["table"]] == ["RL2 (gru)", "UCB1", "random", "oracle"]
     oracle, random = summary["baselines"]["oracle"]["mean"], summary["baselines"]["random"]["mean"]
+    for name, row in summary["baselines"].items():  # paired on the same tasks: the difference of the two means
+        assert row["rl2_minus"]["mean"] == pytest.approx(summary["trial_return"]["mean"] - row["mean"], abs=1e-4), name
+    assert summary["baselines"]["oracle"]["rl2_minus"]["ci_high"] < 0  # the oracle knows the best arm
+    assert "RL2 minus each method on the same held-out tasks" in (part / "report.md").read_text()
     assert random < oracle and abs(random - 5.0) < 1.0  # 64 held-out tasks: random earns n/2 in expectation
     assert summary["held_out"] == {"kind": "sampled", "tasks": 64, "repeats": 1, "greedy": False}
     assert (part / "in_context_curve.png").stat().st_size > 0 and "| UCB1 |" in (part / "report.md").read_text()

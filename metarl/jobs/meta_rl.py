@@ -222,8 +222,10 @@ def _curve(x: np.ndarray, per_seed: np.ndarray, unit: str) -> dict:
     return {"unit": unit, "x": x.tolist(), **{k: np.asarray(v).tolist() for k, v in _interval(per_seed).items()}}
 
 
-def _baselines(spec: MetaRLRun, env: Any, test: Any, repeated: Any) -> tuple[dict, dict]:
-    """``(rows by method: total reward over the trial, 95% CI over tasks; reference lines per curve point)``."""
+def _baselines(spec: MetaRLRun, env: Any, test: Any, repeated: Any, rl2_per_task: np.ndarray) -> tuple[dict, dict]:
+    """``(rows by method: total reward over the trial, 95% CI over tasks; reference lines per curve point)``. Bandit
+    rows also hold ``rl2_minus``: RL2's total (mean over seeds) minus the method's on each held-out task, with its 95%
+    CI over tasks (a paired comparison: the task-to-task spread that widens both rows' own intervals cancels)."""
     k, horizon = spec.rl2.episodes_per_trial, spec.bench.horizon
     if spec.bench.baselines == "bandit":
         means = np.asarray(repeated.arm_means)
@@ -231,8 +233,9 @@ def _baselines(spec: MetaRLRun, env: Any, test: Any, repeated: Any) -> tuple[dic
         rows = {}
         if spec.baselines:
             totals = jax.device_get(bandit_baselines.run_many(spec.baselines, means, key, k * horizon))  # one compile
-            rows = {policy: {**_interval(np.asarray(totals[policy])), "ci_over": "tasks",
-                             "n": int(totals[policy].size)} for policy in spec.baselines}
+            rows = {policy: {**_interval(np.asarray(totals[policy])), "ci_over": "tasks", "n": int(totals[policy].size),
+                             "rl2_minus": _interval(rl2_per_task - np.asarray(totals[policy], np.float64))}
+                    for policy in spec.baselines}
         per_step = {"oracle": float(np.mean(means.max(axis=1))), "random": float(np.mean(means.mean(axis=1)))}
         return rows, per_step
     if spec.bench.baselines == "success":
@@ -255,7 +258,8 @@ def evaluate(spec: MetaRLRun, prog: runner.Programs, params: Any) -> dict:
         curve = _curve(np.arange(1, k + 1), episodes, "episode")
     else:
         curve = _curve(np.arange(1, steps.shape[1] + 1), steps, bench.step_name)
-    baselines, per_step = _baselines(spec, prog.env, test, repeated)
+    rl2_per_task = np.asarray(out["episode_returns"], np.float64).sum(axis=2).mean(axis=0)  # [tasks x repeats]
+    baselines, per_step = _baselines(spec, prog.env, test, repeated, rl2_per_task)
     scale = bench.horizon if curve["unit"] == "episode" else 1  # reference lines per curve point
     table = [{"method": f"RL2 ({spec.rl2.cell})", **_interval(trial), "ci_over": "seeds", "n": spec.seeds}]
     table += [{"method": BASELINE_NAMES.get(name, name), **{key: row[key] for key in
@@ -439,6 +443,11 @@ def _report(summary: dict) -> str:
              "| method | trial return | 95% CI | CI over | n |", "|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['mean']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['ci_over']} | "
               f"{r['n']} |" for r in summary["table"]]
+    paired = {name: row["rl2_minus"] for name, row in summary["baselines"].items() if "rl2_minus" in row}
+    if paired:
+        lines += ["", "RL2 minus each method on the same held-out tasks (paired; RL2's mean over seeds; 95% CI over "
+                  "tasks): " + "; ".join(f"{BASELINE_NAMES.get(name, name)} {d['mean']:+.3f} [{d['ci_low']:+.3f}, "
+                                        f"{d['ci_high']:+.3f}]" for name, d in paired.items()) + "."]
     curve = summary["curve"]
     lines += ["", f"In-context curve (RL2, mean over seeds, per {curve['unit']}):", "",
               f"| {curve['unit']} | mean | 95% CI |", "|---|---|---|"]
