@@ -77,6 +77,7 @@ from metarl.continual.runner import RunConfig, score_bounds
 from metarl.continual.sac_hooks import (AGEMHooks, FinetuneHooks, PackNetHooks, RecycleUnits, RegularizerHooks,
                                         ReplayHooks, SurgeryHooks, UnitRecyclingHooks)
 from metarl.continual.streams import Segment, TaskStream, build_env
+from metarl.io.checkpoint import ESCheckpointer
 from metarl.stats import bootstrap_ci
 
 SAC_METHODS = ("finetune", "packnet", "ewc", "l2", "agem", "reset", "shrink_perturb", "redo", "cbp", "replay")
@@ -130,8 +131,6 @@ class StreamCheckpoints:
     bit (the same piece programs run the same chunks)."""
 
     def __init__(self, directory: Any, every: int, resume: bool = False):
-        from metarl.io.checkpoint import ESCheckpointer
-
         if every < 1:
             raise ValueError(f"checkpoint_every must be >= 1 chunk, got {every}")
         self.every, self.resume = every, resume
@@ -292,7 +291,6 @@ class SACContinualRunner:
         (state, mstate), outputs = jax.lax.scan(body, (state, mstate), plan)
         return (state, mstate, k_eval), outputs
 
-
     # --- host side ------------------------------------------------------------
     def _keys_like(self) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct((self.run_cfg.seeds, 2), jnp.uint32)
@@ -378,7 +376,7 @@ class SACContinualRunner:
         n = len(plan["index"])
         every = n if checkpoints is None else min(checkpoints.every, n)
         carry = self.start_program()(keys)
-        self.chunks_program(every, progress)  # the common piece, compiled before anything runs
+        self.chunks_program(every, progress)  # the common piece, compiled before any chunk runs
         one = jax.eval_shape(jax.vmap(lambda c, p: self._chunks_fn(c, p), in_axes=(0, None)), carry, _like_plan(1))[1]
         outputs = jax.tree.map(lambda s: jnp.full((s.shape[0], n) + s.shape[2:], jnp.nan, s.dtype), one)
         done = 0
