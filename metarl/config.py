@@ -280,6 +280,9 @@ def build_dataclass(cls: type[T], section: Any, prefix: str) -> T:
 
 def env_spec(env_cfg: Any) -> tuple[str, dict]:
     """``{name: <registry name>, overrides: {...}}`` -> ``(name, overrides)``."""
+    if isinstance(plain(env_cfg), Mapping) and "task_sets" in plain(env_cfg):
+        raise ValueError("env.task_sets is for metarl-meta-train's LPO/TA-LPO and learned-optimizer jobs; this job "
+                         "samples tasks through its teacher: choose an env file without it (e.g. env=cartpole)")
     values = check_keys(env_cfg, ("name", "overrides"), "env")
     if not values.get("name"):
         raise ValueError("env.name is missing (choose a file under configs/env/ or set env.name=<registry name>)")

@@ -1,6 +1,6 @@
 """Seconds per ES generation of the default meta-training job (``configs/meta_train.yaml``:
-LPO drift, OpenES, inner PPO on CartPole-v1 for 50k steps, 2 fitness seeds per
-candidate) at population sizes 16, 32, 64 and 128.
+LPO drift, OpenES, inner PPO for 50k steps on the default env's training tasks, ``fitness.num_seeds``
+runs per candidate) at population sizes 16, 32, 64 and 128.
 
     python scripts/bench_meta.py [--quick] [--populations 16 32]
 
@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 
 from metarl.agents.ppo import PPOConfig
 from metarl.meta.es import ESConfig, EvolutionStrategy
+from metarl.meta import task_sets
 from metarl.meta.fitness import FitnessConfig, as_env_list, make_inner_fitness
 from metarl.meta.devices import DeviceEvaluator
 from metarl.objectives import make_objective
@@ -55,6 +56,7 @@ class MetaSetting:
     es: ESConfig
     objective: dict
     env_names: list[str]
+    tasks: dict | None  # env.task_sets (train/heldout/seed), None: each env's one task
 
 
 def default_setting() -> MetaSetting:
@@ -62,7 +64,8 @@ def default_setting() -> MetaSetting:
     root = OmegaConf.load(CONFIGS / "meta_train.yaml")
     meta = OmegaConf.to_container(OmegaConf.load(CONFIGS / "meta" / "openes.yaml"))
     objective = OmegaConf.to_container(OmegaConf.load(CONFIGS / "objective" / "lpo.yaml"))
-    env = OmegaConf.to_container(OmegaConf.load(CONFIGS / "env" / "cartpole.yaml"))["env"]  # @package _global_
+    env_group = next(d["env"] for d in OmegaConf.to_container(root.defaults) if isinstance(d, dict) and "env" in d)
+    env = OmegaConf.to_container(OmegaConf.load(CONFIGS / "env" / f"{env_group}.yaml"))["env"]  # @package _global_
     es_fields = set(ESConfig.__dataclass_fields__)
     return MetaSetting(
         inner=PPOConfig(**OmegaConf.to_container(root.inner)),
@@ -70,6 +73,7 @@ def default_setting() -> MetaSetting:
         es=ESConfig(**{k: v for k, v in meta.items() if k in es_fields}),
         objective=objective,
         env_names=as_env_list(env),
+        tasks=task_sets.parse(env.get("task_sets")),
     )
 
 
@@ -86,7 +90,10 @@ def time_generations(
     objective = make_objective(objective_cfg.pop("name"), **objective_cfg)
     # Fitness is normalised by PPO's reference return; the value does not change the cost.
     references = {name: 1.0 for name in setting.env_names}
-    fitness = make_inner_fitness(objective, setting.env_names, setting.inner, setting.fitness, references)
+    tasks = None if setting.tasks is None else {
+        name: task_sets.draw(name, None, setting.tasks["train"], setting.tasks["heldout"], setting.tasks["seed"])
+        for name in setting.env_names}
+    fitness = make_inner_fitness(objective, setting.env_names, setting.inner, setting.fitness, references, tasks=tasks)
     key = jax.random.PRNGKey(seed)
     init_key, es_key = jax.random.split(key)
     mean = objective.init(init_key)

@@ -102,6 +102,7 @@ CASES: list[Case] = [
         ("logger=[csv,tensorbord]", "did you mean tensorboard"),
     ]),
     *_cases("train", IMPOSSIBLE, [
+        ("env=acrobot_tasks", "env.task_sets is for metarl-meta-train's LPO/TA-LPO and learned-optimizer jobs"),
         ("seeds=0", "seeds"),
         ("seeds=-2", "seeds"),
         ("seeds=4 seed_block=3", "seed_block=3 must divide seeds=4"),
@@ -162,6 +163,8 @@ CASES: list[Case] = [
     # --- metarl-meta-train: learned objectives and optimizers (PPO inside) -------------------------
     *_cases("meta", UNKNOWN, [
         ("meta=opnes", "did you mean openes"),
+        ("evaluate.heldout_envs=[CartPol-v1]", "CartPol-v1"),
+        ("+env.task_sets.test=4", "env.task_sets has no key 'test'"),
         ("logger=[csv,wandbb]", "did you mean wandb"),
         ("meta.strategy=OpenESS", "OpenES"),
         ("objective=lpoo", "did you mean lpo"),
@@ -188,6 +191,10 @@ CASES: list[Case] = [
         ("meta.population_size=4 meta.chunk_size=3", "chunk_size"),
         ("evaluate.enabled=true evaluate.seeds=0", "evaluate.seeds"),
         ("meta.checkpoint_every=0", "checkpoint_every"),
+        ("env.task_sets.heldout=0", "env.task_sets.heldout must be an integer >= 1"),
+        ("+env.overrides.link_mass_1=1.0", "env.overrides sets 'link_mass_1', a field the task distribution draws"),
+        ("env.name=Breakout-MinAtar", "Breakout-MinAtar has no task distribution"),
+        ("evaluate.heldout_envs=[Acrobot-v1]", "Acrobot-v1 is a meta-training env, not a held-out one"),
     ]),
     *_cases("meta", NONFINITE, [
         ("meta.sigma=nan", "sigma"),
@@ -231,6 +238,7 @@ CASES: list[Case] = [
         ("env=gridworld/smal", "did you mean gridworld/small"),
     ]),
     *_cases("meta_lpg", IMPOSSIBLE, [
+        ("env=acrobot_tasks", "this job samples tasks through its teacher"),
         ("objective.lifetime=0", "objective.lifetime"),
         ("objective.lifetime_min=100", "objective.lifetime_min"),
         ("objective.rule.hidden=0", "objective.rule.hidden"),

@@ -33,6 +33,7 @@ def test_bench_meta_times_the_default_meta_train_config():
     assert setting.es.strategy == cfg.meta.strategy
     assert setting.objective == OmegaConf.to_container(cfg.objective)
     assert setting.env_names == as_env_list(OmegaConf.to_container(cfg.env))
+    assert setting.tasks == OmegaConf.to_container(cfg.env.task_sets)  # the same training tasks
 
 
 def test_bench_runs_every_suite_script():

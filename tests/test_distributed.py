@@ -22,7 +22,7 @@ from metarl.io.progress import read_log
 from metarl.objectives.io import load_objective
 
 SCRIPT = Path(sys.executable).with_name("metarl-meta-train")
-TINY = ("meta.population_size=8", "meta.chunk_size=2", "inner.total_timesteps=256", "inner.num_steps=32",
+TINY = ("env=cartpole", "meta.population_size=8", "meta.chunk_size=2", "inner.total_timesteps=256", "inner.num_steps=32",
         "inner.update_epochs=2", "inner.num_minibatches=2", "fitness.num_seeds=1", "fitness.reference_seeds=1",
         "evaluate.enabled=false", "progress_bar=false")
 ENV = os.environ | {"JAX_PLATFORMS": "cpu"}

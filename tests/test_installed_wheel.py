@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,9 @@ NOT_COPIED = (".git", ".venv", "outputs", "multirun", "runs", "build", "dist", "
 TINY_PPO = ("agent.total_timesteps=512", "agent.num_steps=16", "agent.num_minibatches=2", "agent.update_epochs=1")
 # two generations with the job's own evaluation and report (two epochs x two minibatches: with one gradient step
 # per update the ratio stays 1, where every drift is zero, so objectives could not differ)
-TINY_META = ("meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1", "inner.total_timesteps=512",
+# The main job's own envs (Acrobot tasks, CartPole held out): 512 steps per env, so each Acrobot episode (500 steps
+# unless swung up) ends inside the final 10% of updates
+TINY_META = ("meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1", "inner.total_timesteps=2048",
              "inner.num_steps=32", "inner.update_epochs=2", "inner.num_minibatches=2", "+inner.hidden_sizes=[16]",
              "fitness.num_seeds=1", "fitness.reference_seeds=1", "objective.hidden_size=8", "evaluate.seeds=2")
 
@@ -193,23 +196,29 @@ def test_meta_train(meta_run):
     log = read_log(run_dir / "meta_log.jsonl")
     assert [r["generation"] for r in log] == [0, 1]
     assert all(np.isfinite(r["fitness_mean"]) and r["seconds"] > 0 for r in log)
-    assert json.loads((run_dir / "reference_returns.json").read_text())["returns"]["CartPole-v1"] > 5.0
+    assert -500.0 <= json.loads((run_dir / "reference_returns.json").read_text())["returns"]["Acrobot-v1"] < 0
     objective, params, header = load_objective(run_dir / "learned_objective.npz")
     assert objective.name == "lpo" and objective.hidden_size == 8 and params["w1"].shape == (8, 8)
     assert header["extra"]["generations"] == 2
     resolved = header["extra"]["resolved_config"]  # the whole config that produced the artifact
     assert resolved["job"] == "meta_train" and resolved["inner"]["hidden_sizes"] == [16]
     assert resolved["meta"]["population_size"] == 4 and resolved["objective"]["hidden_size"] == 8
+    assert header["extra"]["env_tasks"] == {"train": 64, "heldout": 32, "seed": 0}
     final_copy, _ = load_artifact(run_dir / "checkpoints" / "final_objective.npz")
     np.testing.assert_array_equal(final_copy["w2"], params["w2"])
-    # the job's own evaluation of the learned objective against PPO and DPO
-    for name in ("drift_heatmap.png", "learning_curves.png", "per_seed_returns.csv"):
+    # the job's own evaluation against PPO and DPO: held-out Acrobot tasks and CartPole, never trained on
+    for name in ("drift_heatmap.png", "learning_curves.png", "per_seed_returns.csv", "performance_profile.png"):
         assert (run_dir / name).stat().st_size > 0, name
     report = (run_dir / "report.md").read_text()
-    for label in ("LPO (learned)", "| CartPole-v1 | PPO |", "| CartPole-v1 | DPO |", "95% CI"):
-        assert label in report
+    for label in ("LPO (learned)", "| Acrobot-v1 (held-out tasks) | PPO |", "| CartPole-v1 | DPO |", "95% CI",
+                  "seed i trains on held-out task i of 32", "| LPO (learned) vs PPO | all |"):
+        assert label in report, label
+    assert re.search(r"\*\*The learned objective (beats|ties with|loses to) PPO \(P\(improvement\)", report)
     rows = json.loads((run_dir / "aggregate.json").read_text())
-    assert len(rows) == 3 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
+    assert len(rows) == 6 and all(r["ci_low"] <= r["iqm"] <= r["ci_high"] for r in rows)
+    comparison = json.loads((run_dir / "comparison.json").read_text())
+    assert [(r["baseline"], r["envs"]) for r in comparison][:2] == [("PPO", "all"), ("DPO", "all")]
+    assert all(0 <= r["ci_low"] <= r["p_improvement"] <= r["ci_high"] <= 1 for r in comparison)
     _closing_line(result, run_dir)
     _quiet(result)
 
@@ -250,8 +259,8 @@ def test_curriculum(installed):
 
 
 def test_continual(installed):
-    """Continual World's first triplet with SAC (single head), as the smallest manipulation stream, with continual
-    backprop recycling units after every update inside the one-program stream."""
+    """Continual World's first triplet with SAC (single head), as the smallest manipulation stream, fine-tuned (4 s;
+    with `method=cbp` this run took 34 s): the methods are tested in-process (tests/test_sac_continual_methods.py)."""
     run_dir = installed.workdir / "continual"
     result = _ok(installed.script(
         "metarl-continual", "benchmark=cw10", "benchmark.stream=CW3-1-v1", "benchmark.steps_per_task=512", "seeds=2",
@@ -259,7 +268,7 @@ def test_continual(installed):
         "benchmark.eval.max_steps=20", "benchmark.agent.hidden_sizes=[8]", "benchmark.agent.num_envs=2",
         "benchmark.agent.steps_per_update=8", "benchmark.agent.gradient_steps=2", "benchmark.agent.batch_size=8",
         "benchmark.agent.learning_starts=64", "benchmark.agent.buffer_size=256", "switch.heads=single",
-        "method=cbp", "method.cbp_maturity=4", "method.cbp_replacement_rate=0.1", f"out_dir={run_dir}"))
+        "method=finetune", f"out_dir={run_dir}"))
     for name in ("config.yaml", "results.npz", "metrics.json", "task_curves.png"):
         assert (run_dir / name).stat().st_size > 0, name
     record = json.loads((run_dir / "metrics.json").read_text())
@@ -268,8 +277,6 @@ def test_continual(installed):
     assert record["compile_counts"] == {"start": 1, "chunks[6]": 1}  # init, then the stream with its switches
     with np.load(run_dir / "results.npz") as arrays:
         assert arrays["perf"].shape == (2, 6, 3)  # seeds x evaluations x tasks
-        recycled = arrays["diag/units_recycled"]  # per seed and evaluation chunk
-        assert recycled.shape == (2, 6) and recycled[:, 0].sum() > 0 and (recycled >= 0).all()
     assert "AP " in result.stdout and "forgetting " in result.stdout and "FT n/a" in result.stdout  # no reference runs
     _closing_line(result, run_dir)
     _quiet(result)

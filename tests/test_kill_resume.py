@@ -32,7 +32,7 @@ KILL_SEED = int(os.environ.get("METARL_KILL_SEED", "16"))  # reproducible kill p
 STARTUP_TIMEOUT_S = 400
 
 META_TRAIN = [
-    "meta.population_size=4", "meta.generations=12", "meta.checkpoint_every=1",
+    "env=cartpole", "meta.population_size=4", "meta.generations=12", "meta.checkpoint_every=1",
     "inner.total_timesteps=1024", "inner.num_envs=2", "inner.num_steps=64",
     "fitness.reference_seeds=1", "fitness.num_seeds=1", "evaluate.enabled=false", "progress_bar=false",
 ]

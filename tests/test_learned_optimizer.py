@@ -369,7 +369,7 @@ def test_load_rejects_other_files(tmp_path):
 
 
 TINY_OPTIMIZER_META_TRAIN = [  # configs/meta_train.yaml with objective=ppo optimizer=learned, seconds of work
-    "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0",
+    "objective=ppo", "optimizer=learned", "optimizer.init_grad_scale=1.0", "env=cartpole",
     "meta.population_size=4", "meta.generations=2", "meta.checkpoint_every=1",
     "inner.total_timesteps=512", "inner.num_steps=32", "inner.num_minibatches=2", "inner.update_epochs=2",
     "fitness.num_seeds=1", "fitness.reference_seeds=1", "evaluate.enabled=false", "progress_bar=false",

@@ -322,6 +322,17 @@ def test_cbp_replaces_the_lowest_utility_mature_unit_per_layer_and_critic_and_ke
     np.testing.assert_array_equal(switched.opt_state["after_learn"]["critic"].age["critic"][1], ages)
 
 
+def test_the_agent_runs_cbp_after_every_update_and_reports_the_units_it_recycled(stream):
+    """SAC's own loop calls the hook (the tests above call it by hand); the stream sums ``units_recycled`` per chunk."""
+    runner = SACContinualRunner(stream, TINY, MethodConfig("cbp", cbp_maturity=0, cbp_replacement_rate=0.2), RUN,
+                                SwitchConfig())
+    state = jax.jit(runner.agent.init)(jax.random.key(0))
+    _, metrics = jax.jit(lambda s: runner.agent.run(s, 6))(state)
+    recycled = np.asarray(metrics["units_recycled"])
+    # no update before learning_starts, then every update recycles in every hidden layer of the three networks
+    assert recycled.shape == (6,) and recycled[0] == 0 and (recycled[-2:] > 0).all()
+
+
 def test_replay_keeps_a_reservoir_of_the_whole_stream_across_the_switch(replayed):
     runner, train, state = replayed
     assert not runner.switch_cfg.reset_buffer and runner.agent.reservoir  # the buffer is the replay memory

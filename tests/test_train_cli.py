@@ -64,6 +64,7 @@ def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
 
 def test_every_env_config_composes_and_validates():
     from metarl.jobs.train import build_agent_config, build_env
+    from metarl.meta.ppo_meta import PPOMetaSettings
 
     names = sorted(p.relative_to(ROOT / "configs" / "env").with_suffix("").as_posix()
                    for p in (ROOT / "configs" / "env").rglob("*.yaml"))
@@ -74,6 +75,12 @@ def test_every_env_config_composes_and_validates():
             cfg = compose("train", overrides=[f"env={name}"])
             if "tasks" in cfg.env:  # a benchmark task set: an off-policy continuous-control env file
                 cfg = compose("train", overrides=[f"env={name}", "agent=sac"])
+            if "task_sets" in cfg.env:  # a meta-training task distribution: metarl-meta-train's, refused here
+                with pytest.raises(ValueError, match="env.task_sets is for metarl-meta-train"):
+                    build_env(cfg.env, "ppo")
+                meta = compose("meta_train", overrides=[f"env={name}"])
+                assert PPOMetaSettings.from_config(meta).tasks == dict(meta.env.task_sets)
+                continue
         agent, config = build_agent_config(cfg.agent)
         _, env, params, _ = build_env(cfg.env, agent)
         config.validate(env, params)

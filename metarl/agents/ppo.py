@@ -151,9 +151,11 @@ class PPO:
 
     # --- init ----------------------------------------------------------------
     def init(
-        self, key: jax.Array, objective_params: Any = None, optimizer_params: Any = None, hook_key: jax.Array | None = None
+        self, key: jax.Array, objective_params: Any = None, optimizer_params: Any = None, hook_key: jax.Array | None = None,
+        env_params: Any = None,
     ) -> RunnerState:
-        """A fresh state; ``hook_key`` (default: drawn from ``key``) seeds the hooks' state."""
+        """A fresh state; ``hook_key`` (default: drawn from ``key``) seeds the hooks' state; ``env_params`` (one task
+        or a ``[num_envs]`` batch, traced) replaces the agent's own tasks, so one program trains on any task."""
         cfg = self.config
         n, w = cfg.num_envs, random_bits.key_width(key)
         keys = random_bits.keys_from_bits(key, jax.random.bits(key, (8 + n, w), jnp.uint32))
@@ -171,7 +173,7 @@ class PPO:
             else:
                 optimizer_params = {}
         opt_state = self._transform(optimizer_params).init(optimizer_view(params, self.optimizer is None)[0])
-        env_params = self.env_params
+        env_params = self.env_params if env_params is None else per_env_params(self.env, env_params, n)
         teacher_state = None
         if self.teacher is not None:
             teacher_state = self.teacher.init(k_teacher, self.env.task_space)
@@ -312,14 +314,15 @@ class PPO:
 
 
 def make_train(config: PPOConfig, env: Any, env_params: Any, **agent_kwargs: Any) -> Callable[..., tuple[RunnerState, dict]]:
-    """``train(key, objective_params=None, optimizer_params=None)``: a whole run, jitted.
+    """``train(key, objective_params=None, optimizer_params=None, task=None)``: a whole run, jitted; ``task``
+    (params of one task, traced) replaces ``env_params``, so seeds vmapped over tasks share one program.
 
     ``agent_kwargs`` go to :class:`PPO` (``drift``, ``optimizer``, ``teacher``, ...)."""
     agent = PPO(config, env, env_params, **agent_kwargs)
 
     @jax.jit
-    def train(key: jax.Array, objective_params: Any = None, optimizer_params: Any = None):
-        state = agent.init(key, objective_params, optimizer_params)
+    def train(key: jax.Array, objective_params: Any = None, optimizer_params: Any = None, task: Any = None):
+        state = agent.init(key, objective_params, optimizer_params, env_params=task)
         return agent.run(state, config.num_updates)
 
     return train

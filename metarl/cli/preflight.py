@@ -82,7 +82,7 @@ def _ppo_meta(cfg: Any) -> Any:
     """The settings both PPO-based meta-train jobs read, checked; every env built once."""
     import envs
     from metarl.meta.ppo_meta import PPOMetaSettings
-    from metarl.meta.settings import check_run_options
+    from metarl.meta.settings import check_run_options, section
 
     check_run_options(cfg)
     settings = PPOMetaSettings.from_config(cfg)
@@ -91,6 +91,10 @@ def _ppo_meta(cfg: Any) -> Any:
     _baselines(cfg)
     for name in settings.env_names:
         settings.ppo.validate(*envs.make(name, **settings.overrides), prefix="inner")
+    for name in section(cfg, "evaluate").get("heldout_envs") or []:  # evaluated with no env.overrides
+        if str(name) in settings.env_names:
+            raise ValueError(f"evaluate.heldout_envs: {name} is a meta-training env, not a held-out one")
+        settings.ppo.validate(*envs.make(str(name)), prefix="inner")
     return settings
 
 

@@ -133,9 +133,11 @@ def train_returns(
 
 
 def train_with_magnitudes(
-    spec: ObjectiveSpec | RunSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None
+    spec: ObjectiveSpec | RunSpec, env_name: str, ppo_config: PPOConfig, keys: jax.Array, overrides: dict | None = None,
+    tasks: Any = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """Returns ``[seeds, updates]`` and, with an explicit optimizer, ``{group: [seeds, updates]}`` mean |Δθ|."""
+    """Returns ``[seeds, updates]`` and, with an explicit optimizer, ``{group: [seeds, updates]}`` mean |Δθ|;
+    ``tasks`` (a ``[seeds]`` params batch) gives each seed its own task."""
     run_spec = as_run(spec)
     objective, optimizer = run_spec.objective, run_spec.optimizer
     env, env_params = envs.make(env_name, **(overrides or {}))
@@ -143,8 +145,10 @@ def train_with_magnitudes(
     # and optimizer *type*, so compiled programs are reused across weights.
     if optimizer is None:
         train = make_train(ppo_config, env, env_params, drift=objective.objective)
-        run = jax.jit(jax.vmap(lambda k, p: train(k, p)[1]["episode_return"], in_axes=(0, None)))
-        return np.asarray(run(keys, objective.meta_params)), None
+        run = jax.jit(jax.vmap(lambda k, p, t: train(k, p, task=t)[1]["episode_return"], in_axes=(0, None, 0)))
+        return np.asarray(run(keys, objective.meta_params, tasks)), None
+    if tasks is not None:
+        raise ValueError("per-seed tasks are not supported with an explicit optimizer")
     train = make_instrumented_train(ppo_config, env, env_params, drift=objective.objective, optimizer=optimizer.optimizer)
     run = jax.jit(jax.vmap(lambda k, p, q: train(k, p, q if optimizer.learned else None), in_axes=(0, None, None)))
     returns, magnitudes = run(keys, objective.meta_params, optimizer.meta_params if optimizer.learned else None)
@@ -159,8 +163,10 @@ def evaluate_objectives(
     seed: int = 0,
     final_fraction: float = 0.1,
     overrides: dict | None = None,
+    tasks: Mapping[str, Any] | None = None,
 ) -> EvalResults:
-    """Every objective (or objective + optimizer run) on every env with the same ``num_seeds`` seeds."""
+    """Every objective (or objective + optimizer run) on every env with the same ``num_seeds`` seeds; ``tasks`` maps
+    an env to a ``[num_seeds]`` params batch (seed ``i`` trains on task ``i``), other envs use their one task."""
     if num_seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {num_seeds}")
     labels = [s.label for s in specs]
@@ -174,7 +180,8 @@ def evaluate_objectives(
             env_key = jax.random.fold_in(jax.random.PRNGKey(seed + _EVAL_SALT), env_index)
             keys = jax.random.split(env_key, num_seeds)
             for run_index, spec in enumerate(runs):
-                curves, steps = train_with_magnitudes(spec, env_name, ppo_config, keys, overrides)
+                curves, steps = train_with_magnitudes(spec, env_name, ppo_config, keys, overrides,
+                                                      (tasks or {}).get(env_name))
                 returns[spec.label][env_name] = curves
                 if steps is not None:
                     magnitudes.setdefault(spec.label, {})[env_name] = steps
@@ -188,6 +195,24 @@ def evaluate_objectives(
     timesteps = (np.arange(ppo_config.num_updates) + 1) * ppo_config.batch_size
     learned = [s.label for s in runs if s.optimizer is not None and s.optimizer.learned]
     return EvalResults(returns, final, list(env_names), timesteps, magnitudes, learned)
+
+
+def merge_results(parts: Sequence[EvalResults], rename: Mapping[str, str] | None = None) -> EvalResults:
+    """The evaluations of the same objectives on different envs as one, envs renamed by ``rename``."""
+    rename = rename or {}
+    first = parts[0]
+    for part in parts[1:]:
+        if list(part.final) != list(first.final) or not np.array_equal(part.timesteps, first.timesteps):
+            raise ValueError("merge_results: the parts must evaluate the same objectives at the same timesteps")
+    if any(p.magnitudes for p in parts):
+        raise ValueError("merge_results: runs with an explicit optimizer are not merged")
+    names = [rename.get(e, e) for p in parts for e in p.env_names]
+    if len(set(names)) != len(names):
+        raise ValueError(f"merge_results: env names repeat: {names}")
+    returns = {label: {rename.get(e, e): p.returns[label][e] for p in parts for e in p.env_names}
+               for label in first.returns}
+    final = {label: np.concatenate([p.final[label] for p in parts], axis=1) for label in first.final}
+    return EvalResults(returns, final, names, first.timesteps)
 
 
 # --- the drift over (ratio, advantage) ----------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,10 @@ def plot_learning_curves(results: EvalResults, path: str | os.PathLike) -> Path:
     for ax, env_name in zip(axes[0], results.env_names):
         for label, per_env in results.returns.items():
             curves = per_env[env_name]
-            mean = np.nanmean(curves, axis=0)
-            stderr = np.nanstd(curves, axis=0) / math.sqrt(curves.shape[0])
+            with warnings.catch_warnings():  # updates before any episode ended are NaN for every seed: left blank
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(curves, axis=0)
+                stderr = np.nanstd(curves, axis=0) / math.sqrt(curves.shape[0])
             ax.plot(results.timesteps, mean, label=label)
             ax.fill_between(results.timesteps, mean - stderr, mean + stderr, alpha=0.2)
         ax.set(title=env_name, xlabel="environment steps", ylabel="episode return")
@@ -167,3 +170,55 @@ def write_results(
         paths["magnitude_table"] = write_csv(out_dir / "update_magnitude.csv", magnitude_rows(results, seed=seed))
         paths["magnitude"] = plot_update_magnitudes(results, out_dir / "update_magnitude.png")
     return paths
+
+
+# --- one method against baselines (rliable) -------------------------------------------------------
+COMPARISON_COLUMNS: list[Column] = [
+    ("comparison", False, lambda r: f"{r['method']} vs {r['baseline']}"),
+    ("envs", False, text("envs")),
+    ("P(improvement)", True, text("p_improvement", 2)),
+    ("95% CI", False, ci_text("ci_low", "ci_high", 2)),
+    ("verdict", False, text("verdict")),
+    ("runs x envs", True, lambda r: f"{r['runs']} x {r['tasks']}"),
+]
+PROFILE_TAUS = np.linspace(0.0, 1.0, 51)
+
+
+def min_max_normalised(results: EvalResults) -> dict[str, np.ndarray]:
+    """Final returns ``[seeds, envs]`` per method on one scale: per env, 0 = the worst and 1 = the best run of any
+    compared method (monotone per env, so profiles keep each env's ordering; the scale is relative to these runs)."""
+    stacked = np.stack(list(results.final.values()))  # [methods, seeds, envs]
+    low, high = np.min(stacked, axis=(0, 1)), np.max(stacked, axis=(0, 1))
+    span = np.where(high > low, high - low, 1.0)
+    return {label: (final - low) / span for label, final in results.final.items()}
+
+
+def write_comparison(
+    results: EvalResults, method: str, baselines: Sequence[str], out_dir: str | os.PathLike, seed: int = 0
+) -> dict[str, Any]:
+    """Probability of improvement of ``method`` over each baseline (rliable, every env a task) and performance
+    profiles: ``comparison.md`` / ``comparison.json`` and ``performance_profile.png``; returns the rows and paths.
+    Runs that never finished an episode (NaN) leave the comparison out, with the reason in ``comparison.md``."""
+    from metarl.eval.comparison import improvement_rows, performance_profiles, plot_performance_profiles, verdict
+
+    out_dir = Path(out_dir)
+    md_path, json_path = out_dir / "comparison.md", out_dir / "comparison.json"
+    if not all(np.isfinite(final).all() for final in results.final.values()):
+        md_path.write_text("No comparison: some run never finished an episode (its final return is NaN).\n")
+        json_path.write_text("[]")
+        return {"rows": [], "table": md_path, "table_json": json_path}
+    rows = improvement_rows(results.final, method, list(baselines), seed=seed)
+    for row in rows:
+        row["envs"] = "all"
+    if len(results.env_names) > 1:  # and each env on its own
+        for index, env_name in enumerate(results.env_names):
+            one = {label: final[:, index : index + 1] for label, final in results.final.items()}
+            rows += [{**row, "envs": env_name} for row in improvement_rows(one, method, list(baselines), seed=seed)]
+    for row in rows:
+        row["verdict"] = verdict(row)
+    md_path.write_text(markdown_table(rows, COMPARISON_COLUMNS) + "\n")
+    json_path.write_text(json.dumps(rows, indent=1))
+    profiles, bands = performance_profiles(min_max_normalised(results), PROFILE_TAUS, seed=seed)
+    profile = plot_performance_profiles(profiles, bands, PROFILE_TAUS, out_dir / "performance_profile.png",
+                                        xlabel="final return, min-max normalised per env τ")
+    return {"rows": rows, "table": md_path, "table_json": json_path, "profile": profile}

@@ -52,9 +52,9 @@ def build_objective(objective_cfg: dict, ppo_config: PPOConfig) -> Any:
     return make_objective(name, **cfg)
 
 
-def write_report(run_dir: Path, summary: dict, table_md: str) -> Path:
+def write_report(run_dir: Path, summary: dict, table_md: str, comparison_md: str = "") -> Path:
     lines = [
-        f"# Meta-training report: {summary['objective']} on {', '.join(summary['envs'])}",
+        f"# Meta-training report: {summary['objective']} on {', '.join(summary['envs'])}{summary['distribution']}",
         "",
         f"- ES: {summary['strategy']}, population {summary['population_size']}, "
         f"{summary['generations']} generations, sigma {summary['sigma']}, lr {summary['learning_rate']}",
@@ -68,20 +68,34 @@ def write_report(run_dir: Path, summary: dict, table_md: str) -> Path:
         "",
         f"## Evaluation ({summary['eval_seeds']} fresh seeds, final return = last 10% of updates)",
         "",
+        summary["eval_tasks_note"],
+        "",
         table_md,
         "",
         "IQM = interquartile mean over seeds; 95% CI = stratified bootstrap (rliable).",
         "",
+        "## Learned objective against the baselines",
+        "",
+        summary["verdict_line"],
+        "",
+        comparison_md,
+        "",
+        "P(improvement) = probability that a run of the learned objective ends above a run of the baseline on the same "
+        "env (Mann-Whitney), averaged over the envs of the row, with a 95% stratified-bootstrap interval (rliable). "
+        "Verdict: wins / loses when the interval excludes 0.5, else ties.",
+        "",
         "## Plots",
         "",
         "![ES fitness over generations](meta_curve.png)",
+        "",
+        "![Performance profiles](performance_profile.png)",
         "",
         "![Learning curves](learning_curves.png)",
         "",
         "![Drift over (r, A)](drift_heatmap.png)",
         "",
         "Files: `learned_objective.npz` (load with `metarl.objectives.io.load_objective`), `meta_log.jsonl`, "
-        "`per_seed_returns.csv`, `aggregate.json`, `checkpoints/`.",
+        "`per_seed_returns.csv`, `aggregate.json`, `comparison.json`, `checkpoints/`.",
     ]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -121,6 +135,8 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "inner_updates": ppo_config.num_updates,
         "fitness_seeds": fitness_cfg.num_seeds,
         "reduce": fitness_cfg.reduce,
+        "distribution": (f" ({settings.tasks['train']} training tasks drawn from each env's task space)"
+                         if settings.tasks else ""),
         "reference_returns": {k: round(v, 2) for k, v in refs.items()},
         **history_summary(result.history),
         "train_seconds": train_seconds,
@@ -129,21 +145,48 @@ def run(cfg: Any, run_dir: Path) -> dict:
         "final_mean": result.mean,
     }
     if cfg.evaluate.enabled and distributed.is_primary():  # the other processes of a run have nothing to add
-        from metarl.eval.objectives import ObjectiveSpec, evaluate_objectives, resolve_objective
-        from metarl.eval.report import write_results
-
         eval_started = time.perf_counter()
-        learned = ObjectiveSpec(f"{objective.name.upper()} (learned)", objective, result.mean)
-        specs = [learned] + [resolve_objective(str(b), ppo_config.clip_eps) for b in cfg.evaluate.baselines]
-        results = evaluate_objectives(
-            specs, settings.env_names, ppo_config, int(cfg.evaluate.seeds), settings.seed, fitness_cfg.final_fraction,
-            settings.overrides,
-        )
-        paths = write_results(results, specs, run_dir, settings.seed)
-        tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()))
+        summary.update(evaluate_learned(cfg, settings, objective, result.mean, run_dir))
         summary["eval_seconds"] = time.perf_counter() - eval_started
-        summary["report"] = str(write_report(run_dir, summary, paths["table"].read_text().strip()))
+        summary["report"] = str(write_report(run_dir, summary, summary.pop("table_md"), summary.pop("comparison_md")))
     return summary
+
+
+def evaluate_learned(cfg: Any, settings: PPOMetaSettings, objective: Any, meta_params: Any, run_dir: Path) -> dict:
+    """The learned objective and the baselines, with fresh seeds, on the meta-training envs (their held-out tasks
+    when ``env.task_sets`` is set) and on ``evaluate.heldout_envs`` (each env's one task, no ``env.overrides``)."""
+    from metarl.eval.objectives import ObjectiveSpec, evaluate_objectives, merge_results, resolve_objective
+    from metarl.eval.report import write_comparison, write_results
+
+    ppo_config, seeds = settings.ppo, int(cfg.evaluate.seeds)
+    heldout_envs = [str(e) for e in (cfg.evaluate.get("heldout_envs") or [])]
+    learned = ObjectiveSpec(f"{objective.name.upper()} (learned)", objective, meta_params)
+    specs = [learned] + [resolve_objective(str(b), ppo_config.clip_eps) for b in cfg.evaluate.baselines]
+    frac = settings.fitness.final_fraction
+    tasks = {name: sets.heldout_for(seeds) for name, sets in (settings.task_sets or {}).items()}
+    parts = [evaluate_objectives(specs, settings.env_names, ppo_config, seeds, settings.seed, frac, settings.overrides,
+                                 tasks)]
+    if heldout_envs:
+        parts.append(evaluate_objectives(specs, heldout_envs, ppo_config, seeds, settings.seed + 1, frac))
+    rename = {name: f"{name} (held-out tasks)" for name in tasks}
+    results = merge_results(parts, rename)
+    paths = write_results(results, specs, run_dir, settings.seed)
+    tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()))
+    comparison = write_comparison(results, learned.label, [s.label for s in specs[1:]], run_dir, settings.seed)
+    where = ([f"{n}: seed i trains on held-out task i of {settings.task_sets[n].num_heldout} (never trained on)"
+              for n in tasks] + [f"{n}: an env not meta-trained on" for n in heldout_envs]
+             + [f"{n}: its one task (as meta-trained)" for n in settings.env_names if n not in tasks])
+    phrase = {"wins": "beats", "ties": "ties with", "loses": "loses to"}
+    verdicts = ", ".join(f"{phrase[r['verdict']]} {r['baseline']} (P(improvement) = {r['p_improvement']:.2f} "
+                         f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}])" for r in comparison["rows"] if r["envs"] == "all")
+    return {
+        "eval_tasks_note": "; ".join(where) + ".",
+        "heldout_envs": heldout_envs,
+        "comparison": comparison["rows"],
+        "verdict_line": f"**The learned objective {verdicts}.**" if verdicts else comparison["table"].read_text().strip(),
+        "table_md": paths["table"].read_text().strip(),
+        "comparison_md": comparison["table"].read_text().strip(),
+    }
 
 
 register(Job(

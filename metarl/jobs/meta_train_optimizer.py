@@ -45,7 +45,8 @@ def run(cfg: Any, run_dir: Path) -> dict:
     # Fitness = return / Adam-PPO return (OPEN's normalisation), measured once.
     result, refs = evolve(
         settings, run_dir,
-        lambda refs: make_fitness(optimizer, env_names, ppo_config, fitness_cfg, refs, drift, overrides),
+        lambda refs: make_fitness(optimizer, env_names, ppo_config, fitness_cfg, refs, drift, overrides,
+                                  settings.task_sets),
         lambda key: optimizer.init_meta(key) if loaded_mean is None else loaded_mean, optimizer.name,
         {"optimizer": optimizer.config},
     )
@@ -66,9 +67,11 @@ def run(cfg: Any, run_dir: Path) -> dict:
     if evaluate is not None and evaluate.enabled and distributed.is_primary():  # process 0 evaluates
         key = jax.random.PRNGKey(settings.seed + 2)
         seeds, frac = int(evaluate.seeds), fitness_cfg.final_fraction
+        tasks = settings.task_sets  # with env.task_sets: each seed on its own held-out task
         summary["eval_learned"] = evaluate_returns(optimizer, result.mean, env_names, ppo_config, seeds, key, frac,
-                                                   drift, overrides)
-        summary["eval_adam"] = evaluate_returns(None, None, env_names, ppo_config, seeds, key, frac, drift, overrides)
+                                                   drift, overrides, tasks)
+        summary["eval_adam"] = evaluate_returns(None, None, env_names, ppo_config, seeds, key, frac, drift, overrides,
+                                                tasks)
     return summary
 
 

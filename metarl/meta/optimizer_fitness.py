@@ -10,13 +10,14 @@ OPEN). The job (``metarl-meta-train objective=ppo optimizer=learned``) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 
 from metarl.agents.ppo import PPOConfig
-from metarl.meta.fitness import FitnessConfig, make_normalised_fitness, make_trains, seed_scores
+from metarl.meta.fitness import FitnessConfig, heldout_task_picker, make_normalised_fitness, make_trains, seed_scores
+from metarl.meta.task_sets import TaskSets
 from metarl.objectives import make_objective
 from metarl.optimizers import build_optimizer
 from metarl.optimizers.io import load_learned_optimizer
@@ -33,20 +34,24 @@ def make_fitness(
     reference_returns: dict[str, float],
     drift: Any = None,
     overrides: dict | None = None,
+    tasks: Mapping[str, TaskSets] | None = None,
 ) -> Callable[[jax.Array, Any], jax.Array]:
     """``fitness(key, meta_params_batch) -> [population]`` of learned-optimizer candidates (maximise)."""
     trains = make_trains(env_names, ppo_config, overrides, drift=drift, optimizer=optimizer)
-    return make_normalised_fitness(trains, env_names, config, reference_returns, lambda mp: (None, mp))
+    return make_normalised_fitness(trains, env_names, config, reference_returns, lambda mp: (None, mp), tasks)
 
 
 def evaluate_returns(
     optimizer: Any, meta_params: Any, env_names: Sequence[str], ppo_config: PPOConfig, seeds: int,
     key: jax.Array, final_fraction: float, drift: Any = None, overrides: dict | None = None,
+    tasks: Mapping[str, TaskSets] | None = None,
 ) -> dict[str, list[float]]:
-    """Final return per fresh seed and env; ``optimizer=None`` is PPO's default Adam."""
+    """Final return per fresh seed and env (seed ``i`` on held-out task ``i`` of an env with task sets);
+    ``optimizer=None`` is PPO's default Adam."""
     trains = make_trains(env_names, ppo_config, overrides, drift=drift, optimizer=optimizer)
     return {
-        name: [float(x) for x in seed_scores(train, key, index, seeds, "final", final_fraction, None, meta_params)]
+        name: [float(x) for x in seed_scores(train, key, index, seeds, "final", final_fraction, None, meta_params,
+                                             tasks=heldout_task_picker(tasks, name))]
         for index, (name, train) in enumerate(zip(env_names, trains))
     }
 
