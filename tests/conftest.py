@@ -26,11 +26,6 @@ metarl.runtime.configure_cpu()
 _SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     os.environ.get("TMPDIR", "/tmp"), f"metarl-test-xla-cache-{_SESSION}"))
-# Every program goes into that cache, not only those that took over 1 s to compile (JAX's default): at LLVM level 1
-# most of the suite's programs compile faster than that and other files compile them again. Six files that
-# share tiny PPO programs (run safety, train CLI, tracking, evaluate, meta-train, optimizers; -n 2) took 52 s
-# against 56 s with the default, back to back on the idle CI-class machine.
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 # `make test` hands whole files to its xdist workers in collection order (--dist loadfile). The longest files go
 # first so that no worker starts one of them near the end while the other sits idle (longest-first scheduling);

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metarl.eval.comparison import improvement_rows, normalise_by, performance_profiles, verdict
+from metarl.eval.comparison import improvement_rows, performance_profiles, verdict
 from metarl.eval.objectives import EvalResults, merge_results
 from metarl.eval.report import min_max_normalised, write_comparison
 
@@ -46,10 +46,6 @@ def test_scores_are_refused_when_not_runs_by_tasks_or_not_finite():
         improvement_rows({"x": np.ones((3, 1)), "y": np.array([[1.0], [np.nan]])}, "x", ["y"])
     with pytest.raises(ValueError, match="has 1 tasks, y has 2"):
         improvement_rows({"x": np.ones((3, 1)), "y": np.ones((3, 2))}, "x", ["y"])
-    with pytest.raises(ValueError, match="mean score is 0 on task"):
-        normalise_by({"x": np.ones((2, 2)), "b": np.array([[1.0, 0.0], [1.0, 0.0]])}, "b")
-    np.testing.assert_allclose(normalise_by({"x": np.array([[2.0, -3.0]]), "b": np.array([[4.0, -6.0]])}, "b")["x"],
-                               [[0.5, -0.5]])
 
 
 def _results(envs: list[str], finals: dict[str, np.ndarray]) -> EvalResults:
@@ -70,10 +66,44 @@ def test_min_max_scale_and_merging_training_and_heldout_envs(tmp_path):
     np.testing.assert_allclose(scaled["P"], [[0.5, 0.75], [0.5, 0.0]])
     with pytest.raises(ValueError, match="env names repeat"):
         merge_results([train, train])
-    out = write_comparison(merged, "L", ["P"], tmp_path)
+    out = write_comparison(merged, "L", ["P"], tmp_path, reps=100)
     assert out["rows"][0]["tasks"] == 2 and (tmp_path / "performance_profile.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "comparison.md").read_text()
     assert "| L vs P | all |" in table and "| L vs P | B |" in table and len(out["rows"]) == 3
     nan = _results(["A"], {"L": np.array([[np.nan], [1.0]]), "P": np.array([[1.0], [1.0]])})
-    assert write_comparison(nan, "L", ["P"], tmp_path)["rows"] == []
+    assert write_comparison(nan, "L", ["P"], tmp_path, reps=100)["rows"] == []
     assert "never finished an episode" in (tmp_path / "comparison.md").read_text()
+
+
+def _pool_script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pool", Path(__file__).parents[1] / "scripts" / "pool_meta_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_dir(path, finals):
+    path.mkdir()
+    lines = ["objective,env,seed,final_return,mean_return"]
+    lines += [f"{m},{e},{i},{x},{x}" for (m, e), xs in finals.items() for i, x in enumerate(xs)]
+    (path / "per_seed_returns.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_pooling_meta_training_seeds_counts_every_evaluation_run(tmp_path, capsys):
+    pool = _pool_script()
+    a = _run_dir(tmp_path / "a", {("LPO (learned)", "E"): [3.0, 5.0], ("PPO", "E"): [2.0, 4.0]})
+    b = _run_dir(tmp_path / "b", {("LPO (learned)", "E"): [6.0, 0.0], ("PPO", "E"): [1.0, 7.0]})
+    text = pool.report([a, b], tmp_path / "out", reps=50)
+    # pooled: LPO [3, 5, 6, 0] vs PPO [2, 4, 1, 7]: pairs with LPO above: 2 + 3 + 3 + 0 of 16
+    assert "| LPO (learned) vs PPO | all | 0.50 [" in text and "| LPO (learned) | 4.0 [" in text and "| 4 |" in text
+    assert "| a | PPO | 0.75 [" in text and "| b | PPO | 0.25 [" in text  # each seed's own verdict
+    assert (tmp_path / "out" / "pooled_performance_profile.png").stat().st_size > 0
+    c = _run_dir(tmp_path / "c", {("LPO (learned)", "F"): [1.0], ("PPO", "F"): [1.0]})
+    for runs, says in (([a, c], "the first run compares"), ([tmp_path / "none"], "per_seed_returns.csv does not exist")):
+        with pytest.raises(SystemExit) as exit_info:
+            pool.main([*map(str, runs), "--out", str(tmp_path / "o")])
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err

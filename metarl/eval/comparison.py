@@ -9,8 +9,8 @@ seeded ``RandomState`` so a report is the same on every run:
 * :func:`performance_profiles` — the fraction of runs (over every task) whose normalised score exceeds τ, with
   95% bands; :func:`plot_performance_profiles` draws them.
 
-Scores of different tasks are put on one scale by :func:`normalise_by`: each task's scores divided by the
-baseline's mean on that task, so 1.0 means "as good as the baseline".
+Profiles need the tasks on one scale (the job's is :func:`metarl.eval.report.min_max_normalised`); the probability
+of improvement does not, since it compares runs within each task.
 """
 
 from __future__ import annotations
@@ -55,17 +55,6 @@ def _scores(x: Any, name: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: scores contain NaN or inf (a run that never finished an episode)")
     return x
-
-
-def normalise_by(scores: Mapping[str, Any], baseline: str) -> dict[str, np.ndarray]:
-    """Every method's ``[runs, tasks]`` scores divided, task by task, by ``baseline``'s mean on that task."""
-    if baseline not in scores:
-        raise ValueError(f"no scores for the baseline {baseline!r}; have {sorted(scores)}")
-    scale = np.abs(_scores(scores[baseline], baseline).mean(axis=0))
-    if (scale < 1e-8).any():
-        raise ValueError(f"{baseline}'s mean score is 0 on task(s) {np.flatnonzero(scale < 1e-8).tolist()}; "
-                         "cannot normalise by it")
-    return {name: _scores(x, name) / scale for name, x in scores.items()}
 
 
 def improvement_rows(

@@ -194,7 +194,8 @@ def min_max_normalised(results: EvalResults) -> dict[str, np.ndarray]:
 
 
 def write_comparison(
-    results: EvalResults, method: str, baselines: Sequence[str], out_dir: str | os.PathLike, seed: int = 0
+    results: EvalResults, method: str, baselines: Sequence[str], out_dir: str | os.PathLike, seed: int = 0,
+    reps: int = 2000,
 ) -> dict[str, Any]:
     """Probability of improvement of ``method`` over each baseline (rliable, every env a task) and performance
     profiles: ``comparison.md`` / ``comparison.json`` and ``performance_profile.png``; returns the rows and paths.
@@ -207,18 +208,18 @@ def write_comparison(
         md_path.write_text("No comparison: some run never finished an episode (its final return is NaN).\n")
         json_path.write_text("[]")
         return {"rows": [], "table": md_path, "table_json": json_path}
-    rows = improvement_rows(results.final, method, list(baselines), seed=seed)
+    rows = improvement_rows(results.final, method, list(baselines), reps, seed)
     for row in rows:
         row["envs"] = "all"
     if len(results.env_names) > 1:  # and each env on its own
         for index, env_name in enumerate(results.env_names):
             one = {label: final[:, index : index + 1] for label, final in results.final.items()}
-            rows += [{**row, "envs": env_name} for row in improvement_rows(one, method, list(baselines), seed=seed)]
+            rows += [{**row, "envs": env_name} for row in improvement_rows(one, method, list(baselines), reps, seed)]
     for row in rows:
         row["verdict"] = verdict(row)
     md_path.write_text(markdown_table(rows, COMPARISON_COLUMNS) + "\n")
     json_path.write_text(json.dumps(rows, indent=1))
-    profiles, bands = performance_profiles(min_max_normalised(results), PROFILE_TAUS, seed=seed)
+    profiles, bands = performance_profiles(min_max_normalised(results), PROFILE_TAUS, reps, seed)
     profile = plot_performance_profiles(profiles, bands, PROFILE_TAUS, out_dir / "performance_profile.png",
                                         xlabel="final return, min-max normalised per env τ")
     return {"rows": rows, "table": md_path, "table_json": json_path, "profile": profile}

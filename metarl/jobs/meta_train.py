@@ -1,7 +1,7 @@
 """Job ``meta_train``: evolve a learned PPO objective (LPO / TA-LPO) with ES.
 
-    metarl-meta-train                                  # LPO on CartPole-v1, then report
-    metarl-meta-train meta=snes objective=ta_lpo meta.generations=50 env.name=[CartPole-v1,Acrobot-v1]
+    metarl-meta-train                                  # LPO on Acrobot tasks, then report (held-out tasks, CartPole)
+    metarl-meta-train meta=snes objective=ta_lpo meta.generations=50 env=cartpole env.name=[CartPole-v1,Acrobot-v1]
     metarl-meta-train resume=true run_dir=outputs/meta_train/<run>
 
 The other meta-train jobs, picked by the config's ``job`` key (from the
@@ -13,7 +13,11 @@ The run directory gets ``reference_returns.json`` (PPO's return per env,
 measured once), ``meta_log.jsonl``, ``checkpoints/`` (orbax, every
 ``meta.checkpoint_every`` generations, plus ``final_objective.npz``),
 ``learned_objective.npz`` and, with ``evaluate.enabled``, the evaluation
-files, ``meta_curve.png`` and ``report.md``.
+files (``comparison.json``: rliable's probability of improvement over each
+baseline; ``performance_profile.png``), ``meta_curve.png`` and ``report.md``.
+With ``env.task_sets`` (``env=acrobot_tasks``, the default) the inner runs train
+on sampled training tasks and the evaluation uses held-out ones
+(:mod:`metarl.meta.task_sets`); ``evaluate.heldout_envs`` adds envs never trained on.
 """
 
 from __future__ import annotations
