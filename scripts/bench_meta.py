@@ -90,9 +90,7 @@ def time_generations(
     objective = make_objective(objective_cfg.pop("name"), **objective_cfg)
     # Fitness is normalised by PPO's reference return; the value does not change the cost.
     references = {name: 1.0 for name in setting.env_names}
-    tasks = None if setting.tasks is None else {
-        name: task_sets.draw(name, None, setting.tasks["train"], setting.tasks["heldout"], setting.tasks["seed"])
-        for name in setting.env_names}
+    tasks = task_sets.draw_all(setting.env_names, None, setting.tasks)
     fitness = make_inner_fitness(objective, setting.env_names, setting.inner, setting.fitness, references, tasks=tasks)
     key = jax.random.PRNGKey(seed)
     init_key, es_key = jax.random.split(key)

@@ -62,10 +62,7 @@ class PPOMetaSettings:
     @functools.cached_property
     def task_sets(self) -> dict[str, TaskSets] | None:
         """Each meta-training env's train and held-out task sets (from ``env.task_sets``), or ``None``."""
-        if self.tasks is None:
-            return None
-        return {name: task_sets.draw(name, self.overrides, self.tasks["train"], self.tasks["heldout"],
-                                     self.tasks["seed"]) for name in self.env_names}
+        return task_sets.draw_all(self.env_names, self.overrides, self.tasks)
 
 
 def evolve(

@@ -27,8 +27,14 @@ class TaskSets:
     env_name: str
     train: Any  # params pytree with a leading [num_train] axis
     heldout: Any  # [num_heldout]
-    num_train: int
-    num_heldout: int
+
+    @property
+    def num_train(self) -> int:
+        return jax.tree.leaves(self.train)[0].shape[0]
+
+    @property
+    def num_heldout(self) -> int:
+        return jax.tree.leaves(self.heldout)[0].shape[0]
 
     def for_seeds(self, keys: jax.Array) -> Any:
         """One training task per seed key (``[seeds]`` batch): the same keys pick the same tasks."""
@@ -89,5 +95,11 @@ def draw(env_name: str, overrides: dict | None, train: int, heldout: int, seed: 
         batch = jax.jit(space.sample_batch, static_argnums=1)(k, n)
         return batch.replace(**{k: jnp.broadcast_to(v, (n,) + jnp.shape(v)) for k, v in fixed.items()}) if fixed else batch
 
-    return TaskSets(env_name, sample(jax.random.fold_in(key, 0), train), sample(jax.random.fold_in(key, 1), heldout),
-                    train, heldout)
+    return TaskSets(env_name, sample(jax.random.fold_in(key, 0), train), sample(jax.random.fold_in(key, 1), heldout))
+
+
+def draw_all(env_names: list[str], overrides: dict | None, tasks: dict | None) -> dict[str, TaskSets] | None:
+    """Every env's sets for a parsed ``env.task_sets`` (:func:`parse`), or ``None`` without one."""
+    if tasks is None:
+        return None
+    return {name: draw(name, overrides, tasks["train"], tasks["heldout"], tasks["seed"]) for name in env_names}
