@@ -1,7 +1,9 @@
-"""Brax locomotion and reaching as gymnax-style envs whose task is ``params`` (optional extra).
+"""Brax locomotion, reaching and balancing as gymnax-style envs whose task is ``params``.
 
-Registers ``brax-ant``, ``brax-halfcheetah``, ``brax-hopper``, ``brax-walker2d``
-and ``brax-reacher`` when ``brax`` is importable (``pip install metarl[brax]``).
+Registers ``brax-ant``, ``brax-halfcheetah``, ``brax-hopper``, ``brax-walker2d``,
+``brax-reacher`` and ``brax-inverted_pendulum`` (brax is a default dependency;
+the registration is skipped where it is not installed). Their configs are
+``configs/env/brax/*.yaml``.
 
 Brax itself is used only for the physical system (``sys``), its physics
 pipeline and the observation function. Reset and step are ours, so that
@@ -10,8 +12,11 @@ pipeline and the observation function. Reset and step are ours, so that
   ``AutoResetWrapper`` restores a state cached at the first reset, which would
   keep the old task after a teacher switches it;
 * physics vary per task under ``vmap``: the system is rebuilt from the task's
-  ``mass_scale`` (link masses and inertias) and ``friction_scale`` (geom
-  friction) inside the jitted step, so a batch of envs can all differ.
+  ``mass_scale`` (link masses and inertias), ``friction_scale`` (geom
+  friction), ``gravity_scale`` and ``actuator_scale`` (every actuator's gear,
+  i.e. its strength) inside the jitted step, so a batch of envs can all differ;
+* one env object per (kind, backend, goal) and process: ``envs.make`` returns
+  the same object, so jitted functions of it are traced and compiled once.
 
 Task fields:
     locomotion (ant, halfcheetah, hopper, walker2d), ``goal="direction"`` (default):
@@ -22,16 +27,21 @@ Task fields:
         ``target_velocity`` in [0, 3] m/s; the velocity term becomes
         ``-|v - target_velocity|`` (HalfCheetah-Vel).
     reacher: ``target`` (x, y) of the goal, inside a disc of radius 0.2.
-    all: ``mass_scale``, ``friction_scale`` in [0.5, 2].
+    inverted_pendulum: physics only (+1 per step while the pole is within 0.2 rad).
+    all: ``mass_scale``, ``friction_scale`` in [0.5, 2]; ``gravity_scale``,
+    ``actuator_scale`` in [0.5, 1.5].
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
 import importlib.util
+import io
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -49,10 +59,15 @@ BRAX_NAMES = {
     "brax-hopper": "hopper",
     "brax-walker2d": "walker2d",
     "brax-reacher": "reacher",
+    "brax-inverted_pendulum": "inverted_pendulum",
 }
 PLANAR = ("halfcheetah", "hopper", "walker2d")
 GOALS = ("direction", "velocity")
+BACKENDS = ("generalized", "positional", "spring")
 REACHER_RADIUS = 0.2
+PHYSICS = (("mass_scale", 0.5, 2.0), ("friction_scale", 0.5, 2.0), ("gravity_scale", 0.5, 1.5),
+           ("actuator_scale", 0.5, 1.5))
+POLE_LIMIT = 0.2  # rad: brax's inverted pendulum ends its episode beyond this angle
 
 
 @struct.dataclass
@@ -60,6 +75,8 @@ class BraxParams:
     max_steps_in_episode: int = 1000
     mass_scale: float = 1.0
     friction_scale: float = 1.0
+    gravity_scale: float = 1.0
+    actuator_scale: float = 1.0
     direction: float = 0.0
     target_velocity: float = 1.0
     target: jax.Array = dataclasses.field(default_factory=lambda: jnp.array([0.1, 0.0], jnp.float32))
@@ -84,12 +101,16 @@ class RewardSpec:
     healthy_state: tuple[float, float] | None = None
     reset_noise: float = 0.1
     normal_qd_noise: bool = True  # ant and halfcheetah draw qd from N(0, noise); others U(-noise, noise)
+    scale_action: bool = False  # map [-1, 1] onto the actuators' control range (the pendulum's is [-3, 3])
 
 
 def _spec_from(brax_env: Any, kind: str) -> RewardSpec:
     get = functools.partial(getattr, brax_env)
     if kind == "reacher":
         return RewardSpec(ctrl_weight=1.0)
+    if kind == "inverted_pendulum":
+        return RewardSpec(healthy_reward=1.0, terminate_when_unhealthy=True, reset_noise=0.01,
+                          normal_qd_noise=False, scale_action=True)
     return RewardSpec(
         forward_weight=float(get("_forward_reward_weight", 1.0)),
         ctrl_weight=float(get("_ctrl_cost_weight")),
@@ -135,19 +156,19 @@ class BraxEnv(Environment):
     """One brax system as a metarl ``Environment`` (see module docstring).
 
     Args:
-        kind: ``ant``, ``halfcheetah``, ``hopper``, ``walker2d`` or ``reacher``.
+        kind: ``ant``, ``halfcheetah``, ``hopper``, ``walker2d``, ``reacher`` or ``inverted_pendulum``.
         backend: brax physics pipeline (``generalized``, ``positional``, ``spring``).
         goal: ``direction`` or ``velocity`` (locomotion only).
     """
 
     def __init__(self, kind: str, backend: str = "generalized", goal: str = "direction"):
         super().__init__()
-        from brax import envs as brax_envs  # deferred: brax is optional
-
         if goal not in GOALS:
             raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.kind, self.backend, self.goal = kind, backend, goal
-        self._brax = brax_envs.get_environment(kind, backend=backend)
+        self._brax = _load_brax_env(kind, backend)
         self._pipeline = importlib.import_module(f"brax.{backend}.pipeline")
         self._sys = self._brax.sys
         self._n_frames = int(self._brax._n_frames)
@@ -171,11 +192,13 @@ class BraxEnv(Environment):
 
     @property
     def task_space(self) -> TaskSpace:
-        fields = [Field("mass_scale", 0.5, 2.0), Field("friction_scale", 0.5, 2.0)]
+        fields = [Field(name, low, high) for name, low, high in PHYSICS]
         sampler = None
         if self.kind == "reacher":
             fields.append(Field("target", -REACHER_RADIUS, REACHER_RADIUS, shape=(2,)))
             sampler = self._sample_reacher_task
+        elif self.kind == "inverted_pendulum":
+            pass  # a balancing task: physics only
         elif self.goal == "velocity":
             fields.append(Field("target_velocity", 0.0, 3.0))
         elif self.kind in PLANAR:
@@ -185,14 +208,14 @@ class BraxEnv(Environment):
         return TaskSpace(self.default_params, fields, sampler=sampler, name=self.name)
 
     def _sample_reacher_task(self, key: jax.Array) -> BraxParams:
-        k_mass, k_fric, k_dist, k_ang = jax.random.split(key, 4)
+        k_physics, k_dist, k_ang = jax.random.split(key, 3)
+        physics = {name: jax.random.uniform(k, minval=low, maxval=high)
+                   for (name, low, high), k in zip(PHYSICS, jax.random.split(k_physics, len(PHYSICS)))}
         # uniform over the disc (sqrt of a uniform radius)
         radius = REACHER_RADIUS * jnp.sqrt(jax.random.uniform(k_dist))
         angle = 2 * jnp.pi * jax.random.uniform(k_ang)
         return self.default_params.replace(
-            mass_scale=jax.random.uniform(k_mass, minval=0.5, maxval=2.0),
-            friction_scale=jax.random.uniform(k_fric, minval=0.5, maxval=2.0),
-            target=jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)]).astype(jnp.float32),
+            **physics, target=jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)]).astype(jnp.float32)
         )
 
     @property
@@ -207,7 +230,7 @@ class BraxEnv(Environment):
 
     # --- physics -------------------------------------------------------------
     def system(self, params: BraxParams):
-        """The brax system of one task: masses/inertias and friction scaled."""
+        """The brax system of one task: masses/inertias, friction, gravity and actuator gears scaled."""
         sys = self._sys
         inertia = sys.link.inertia
         inertia = inertia.replace(mass=inertia.mass * params.mass_scale, i=inertia.i * params.mass_scale)
@@ -216,6 +239,8 @@ class BraxEnv(Environment):
             body_mass=sys.body_mass * params.mass_scale,
             body_inertia=sys.body_inertia * params.mass_scale,
             geom_friction=sys.geom_friction * params.friction_scale,
+            gravity=sys.gravity * params.gravity_scale,
+            actuator=sys.actuator.replace(gear=sys.actuator.gear * params.actuator_scale),
         )
 
     def reset_env(self, key: jax.Array, params: BraxParams):
@@ -239,6 +264,9 @@ class BraxEnv(Environment):
     def step_env(self, key: jax.Array, state: BraxState, action: jax.Array, params: BraxParams):
         sys = self.system(params)
         action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        if self.spec.scale_action:
+            low, high = sys.actuator.ctrl_range[:, 0], sys.actuator.ctrl_range[:, 1]
+            action = (action + 1) * (high - low) * 0.5 + low
         before = state.pipeline_state
 
         def frame(ps, _):
@@ -250,6 +278,9 @@ class BraxEnv(Environment):
         if self.kind == "reacher":
             reward = -jnp.linalg.norm(obs[-3:]) - ctrl_cost
             terminated = jnp.array(False)
+        elif self.kind == "inverted_pendulum":
+            reward = jnp.float32(self.spec.healthy_reward)
+            terminated = jnp.abs(after.q[1]) > POLE_LIMIT
         else:
             velocity = (after.x.pos[0, :2] - before.x.pos[0, :2]) / self._dt
             healthy = is_healthy(self.spec, after, self.kind)
@@ -268,8 +299,23 @@ class BraxEnv(Environment):
         return self._brax._get_obs(pipeline_state).astype(jnp.float32)
 
 
+def _load_brax_env(kind: str, backend: str) -> Any:
+    """brax's env, quietly: importing MJX prints a line per missing optional GPU backend (warp), and brax
+    warns on every system it loads that it is in maintenance mode."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Brax System, piplines and environments are not actively")
+        from brax import envs as brax_envs
+
+        return brax_envs.get_environment(kind, backend=backend)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_env(kind: str, backend: str, goal: str) -> BraxEnv:
+    return BraxEnv(kind, backend=backend, goal=goal)
+
+
 def _factory(kind: str, backend: str = "generalized", goal: str = "direction"):
-    env = BraxEnv(kind, backend=backend, goal=goal)
+    env = _cached_env(kind, backend, goal)
     return env, env.default_params
 
 

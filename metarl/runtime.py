@@ -94,3 +94,25 @@ def configure_cpu_devices(value: Any) -> int | None:
     if _OWN_WORKERS.get("PJRT_NPROC") == os.environ.get("PJRT_NPROC") and "NPROC" not in os.environ:
         os.environ["PJRT_NPROC"] = _OWN_WORKERS["PJRT_NPROC"] = str(max(WORKER_THREADS, count))
     return count
+
+
+COMPILE_CACHE_DIR = ".xla_cache"
+
+
+def persist_compilation_cache(run_dir: str | os.PathLike) -> str | None:
+    """Keep XLA's compiled programs in ``<run_dir's parent>/.xla_cache``, so a repeat run skips compiling.
+
+    Runs of one job usually share a parent (``outputs/<job>/``, a sweep's directory), and a compile can cost more
+    than the run (a Brax env: a minute on CPU). JAX stores a program there once it took over a second to compile
+    (``jax_persistent_cache_min_compile_time_secs``). A cache the user chose (``JAX_COMPILATION_CACHE_DIR`` or
+    ``jax.config``) wins; ``METARL_XLA_CACHE=0`` turns this off. Returns the directory used, or None.
+    """
+    if os.environ.get("METARL_XLA_CACHE", "1") == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(run_dir))), COMPILE_CACHE_DIR)
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path

@@ -5,8 +5,9 @@ Runs ``scripts/bench_envs.py`` (with the suite's envs against gymnax's originals
 (with a PureJaxRL-style reference PPO), ``scripts/bench_meta.py``
 (seconds per ES generation at populations 16-128; about 8 minutes on 2 cores), ``scripts/bench_devices.py``
 (population 64 on 1 and 2 CPU devices, the speed-up as a ratio; about 3 minutes) and
-``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC) and ``scripts/bench_rl2.py`` (RL² training
-steps/s with 1 and 16 vmapped seeds on ``bandit-k5-n10-v1`` and ``dark-room-v1``; about 2 minutes). Each exposes
+``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC), ``scripts/bench_rl2.py`` (RL² training
+steps/s with 1 and 16 vmapped seeds on ``bandit-k5-n10-v1`` and ``dark-room-v1``; about 2 minutes) and
+``scripts/bench_brax.py`` (build and compile time and steps/s of every brax env against brax's own). Each exposes
 ``run(quick: bool) -> list[(name, value, unit)]``.
 """
 
@@ -26,7 +27,7 @@ import jax
 SCRIPTS = Path(__file__).resolve().parent
 SUITES = {"envs": "bench_envs", "export": "bench_export", "manipulation": "bench_manipulation", "ppo": "bench_ppo",
           "meta": "bench_meta", "devices": "bench_devices", "continual_world": "bench_continual_world",
-          "rl2": "bench_rl2"}
+          "rl2": "bench_rl2", "brax": "bench_brax"}
 
 
 def device_description() -> str:

@@ -39,7 +39,7 @@ def test_bench_meta_times_the_default_meta_train_config():
 def test_bench_runs_every_suite_script():
     bench = _load("bench")
     assert set(bench.SUITES) == {"envs", "export", "manipulation", "ppo", "meta", "devices", "continual_world",
-                                 "rl2"}
+                                 "rl2", "brax"}
     for module in bench.SUITES.values():
         assert (ROOT / "scripts" / f"{module}.py").is_file()
 

@@ -257,7 +257,8 @@ class PPO:
         values = values[..., 0]
         values, next_values = values[:t], values[t:]
         advantages, targets = gae(
-            traj["reward"], values, next_values, traj["terminated"], traj["done"], cfg.gamma, cfg.gae_lambda
+            traj["reward"] * cfg.reward_scale, values, next_values, traj["terminated"], traj["done"], cfg.gamma,
+            cfg.gae_lambda,
         )
 
         batch = self._batch(state, traj, values, advantages, targets, teacher_state)

@@ -39,6 +39,7 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = option((64, 64), gt=0)
     anneal_lr: bool = True
     normalize_obs: bool = False
+    reward_scale: float = option(1.0, gt=0)  # rewards x this in the value targets and advantages (brax's reward_scaling)
     clip_value: bool = True  # PPO value clipping with clip_eps
     action_dist: str = option("auto", choices=ACTION_DISTS)  # "auto" picks from the env's action space
     task_resample: str = option("rollout", choices=TASK_RESAMPLE)  # with a teacher: "rollout" or "episode"

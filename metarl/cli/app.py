@@ -37,7 +37,7 @@ from metarl.cli.sweep import JobOutcome, failed_jobs, take_metric
 from metarl.cli.sweep import check_command_line as check_sweep_command_line
 from metarl.cli.sweep import reset as reset_sweep
 from metarl.distributed import leave_if_joined
-from metarl.runtime import configure_cpu
+from metarl.runtime import configure_cpu, persist_compilation_cache
 
 CONFIG_PACKAGE = "configs"
 DEBUG_FLAG = "--debug"
@@ -172,6 +172,7 @@ def run_app(
             if parallel.enabled:  # every process checks the run directory before process 0 writes in it
                 prepare_run_dir(run_dir, cfg, write=False)
                 processes.barrier(parallel, "run directory checked")
+            persist_compilation_cache(run_dir)  # beside the run: a repeat run skips compiling
             if distributed.is_primary():
                 prepare_run_dir(run_dir, cfg)  # no new run into old work; a resume must match its config
             else:
