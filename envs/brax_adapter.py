@@ -161,6 +161,8 @@ class BraxEnv(Environment):
         goal: ``direction`` or ``velocity`` (locomotion only).
     """
 
+    check_task_overrides = True  # envs.make refuses physics or goals outside the task space
+
     def __init__(self, kind: str, backend: str = "generalized", goal: str = "direction"):
         super().__init__()
         if goal not in GOALS:

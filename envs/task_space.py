@@ -211,6 +211,8 @@ class TaskSpace:
             if f.kind == "bool":
                 continue
             lo, hi = f.low_array(), f.high_array()
+            if not np.all(np.isfinite(x.astype(np.float64))):
+                raise ValueError(f"{self.name}: {f.name}={x.tolist()} is not a finite number")
             if np.any(x < lo) or np.any(x > hi):
                 raise ValueError(
                     f"{self.name}: {f.name}={x.tolist()} is outside [{lo.tolist()}, {hi.tolist()}]"

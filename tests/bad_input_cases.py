@@ -98,6 +98,9 @@ CASES: list[Case] = [
         ("agent.action_dist=beta", "agent.action_dist"),
         ("agent.task_resample=never", "agent.task_resample"),
         ("+env.overrides.gravty=3.0", "gravity"),
+        ("env=brax/hoper", "did you mean brax/hopper"),
+        ("env=brax/hopper env.name=brax-hoper", "did you mean brax-hopper"),
+        ("env=brax/hopper env.overrides.backend=springy", "backend must be one of"),
         ("+agent.entcoef=0.1", "ent_coef"),
         ("logger=[csv,tensorbord]", "did you mean tensorboard"),
     ]),
@@ -119,6 +122,10 @@ CASES: list[Case] = [
         ("agent.hidden_sizes=[64,0]", "agent.hidden_sizes"),
         ("agent.update_epochs=0", "agent.update_epochs"),
         ("agent.action_dist=gaussian", "discrete"),
+        ("env=brax/hopper +env.overrides.mass_scale=5.0", "brax-hopper: mass_scale=5.0 is outside [0.5, 2.0]"),
+        ("env=brax/ant +env.overrides.gravity_scale=0.1", "gravity_scale=0.1 is outside [0.5, 1.5]"),
+        ("env=brax/reacher +env.overrides.reward_scale=1", "has no parameter 'reward_scale'"),
+        ("agent.reward_scale=0", "agent.reward_scale"),
         ("optimizer=sgd optimizer.learning_rate=-1", "learning_rate"),
     ]),
     *_cases("train", NONFINITE, [
@@ -128,6 +135,7 @@ CASES: list[Case] = [
         ("agent.vf_coef=-inf", "agent.vf_coef"),
         ("agent.max_grad_norm=nan", "agent.max_grad_norm"),
         ("+env.overrides.gravity=nan", "gravity"),
+        ("env=brax/hopper +env.overrides.actuator_scale=nan", "actuator_scale"),
         ("optimizer.eps=nan", "optimizer.eps"),
     ]),
     *_cases("train", WRONG_TYPE, [
