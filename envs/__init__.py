@@ -21,6 +21,7 @@ __all__ = [
 # Native families register their names on import.
 import envs.bandit  # noqa: E402,F401  (bandit-bernoulli, bandit-gaussian)
 import envs.brax_adapter  # noqa: E402,F401  (brax-*, only when brax is installed)
+import envs.playground_adapter  # noqa: E402,F401  (dmc-*: MuJoCo Playground's DM Control Suite)
 import envs.gridworld  # noqa: E402,F401  (gridworld-*)
 import envs.dark_room  # noqa: E402,F401  (dark-room, dark-room-hard)
 import envs.four_rooms, envs.tabletop  # noqa: E401,E402,F401  (earl-four-rooms, earl-tabletop: reset-free)

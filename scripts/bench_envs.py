@@ -29,7 +29,7 @@ def bench_env_names() -> list[str]:
     """One registered name per native family (prefix before '-'), then the gymnax reference."""
     seen: dict[str, str] = {}
     for name in envs.registered():
-        if name in gymnax.registered_envs or name.startswith("brax-") or is_manipulation(name):
+        if name in gymnax.registered_envs or name.startswith(("brax-", "dmc-")) or is_manipulation(name):
             continue
         seen.setdefault(name.split("-")[0], name)
     return list(seen.values()) + [REFERENCE]

@@ -33,9 +33,9 @@ def family(name: str) -> str:
 
 
 def native_env_names() -> list[str]:
-    """Registered names that are not gymnax's (nor brax's): one per family prefix,
-    except that small families (<= 3 names, e.g. the two bandits) are kept whole."""
-    native = [n for n in envs.registered() if n not in gymnax.registered_envs and not n.startswith("brax-")]
+    """Registered names that are not gymnax's (nor brax's or Playground's, tested in their own files): one per
+    family prefix, except that small families (<= 3 names, e.g. the two bandits) are kept whole."""
+    native = [n for n in envs.registered() if n not in gymnax.registered_envs and not n.startswith(("brax-", "dmc-"))]
     by_family: dict[str, list[str]] = defaultdict(list)
     for name in native:
         by_family[family(name)].append(name)

@@ -15,7 +15,7 @@ from envs.manipulation import MULTI_TASK_ENVS
 
 
 def native_names() -> list[str]:
-    return [n for n in envs.registered() if n not in gymnax.registered_envs and not n.startswith("brax-")]
+    return [n for n in envs.registered() if n not in gymnax.registered_envs and not n.startswith(("brax-", "dmc-"))]
 
 
 # Catch: a gymnax env whose observations (float32) differ in dtype from its declared space (int32)
