@@ -301,7 +301,7 @@ CASES: list[Case] = [
         ("compare_optimizers=[lionn]", "lion"),
         ("env=CartPol-v1", "CartPole-v1"),
         ("env=[CartPole-v1,Acrobt-v1]", "Acrobot-v1"),
-        ("+agent.activation=relux", "relu"),
+        ("agent.activation=relux", "relu"),
         ("+agent.lrr=1", "agent.lr"),
     ]),
     *_cases("evaluate", IMPOSSIBLE, [
@@ -319,7 +319,7 @@ CASES: list[Case] = [
     ]),
     *_cases("evaluate", WRONG_TYPE, [
         ("seeds=2.5", "seeds"),
-        ("+agent.anneal_lr=maybe", "agent.anneal_lr"),
+        ("agent.anneal_lr=maybe", "agent.anneal_lr"),
         ("optimizer=adam@fast", "adam@fast"),
         ("final_fraction=half", "final_fraction"),
     ]),

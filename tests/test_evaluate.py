@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import jax
 import numpy as np
@@ -173,7 +174,7 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, monkeypatch):
     args = [
         f"optimizer={tmp_path / 'run'}", "compare_optimizers=[adam]", "env=CartPole-v1", "seeds=2", f"out_dir={out_dir}",
         *TINY_AGENT,
-        "+agent.hidden_sizes=[8]",
+        "agent.hidden_sizes=[8]",
     ]  # the file records no inner PPO: the agent section is used
     monkeypatch.chdir(tmp_path)
     main(args)  # in this process (the installed metarl-evaluate runs in tests/test_installed_wheel.py)
@@ -188,6 +189,11 @@ def test_evaluate_cli_learned_optimizer_against_adam(tmp_path, monkeypatch):
     assert all(float(r["mean_abs_update"]) > 0 and np.isfinite(float(r["ratio_to_adam"])) for r in learned)
     assert all(r["ratio_to_adam"] == "nan" for r in steps if r["run"] != "learned OPEN")
     assert (out_dir / "update_magnitude.png").stat().st_size > 10_000
+    # the first method against the others: rliable's probability of improvement and performance profiles
+    comparison = json.loads((out_dir / "comparison.json").read_text())
+    assert [(r["method"], r["baseline"], r["envs"]) for r in comparison] == [("learned OPEN", "Adam(lr=0.03)", "all")]
+    assert 0 <= comparison[0]["ci_low"] <= comparison[0]["p_improvement"] <= comparison[0]["ci_high"] <= 1
+    assert (out_dir / "performance_profile.png").stat().st_size > 10_000
 
 
 def test_evaluate_cli_bad_optimizer_is_one_clear_line(capsys, tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from metarl.eval.lpg import check_arguments, evaluate_and_write, methods_for
 from metarl.eval.objectives import FIXED_OBJECTIVES, combine_runs, evaluate_objectives, ppo_settings
 from metarl.eval.objectives import recorded_ppo_settings, resolve_objective
 from metarl.eval.optimizers import ZOO_GROUP, name_duplicates, resolve_optimizer
-from metarl.eval.report import write_results
+from metarl.eval.report import write_comparison, write_results
 from metarl.io import tracking
 from metarl.io.artifacts import find_artifact, read_header
 from metarl.jobs.registry import Job, register
@@ -153,6 +153,11 @@ def run_objectives(cfg: Any, run_dir: Path, kind: str = "objective") -> dict:
     paths = write_results(results, plan.specs, run_dir, plan.seed)
     tracking.log_table("evaluate", json.loads(paths["table_json"].read_text()))
     print(paths["table"].read_text())
+    if len(plan.specs) > 1:  # the first method against the others: probability of improvement, profiles
+        labels = [spec.label for spec in plan.specs]
+        comparison = write_comparison(results, labels[0], labels[1:], run_dir, plan.seed)
+        paths.update({f"comparison_{k}": v for k, v in comparison.items() if k != "rows"})
+        print(comparison["table"].read_text())
     print(f"evaluation written to {run_dir}")
     return {"run_dir": str(run_dir), **{k: str(v) for k, v in paths.items()}}
 
