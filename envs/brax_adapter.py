@@ -34,14 +34,11 @@ Task fields:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib
 import importlib.util
-import io
 import math
-import warnings
 from typing import Any
 
 import jax
@@ -50,6 +47,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from envs.core import Environment
+from envs.quiet import silenced
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
 
@@ -302,10 +300,9 @@ class BraxEnv(Environment):
 
 
 def _load_brax_env(kind: str, backend: str) -> Any:
-    """brax's env, quietly: importing MJX prints a line per missing optional GPU backend (warp), and brax
-    warns on every system it loads that it is in maintenance mode."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Brax System, piplines and environments are not actively")
+    """brax's env, quietly (:func:`envs.quiet.silenced`; brax also warns on every system it loads that it is in
+    maintenance mode)."""
+    with silenced("Brax System, piplines and environments are not actively"):
         from brax import envs as brax_envs
 
         return brax_envs.get_environment(kind, backend=backend)

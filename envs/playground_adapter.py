@@ -20,9 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import io
-import os
-import sys
 from typing import Any
 
 import jax
@@ -32,6 +29,7 @@ from gymnax.environments import spaces
 
 from envs.brax_adapter import PHYSICS
 from envs.core import Environment
+from envs.quiet import silenced
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
 
@@ -59,29 +57,9 @@ class PlaygroundState:
     time: int
 
 
-@contextlib.contextmanager
-def _silenced():
-    """Nothing printed, by Python or by C: MuJoCo's compiler warns on deprecated MJCF attributes of the suite's
-    models and Warp (MJX's GPU backend) prints a banner, both on the process's file descriptors."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
-
-
 def _load(task: str) -> Any:
     """Playground's env with the pure-JAX MJX pipeline (``impl="jax"``), loaded quietly."""
-    with _silenced():
+    with silenced():
         from mujoco_playground import registry
 
         return registry.dm_control_suite.load(task, config_overrides={"impl": "jax"})
