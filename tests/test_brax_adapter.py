@@ -1,4 +1,5 @@
-"""Brax adapter (optional extra): registration, task spaces, per-task physics, reset to the current task."""
+"""Brax adapter (brax is a default dependency: nothing here skips): registration, task spaces, per-task physics,
+reset to the current task."""
 
 import math
 
@@ -7,11 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("brax")
-
-import envs  # noqa: E402
-from envs.brax_adapter import BRAX_NAMES, BraxParams, velocity_reward  # noqa: E402
-from envs.wrappers import TaskResetWrapper  # noqa: E402
+import envs
+from envs.brax_adapter import BRAX_NAMES, BraxParams, velocity_reward
+from envs.wrappers import TaskResetWrapper
 
 
 def test_all_brax_envs_registered_with_task_spaces():
