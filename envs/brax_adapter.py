@@ -44,9 +44,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
-from envs.core import Environment
+from envs.continuous_control import ContinuousControlEnv
 from envs.quiet import silenced
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
@@ -150,7 +149,7 @@ def is_healthy(spec: RewardSpec, pipeline_state: Any, kind: str) -> jax.Array:
     return ok
 
 
-class BraxEnv(Environment):
+class BraxEnv(ContinuousControlEnv):
     """One brax system as a metarl ``Environment`` (see module docstring).
 
     Args:
@@ -174,10 +173,7 @@ class BraxEnv(Environment):
         self._n_frames = int(self._brax._n_frames)
         self._dt = float(self._sys.opt.timestep) * self._n_frames
         self.spec = _spec_from(self._brax, kind)
-        self._act_size = int(self._brax.action_size)
-        # brax's ``observation_size`` runs an eager reset (a minute on CPU); tracing is enough
-        obs_shape = jax.eval_shape(self.reset_env, jax.random.key(0), self.default_params)[0].shape
-        self._obs_size = int(obs_shape[0])
+        self._set_sizes(self._brax.action_size)
 
     # --- description -------------------------------------------------------
     @property
@@ -217,16 +213,6 @@ class BraxEnv(Environment):
         return self.default_params.replace(
             **physics, target=jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)]).astype(jnp.float32)
         )
-
-    @property
-    def num_actions(self) -> int:
-        return self._act_size
-
-    def action_space(self, params=None):
-        return spaces.Box(-1.0, 1.0, (self._act_size,), jnp.float32)
-
-    def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
     # --- physics -------------------------------------------------------------
     def system(self, params: BraxParams):

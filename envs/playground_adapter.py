@@ -25,10 +25,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
 from envs.brax_adapter import PHYSICS
-from envs.core import Environment
+from envs.continuous_control import ContinuousControlEnv
 from envs.quiet import silenced
 from envs.registry import register
 from envs.task_space import Field, TaskSpace
@@ -65,7 +64,7 @@ def _load(task: str) -> Any:
         return registry.dm_control_suite.load(task, config_overrides={"impl": "jax"})
 
 
-class PlaygroundEnv(Environment):
+class PlaygroundEnv(ContinuousControlEnv):
     """One DM Control Suite task of MuJoCo Playground as a metarl ``Environment`` (see module docstring)."""
 
     check_task_overrides = True  # envs.make refuses physics outside the task space
@@ -77,9 +76,7 @@ class PlaygroundEnv(Environment):
         self.task = task
         self._env = _load(task)
         self._model = self._env.mjx_model
-        self._act_size = int(self._env.action_size)
-        obs_shape = jax.eval_shape(self.reset_env, jax.random.key(0), self.default_params)[0].shape
-        self._obs_size = int(obs_shape[0])
+        self._set_sizes(self._env.action_size)
 
     @property
     def name(self) -> str:
@@ -92,16 +89,6 @@ class PlaygroundEnv(Environment):
     @property
     def task_space(self) -> TaskSpace:
         return TaskSpace(self.default_params, [Field(name, low, high) for name, low, high in PHYSICS], name=self.name)
-
-    @property
-    def num_actions(self) -> int:
-        return self._act_size
-
-    def action_space(self, params=None):
-        return spaces.Box(-1.0, 1.0, (self._act_size,), jnp.float32)
-
-    def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
 
     def model(self, params: PlaygroundParams) -> Any:
         """The MJX model of one task: masses/inertias, friction, gravity and actuator gears scaled."""
