@@ -188,20 +188,20 @@ class BraxEnv(ContinuousControlEnv):
 
     @property
     def task_space(self) -> TaskSpace:
-        fields = [Field(name, low, high) for name, low, high in PHYSICS]
-        sampler = None
-        if self.kind == "reacher":
-            fields.append(Field("target", -REACHER_RADIUS, REACHER_RADIUS, shape=(2,)))
-            sampler = self._sample_reacher_task
-        elif self.kind == "inverted_pendulum":
-            pass  # a balancing task: physics only
-        elif self.goal == "velocity":
-            fields.append(Field("target_velocity", 0.0, 3.0))
-        elif self.kind in PLANAR:
-            fields.append(Field("direction", -1.0, 1.0))
-        else:
-            fields.append(Field("direction", -math.pi, math.pi))
+        fields = [Field(name, low, high) for name, low, high in PHYSICS] + self._goal_fields()
+        sampler = self._sample_reacher_task if self.kind == "reacher" else None
         return TaskSpace(self.default_params, fields, sampler=sampler, name=self.name)
+
+    def _goal_fields(self) -> list[Field]:
+        if self.kind == "reacher":
+            return [Field("target", -REACHER_RADIUS, REACHER_RADIUS, shape=(2,))]
+        if self.kind == "inverted_pendulum":
+            return []  # a balancing task: physics only
+        if self.goal == "velocity":
+            return [Field("target_velocity", 0.0, 3.0)]
+        if self.kind in PLANAR:
+            return [Field("direction", -1.0, 1.0)]
+        return [Field("direction", -math.pi, math.pi)]
 
     def _sample_reacher_task(self, key: jax.Array) -> BraxParams:
         k_physics, k_dist, k_ang = jax.random.split(key, 3)

@@ -103,8 +103,9 @@ def persist_compilation_cache(run_dir: str | os.PathLike) -> str | None:
     """Keep XLA's compiled programs in ``<run_dir's parent>/.xla_cache``, so a repeat run skips compiling.
 
     Runs of one job usually share a parent (``outputs/<job>/``, a sweep's directory), and a compile can cost more
-    than a short run (a Brax env's rollout alone compiles in 6-24 s on a 2-core CPU, ``docs/results/brax.md``).
-    JAX stores a program there once it took over a second to compile (``jax_persistent_cache_min_compile_time_secs``). A cache the user chose (``JAX_COMPILATION_CACHE_DIR`` or
+    than a short run (a Brax or Playground env's rollout alone compiles in 6-24 s on a 2-core CPU,
+    ``docs/results/brax.md``). JAX stores a program there once it took over a second to compile
+    (``jax_persistent_cache_min_compile_time_secs``). A cache the user chose (``JAX_COMPILATION_CACHE_DIR`` or
     ``jax.config``) wins; ``METARL_XLA_CACHE=0`` turns this off. Returns the directory used, or None.
     """
     if os.environ.get("METARL_XLA_CACHE", "1") == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):

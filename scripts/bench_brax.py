@@ -24,7 +24,7 @@ metarl.runtime.configure_cpu()  # the console scripts' CPU defaults, before JAX 
 import jax
 
 import envs
-from envs.brax_adapter import BRAX_NAMES, _load_brax_env
+from envs.brax_adapter import BRAX_NAMES
 
 NUM_ENVS = 16
 STEPS, QUICK_STEPS = 200, 50
@@ -98,7 +98,7 @@ def run(quick: bool = False) -> list[tuple[str, float, str]]:
         tasks = env.task_space.sample_batch(jax.random.key(1), NUM_ENVS)
         ours, ours_compile = _compile(adapter_rollout(env, steps), key, tasks)
         ours_s = _timed(ours, key, tasks, repeats=repeats)
-        original = env._env if name.startswith("dmc-") else _load_brax_env(env.kind, env.backend)
+        original = env._env if name.startswith("dmc-") else env._brax  # the env each adapter wraps
         theirs, theirs_compile = _compile(original_rollout(original, env.num_actions, steps), key)
         theirs_s = _timed(theirs, key, repeats=repeats)
         figures += [
