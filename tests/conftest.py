@@ -11,7 +11,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # LLVM's optimization level 1 (XLA's default is 2): test_ppo.py + test_lpg_rule.py +
 # test_es.py took 295 s against 317 s at level 2 (one core, back to back); level 0
 # compiled faster still but ran the CartPole PPO test 3x slower.
-for flag in ("--xla_llvm_disable_expensive_passes=true", "--xla_backend_optimization_level=1"):
+# XLA CPU's older elemental emitters instead of its MLIR fusion emitters: test_ppo.py spent 51 s compiling
+# against 81 s (555 programs, jax.monitoring's backend_compile_duration) and took 116 s against 132-138 s.
+for flag in ("--xla_llvm_disable_expensive_passes=true", "--xla_backend_optimization_level=1",
+             "--xla_cpu_use_fusion_emitters=false"):
     if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
 # The console scripts' CPU defaults (metarl/runtime.py), applied before any
@@ -29,11 +32,11 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
 
 # `make test` hands whole files to its xdist workers in collection order (--dist loadfile). The longest files go
 # first so that no worker starts one of them near the end while the other sits idle (longest-first scheduling);
-# the rest keep their alphabetical order. Ranked by their summed test times in a full run on an idle machine
-# (2026-12-05, junit XML; 77-168 s each), after this session's trims.
-LONGEST_FIRST = ("test_installed_wheel.py", "test_ppo.py", "test_sac.py", "test_gymnasium_export_envs.py",
-                 "test_distributed.py", "test_bad_input.py", "test_kill_resume.py", "test_continual_world.py",
-                 "test_sac_continual_methods.py", "test_sweep.py")
+# the rest keep their alphabetical order. Ranked by their summed test times in a full run (2026-12-06, junit XML,
+# with the flags above; 60-137 s each).
+LONGEST_FIRST = ("test_installed_wheel.py", "test_ppo.py", "test_bad_input.py", "test_sac.py",
+                 "test_continual_world.py", "test_kill_resume.py", "test_sweep.py", "test_gymnasium_export_envs.py", "test_run_safety.py",
+                 "test_lpg_meta_gradient_train.py")
 
 
 def pytest_collection_modifyitems(config, items):
