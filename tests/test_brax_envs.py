@@ -87,10 +87,12 @@ def test_ppo_learns_to_balance_the_brax_pendulum():
     assert (final > 100).all() and final.mean() > 500, (first, final)
 
 
-def test_building_a_brax_env_prints_nothing():
-    """MJX prints a line per missing GPU backend on import, brax warns on every system it loads and MuJoCo's compiler
-    (in C) on the half-cheetah's deprecated MJCF; users see none of it."""
-    out = subprocess.run([sys.executable, "-c", "import envs; envs.make('brax-halfcheetah')"], capture_output=True,
-                         text=True, timeout=300, env=os.environ | {"JAX_PLATFORMS": "cpu"})
+def test_building_brax_and_playground_envs_prints_nothing():
+    """MJX prints a line per missing GPU backend on import, brax warns on every system it loads, MuJoCo's compiler
+    (in C) on the half-cheetah's deprecated MJCF, and Warp (MuJoCo Playground's) prints a banner; users see none of it.
+    Brax first, so its own imports are the ones that could print; one process for both families."""
+    code = "import envs; envs.make('brax-halfcheetah'); envs.make('dmc-CheetahRun')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=os.environ | {"JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout == "" and out.stderr == "", (out.stdout, out.stderr)
