@@ -35,8 +35,8 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
 # the rest keep their alphabetical order. Ranked by their summed test times in a full run (2026-12-06, junit XML,
 # with the flags above; 60-137 s each).
 LONGEST_FIRST = ("test_installed_wheel.py", "test_ppo.py", "test_bad_input.py", "test_sac.py",
-                 "test_continual_world.py", "test_kill_resume.py", "test_sweep.py", "test_gymnasium_export_envs.py", "test_run_safety.py",
-                 "test_lpg_meta_gradient_train.py")
+                 "test_continual_world.py", "test_kill_resume.py", "test_sweep.py", "test_gymnasium_export_envs.py",
+                 "test_run_safety.py", "test_lpg_meta_gradient_train.py")
 
 
 def pytest_collection_modifyitems(config, items):

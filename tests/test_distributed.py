@@ -1,7 +1,7 @@
 """Two processes x two CPU devices as one meta-training run (jax.distributed): the same run as one process.
 
 Through the installed ``metarl-meta-train``, as a user on one machine would start it: a one-process run's
-first generation, resumed by two processes (process 0 writes the run directory, process 1 reads the checkpoint and
+first generation, resumed by two processes (process 0 writes to the run directory, process 1 reads the checkpoint and
 writes nothing), ends with the bits of the uninterrupted one-process run. One two-process round, not a fresh
 start and a resume: each round costs two process starts and their compiles.
 """
