@@ -4,7 +4,7 @@ Runs ``scripts/bench_envs.py`` (with the suite's envs against gymnax's originals
 (the gymnasium export against gymnasium's CartPole), ``scripts/bench_manipulation.py``, ``scripts/bench_ppo.py``
 (with a PureJaxRL-style reference PPO), ``scripts/bench_meta.py``
 (seconds per ES generation at populations 16-128; about 8 minutes on 2 cores), ``scripts/bench_devices.py``
-(population 64 on 1 and 2 CPU devices, the speed-up as a ratio; about 3 minutes) and
+(population 64 with ``cpu_devices=1`` and ``2``, the speed-up as a ratio; about 16 minutes) and
 ``scripts/bench_continual_world.py`` (a whole CW10 stream with SAC), ``scripts/bench_rl2.py`` (RL² training
 steps/s with 1 and 16 vmapped seeds on ``bandit-k5-n10-v1`` and ``dark-room-v1``; about 2 minutes) and
 ``scripts/bench_brax.py`` (build and compile time and steps/s of every brax env against brax's own). Each exposes

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from metarl.agents import random_bits
 from metarl.agents.ppo_config import PPOConfig
 from metarl.agents.ppo_loss import Batch, pack
 
@@ -89,7 +90,7 @@ def learn(
     def epoch(carry, xs):
         epoch_index, bits, keys = xs
         # Shuffle = one sort of random bits and one gather of the packed batch.
-        minibatches = packed[jnp.argsort(bits)].reshape((n_mb, cfg.minibatch_size, packed.shape[1]))
+        minibatches = packed[random_bits.permutation(bits)].reshape((n_mb, cfg.minibatch_size, packed.shape[1]))
         steps = epoch_index * n_mb + jnp.arange(n_mb)
         return jax.lax.scan(minibatch_step, carry, (steps, minibatches, keys))
 

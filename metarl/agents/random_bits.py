@@ -48,6 +48,32 @@ def normal(bits: jax.Array) -> jax.Array:
     return jnp.sqrt(2.0) * jax.lax.erf_inv(2.0 * uniform_open(bits) - 1.0)
 
 
+# Keep at least this many random bits per sort key (see ``permutation``); larger batches use argsort.
+_MIN_KEY_BITS = 20
+
+
+def permutation(bits: jax.Array) -> jax.Array:
+    """A uniformly random permutation of ``range(n)`` (int32) from ``n`` uint32 ``bits`` (last axis).
+
+    The random bits and the index share one uint32 key (high bits random, low
+    bits the index) and a plain sort orders it: XLA:CPU sorts one primitive
+    array about 8x faster than it runs ``argsort``'s two-array sort with a
+    comparator (traced: 9 vs 72 us for 512 entries, 0.12 vs 0.99 ms for 16
+    vmapped rows of 512 -- PPO's per-epoch shuffle). Keys that tie in their
+    random bits keep index order, as a stable argsort does: with n = 512 there
+    are 23 random bits, and a tied pair turns up in about one shuffle of 64.
+    Batches above 4096 entries, which would leave fewer than 20 random bits,
+    fall back to ``argsort`` of the full bits.
+    """
+    n = bits.shape[-1]
+    index_bits = max(1, (n - 1).bit_length())
+    if 32 - index_bits < _MIN_KEY_BITS:
+        return jnp.argsort(bits, axis=-1).astype(jnp.int32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    keys = (bits & ~low) | jnp.arange(n, dtype=jnp.uint32)
+    return (jnp.sort(keys, axis=-1) & low).astype(jnp.int32)
+
+
 class BitBudget:
     """Slices consecutive chunks off one ``jax.random.bits`` draw.
 
