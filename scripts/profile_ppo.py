@@ -119,8 +119,8 @@ def phase_split(config: PPOConfig, repeats: int) -> list[dict]:
 
 def _init_nets(key, obs_dim: int, actions: int):
     k1, k2 = jax.random.split(key)
-    return {"actor": networks.init_mlp(k1, obs_dim, (64, 64), actions, 0.01),
-            "critic": networks.init_mlp(k2, obs_dim, (64, 64), 1, 1.0)}
+    return {"actor": networks.init_mlp(k1, obs_dim, CONFIG.hidden_sizes, actions, 0.01),
+            "critic": networks.init_mlp(k2, obs_dim, CONFIG.hidden_sizes, 1, 1.0)}
 
 
 def _isolated_minibatch_step(seeds: int, steps: int, repeats: int) -> float:
@@ -225,8 +225,8 @@ def kernel_counts(name: str, seeds: int) -> dict[str, int]:
     """XLA:CPU kernels (thunks) launched per env step, per minibatch step, per epoch and per update.
 
     From a ``jax.profiler`` trace of ``TRACE_UPDATES`` updates: a kernel that runs 128 times per update belongs
-    to the rollout's step loop (GAE's reverse scan is a single kernel), 16 times to a minibatch step, 4 times to
-    an epoch, once to the update itself. The trace's durations are inflated by the profiler, so only counts are
+    to a 128-step loop (the rollout, and GAE's reverse scan where XLA keeps it a loop), 16 times to a minibatch
+    step, 4 times to an epoch, once to the update itself. The trace's durations are inflated by the profiler, so only counts are
     reported.
     """
     config = dataclasses.replace(CONFIG, total_timesteps=CONFIG.batch_size * TRACE_UPDATES)
