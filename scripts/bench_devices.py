@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -76,9 +77,10 @@ def _child(quick: bool, devices: int) -> dict[str, float]:
 
 
 def _run_child(quick: bool, devices: int) -> dict[str, float]:
-    """A child process set up as ``cpu_devices=devices`` sets up the CLI (device count, worker threads)."""
-    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} "
-                                     "--xla_cpu_multi_thread_eigen=false", "PJRT_NPROC": str(devices)}
+    """A child process that sets itself up as the CLI does for ``cpu_devices=devices`` (see ``__main__``)."""
+    # Leave the device count and worker pool to the child's own metarl.runtime calls.
+    env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC")}
+    env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", "")).strip()
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(devices), *(["--quick"] if quick else [])]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -106,6 +108,14 @@ if __name__ == "__main__":
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # the child's device count
     args = parser.parse_args()
     if args.child:
+        import metarl.runtime
+
+        metarl.runtime.configure_cpu()  # what every console script does first ...
+        metarl.runtime.configure_cpu_devices(args.child)  # ... and metarl-meta-train's cpu_devices=N
+        import jax
+
+        if jax.device_count() != args.child:
+            raise RuntimeError(f"bench_devices child: asked for {args.child} CPU devices, got {jax.device_count()}")
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         print(json.dumps(_child(args.quick, args.child)))
     else:

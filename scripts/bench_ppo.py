@@ -27,53 +27,52 @@ from metarl.agents.ppo import PPOConfig, make_train
 CONFIG = PPOConfig()  # the defaults are the PureJaxRL CartPole-v1 configuration
 
 
-def _measure(config: PPOConfig, seeds: int, repeats: int) -> tuple[float, float]:
+def keys_of(seeds: int):
+    """``i -> key`` (1 seed) or ``i -> [seeds] keys`` (seeds vmapped, as the CLI and tests do)."""
+    return (lambda i: jax.random.key(i)) if seeds == 1 else (lambda i: jax.random.split(jax.random.key(i), seeds))
+
+
+def program(name: str, config: PPOConfig, seeds: int, learning: bool = True):
+    """The jitted run of ``suite`` (``make_train``) or ``reference`` (``scripts/ppo_reference.py``), seeds
+    vmapped; ``learning=False`` gives the reference with ``update_epochs=0`` (the suite's own is made by
+    ``scripts/profile_ppo.py``)."""
+    if name == "suite":
+        train = make_train(config, *envs.make("CartPole-v1"))
+    else:
+        import ppo_reference
+
+        ref = ppo_reference.Config(total_timesteps=config.total_timesteps)
+        train = ppo_reference.make_train(ref if learning else dataclasses.replace(ref, update_epochs=0))
+    return jax.jit(train) if seeds == 1 else jax.jit(jax.vmap(train))
+
+
+def best_seconds(fn, seeds: int, repeats: int) -> tuple[float, float]:
+    """(compile seconds, best wall seconds over ``repeats`` runs with fresh keys)."""
+    keys = keys_of(seeds)
+    start = time.perf_counter()
+    compiled = fn.lower(keys(0)).compile()
+    compile_s = time.perf_counter() - start
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(keys(i + 1)))
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best
+
+
+def _measure(name: str, config: PPOConfig, seeds: int, repeats: int) -> tuple[float, float]:
     """(compile seconds, best steps/s over ``repeats`` runs)."""
-    env, params = envs.make("CartPole-v1")
-    train = make_train(config, env, params)
-    # One seed is one run; several seeds are vmapped (as the CLI and tests do).
-    batched = train if seeds == 1 else jax.jit(jax.vmap(train))
-    keys_of = (lambda i: jax.random.key(i)) if seeds == 1 else (lambda i: jax.random.split(jax.random.key(i), seeds))
-    start = time.perf_counter()
-    compiled = batched.lower(keys_of(0)).compile()
-    compile_s = time.perf_counter() - start
-    steps = seeds * config.num_updates * config.batch_size
-    best = 0.0
-    for i in range(repeats):
-        keys = keys_of(i)
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(keys))
-        best = max(best, steps / (time.perf_counter() - start))
-    return compile_s, best
-
-
-def _measure_reference(total_timesteps: int, seeds: int, repeats: int) -> tuple[float, float]:
-    """(compile seconds, best steps/s) of the reference PPO, seeds vmapped as for the suite."""
-    import ppo_reference
-
-    config = ppo_reference.Config(total_timesteps=total_timesteps)
-    train = ppo_reference.make_train(config)
-    batched = jax.jit(train) if seeds == 1 else jax.jit(jax.vmap(train))
-    keys_of = (lambda i: jax.random.key(i)) if seeds == 1 else (lambda i: jax.random.split(jax.random.key(i), seeds))
-    start = time.perf_counter()
-    compiled = batched.lower(keys_of(0)).compile()
-    compile_s = time.perf_counter() - start
-    steps = seeds * config.num_updates * config.num_envs * config.num_steps
-    best = 0.0
-    for i in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(keys_of(i)))
-        best = max(best, steps / (time.perf_counter() - start))
-    return compile_s, best
+    compile_s, seconds = best_seconds(program(name, config, seeds), seeds, repeats)
+    return compile_s, seeds * config.num_updates * config.batch_size / seconds
 
 
 def run(quick: bool = False) -> list[tuple[str, float, str]]:
     config = dataclasses.replace(CONFIG, total_timesteps=CONFIG.batch_size * 20) if quick else CONFIG
     repeats = 1 if quick else 3
-    compile_1, one = _measure(config, 1, repeats)
-    _, sixteen = _measure(config, 16, 1 if quick else 2)
-    ref_compile, ref_one = _measure_reference(config.total_timesteps, 1, repeats)
-    _, ref_sixteen = _measure_reference(config.total_timesteps, 16, 1 if quick else 2)
+    compile_1, one = _measure("suite", config, 1, repeats)
+    _, sixteen = _measure("suite", config, 16, 1 if quick else 2)
+    ref_compile, ref_one = _measure("reference", config, 1, repeats)
+    _, ref_sixteen = _measure("reference", config, 16, 1 if quick else 2)
     return [
         ("ppo_cartpole_1seed", one, "steps/s"),
         ("ppo_cartpole_16seeds", sixteen, "steps/s"),

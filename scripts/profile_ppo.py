@@ -24,7 +24,6 @@ import dataclasses
 import glob
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -39,35 +38,24 @@ import envs
 from metarl.agents import networks
 from metarl.agents.distributions import sample_with_noise
 from metarl.agents import ppo as ppo_module
-from metarl.agents.ppo import PPOConfig, make_train
+from metarl.agents.ppo import PPOConfig
 from metarl.agents.ppo_learn import LOSS_METRICS
 from metarl.agents.ppo_loss import Batch, ppo_loss
 from metarl.objectives.ppo_clip import PPOClip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ppo_reference  # noqa: E402
+from bench_ppo import best_seconds, keys_of, program  # noqa: E402
 
 CONFIG = PPOConfig()
 SEEDS = (1, 16)
 
 
-def _best_seconds(fn, args_of, repeats: int) -> float:
-    compiled = fn.lower(args_of(0)).compile()
-    best = float("inf")
-    for i in range(repeats):
-        args = args_of(i + 1)
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(args))
-        best = min(best, time.perf_counter() - start)
-    return best
+def _best_seconds(fn, seeds: int, repeats: int) -> float:
+    return best_seconds(fn, seeds, repeats)[1]
 
 
-def _keys(seeds: int):
-    return (lambda i: jax.random.key(i)) if seeds == 1 else (lambda i: jax.random.split(jax.random.key(i), seeds))
-
-
-def _batched(train, seeds: int):
-    return jax.jit(train) if seeds == 1 else jax.jit(jax.vmap(train))
+def _batched(one_seed, seeds: int):
+    return jax.jit(one_seed) if seeds == 1 else jax.jit(jax.vmap(one_seed))
 
 
 @contextlib.contextmanager
@@ -85,13 +73,6 @@ def _suite_without_learning():
         ppo_module.learn = original
 
 
-def _program(name: str, config: PPOConfig, learning: bool, seeds: int):
-    if name == "suite":
-        return _batched(make_train(config, *envs.make("CartPole-v1")), seeds)
-    ref_config = ppo_reference.Config(total_timesteps=config.total_timesteps)
-    return _batched(ppo_reference.make_train(ref_config if learning else dataclasses.replace(ref_config, update_epochs=0)), seeds)
-
-
 def phase_split(config: PPOConfig, repeats: int) -> list[dict]:
     rows, updates = [], config.num_updates
     for seeds in SEEDS:
@@ -100,7 +81,7 @@ def phase_split(config: PPOConfig, repeats: int) -> list[dict]:
             for learning in (True, False):
                 # The suite's learning phase is removed while its program is traced (inside the context).
                 with (contextlib.nullcontext() if learning or name != "suite" else _suite_without_learning()):
-                    seconds[learning] = _best_seconds(_program(name, config, learning, seeds), _keys(seeds), repeats)
+                    seconds[learning] = _best_seconds(program(name, config, seeds, learning), seeds, repeats)
             total, rollout = seconds[True], seconds[False]
             learn = total - rollout
             rows.append({
@@ -116,12 +97,6 @@ def phase_split(config: PPOConfig, repeats: int) -> list[dict]:
 
 
 # --- floors -------------------------------------------------------------------------------------------
-
-def _init_nets(key, obs_dim: int, actions: int):
-    k1, k2 = jax.random.split(key)
-    return {"actor": networks.init_mlp(k1, obs_dim, CONFIG.hidden_sizes, actions, 0.01),
-            "critic": networks.init_mlp(k2, obs_dim, CONFIG.hidden_sizes, 1, 1.0)}
-
 
 def _isolated_minibatch_step(seeds: int, steps: int, repeats: int) -> float:
     """Seconds per step of the suite's minibatch step on one fixed 128-row minibatch (no shuffle, no rollout):
@@ -146,7 +121,7 @@ def _isolated_minibatch_step(seeds: int, steps: int, repeats: int) -> float:
         (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, steps)
         return params["actor"]["head"]["bias"]
 
-    return _best_seconds(_batched(one_seed, seeds), _keys(seeds), repeats) / steps
+    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def minibatch_dot_flops(obs_dim: int = 4, actions: int = 2) -> int:
@@ -164,7 +139,7 @@ def _actor_floor(seeds: int, steps: int, repeats: int) -> float:
     n = CONFIG.num_envs
 
     def one_seed(key):
-        actor = _init_nets(key, 4, 2)["actor"]
+        actor = networks.init_actor_critic(jax.random.split(key), 4, 2, CONFIG.hidden_sizes, False)["actor"]
         noise = jax.random.gumbel(key, (steps, n, 2))
 
         def step(obs, g):
@@ -175,7 +150,7 @@ def _actor_floor(seeds: int, steps: int, repeats: int) -> float:
         obs, _ = jax.lax.scan(step, jnp.zeros((n, 4)), noise)
         return obs
 
-    return _best_seconds(_batched(one_seed, seeds), _keys(seeds), repeats) / steps
+    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def _env_floor(seeds: int, steps: int, repeats: int) -> float:
@@ -197,7 +172,7 @@ def _env_floor(seeds: int, steps: int, repeats: int) -> float:
         _, rewards = jax.lax.scan(step, state, (keys, actions))
         return rewards.sum()
 
-    return _best_seconds(_batched(one_seed, seeds), _keys(seeds), repeats) / steps
+    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def _matmul_rate(batch_rows: int, seeds: int, steps: int, repeats: int) -> float:
@@ -212,7 +187,7 @@ def _matmul_rate(batch_rows: int, seeds: int, steps: int, repeats: int) -> float
 
         return jax.lax.scan(step, x, None, steps)[0]
 
-    seconds = _best_seconds(_batched(one_seed, seeds), _keys(seeds), repeats)
+    seconds = _best_seconds(_batched(one_seed, seeds), seeds, repeats)
     return seeds * steps * 2 * batch_rows * 64 * 64 / seconds
 
 
@@ -230,11 +205,12 @@ def kernel_counts(name: str, seeds: int) -> dict[str, int]:
     reported.
     """
     config = dataclasses.replace(CONFIG, total_timesteps=CONFIG.batch_size * TRACE_UPDATES)
-    compiled = _program(name, config, True, seeds).lower(_keys(seeds)(0)).compile()
-    jax.block_until_ready(compiled(_keys(seeds)(0)))
+    keys = keys_of(seeds)
+    compiled = program(name, config, seeds).lower(keys(0)).compile()
+    jax.block_until_ready(compiled(keys(0)))
     with tempfile.TemporaryDirectory() as folder:
         jax.profiler.start_trace(folder)
-        jax.block_until_ready(compiled(_keys(seeds)(1)))
+        jax.block_until_ready(compiled(keys(1)))
         jax.profiler.stop_trace()
         data = jax.profiler.ProfileData.from_file(sorted(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True))[-1])
     calls = Counter()

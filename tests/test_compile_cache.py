@@ -19,8 +19,11 @@ def _cache_entries(cache: Path) -> set[str]:
 def test_a_repeat_run_beside_the_first_finds_every_program_in_the_cache_and_gives_the_same_run(tmp_path):
     runs, cwd = tmp_path / "runs", tmp_path / "elsewhere"
     cwd.mkdir()
-    # the test session's own shared cache (tests/conftest.py) would win over the run directory's
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"} | {"JAX_PLATFORMS": "cpu"}
+    # the test session's own shared cache (tests/conftest.py) would win over the run directory's; every program is
+    # stored (JAX keeps only those that took > 1 s to compile, and under load a program can cross that line between
+    # the two runs: the repeat then compiles, and stores, one the first left out)
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"} | {
+        "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     tiny = ["env=cartpole", "seeds=2", "agent.total_timesteps=2048", "agent.num_steps=32", "progress=false"]
     losses = []
     for name in ("first", "repeat"):
