@@ -32,6 +32,11 @@ def keys_of(seeds: int):
     return (lambda i: jax.random.key(i)) if seeds == 1 else (lambda i: jax.random.split(jax.random.key(i), seeds))
 
 
+def batched(one_seed, seeds: int):
+    """``one_seed`` jitted, vmapped over a batch of keys when ``seeds`` > 1."""
+    return jax.jit(one_seed) if seeds == 1 else jax.jit(jax.vmap(one_seed))
+
+
 def program(name: str, config: PPOConfig, seeds: int, learning: bool = True):
     """The jitted run of ``suite`` (``make_train``) or ``reference`` (``scripts/ppo_reference.py``), seeds
     vmapped; ``learning=False`` gives the reference with ``update_epochs=0`` (the suite's own is made by
@@ -43,7 +48,7 @@ def program(name: str, config: PPOConfig, seeds: int, learning: bool = True):
 
         ref = ppo_reference.Config(total_timesteps=config.total_timesteps)
         train = ppo_reference.make_train(ref if learning else dataclasses.replace(ref, update_epochs=0))
-    return jax.jit(train) if seeds == 1 else jax.jit(jax.vmap(train))
+    return batched(train, seeds)
 
 
 def best_seconds(fn, seeds: int, repeats: int) -> tuple[float, float]:

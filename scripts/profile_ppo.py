@@ -44,7 +44,7 @@ from metarl.agents.ppo_loss import Batch, ppo_loss
 from metarl.objectives.ppo_clip import PPOClip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ppo import best_seconds, keys_of, program  # noqa: E402
+from bench_ppo import batched, best_seconds, keys_of, program  # noqa: E402
 
 CONFIG = PPOConfig()
 SEEDS = (1, 16)
@@ -52,10 +52,6 @@ SEEDS = (1, 16)
 
 def _best_seconds(fn, seeds: int, repeats: int) -> float:
     return best_seconds(fn, seeds, repeats)[1]
-
-
-def _batched(one_seed, seeds: int):
-    return jax.jit(one_seed) if seeds == 1 else jax.jit(jax.vmap(one_seed))
 
 
 @contextlib.contextmanager
@@ -121,7 +117,7 @@ def _isolated_minibatch_step(seeds: int, steps: int, repeats: int) -> float:
         (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, steps)
         return params["actor"]["head"]["bias"]
 
-    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
+    return _best_seconds(batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def minibatch_dot_flops(obs_dim: int = 4, actions: int = 2) -> int:
@@ -150,7 +146,7 @@ def _actor_floor(seeds: int, steps: int, repeats: int) -> float:
         obs, _ = jax.lax.scan(step, jnp.zeros((n, 4)), noise)
         return obs
 
-    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
+    return _best_seconds(batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def _env_floor(seeds: int, steps: int, repeats: int) -> float:
@@ -172,7 +168,7 @@ def _env_floor(seeds: int, steps: int, repeats: int) -> float:
         _, rewards = jax.lax.scan(step, state, (keys, actions))
         return rewards.sum()
 
-    return _best_seconds(_batched(one_seed, seeds), seeds, repeats) / steps
+    return _best_seconds(batched(one_seed, seeds), seeds, repeats) / steps
 
 
 def _matmul_rate(batch_rows: int, seeds: int, steps: int, repeats: int) -> float:
@@ -187,7 +183,7 @@ def _matmul_rate(batch_rows: int, seeds: int, steps: int, repeats: int) -> float
 
         return jax.lax.scan(step, x, None, steps)[0]
 
-    seconds = _best_seconds(_batched(one_seed, seeds), seeds, repeats)
+    seconds = _best_seconds(batched(one_seed, seeds), seeds, repeats)
     return seeds * steps * 2 * batch_rows * 64 * 64 / seconds
 
 
@@ -201,8 +197,8 @@ def kernel_counts(name: str, seeds: int) -> dict[str, int]:
 
     From a ``jax.profiler`` trace of ``TRACE_UPDATES`` updates: a kernel that runs 128 times per update belongs
     to a 128-step loop (the rollout, and GAE's reverse scan where XLA keeps it a loop), 16 times to a minibatch
-    step, 4 times to an epoch, once to the update itself. The trace's durations are inflated by the profiler, so only counts are
-    reported.
+    step, 4 times to an epoch, once to the update itself. The trace's durations are inflated by the profiler, so
+    only counts are reported.
     """
     config = dataclasses.replace(CONFIG, total_timesteps=CONFIG.batch_size * TRACE_UPDATES)
     keys = keys_of(seeds)
