@@ -7,6 +7,8 @@ XML numbers (doorlockB.xml, drawer.xml), independently of the task module.
 from __future__ import annotations
 
 import functools
+import importlib.util
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from envs.manipulation import world
 from envs.manipulation.task_registry import get_task
 from envs.manipulation.tasks import doors_drawers as dd
 
+ROOT = Path(__file__).resolve().parent.parent
 NAMES = ("door-open", "door-close", "drawer-open", "drawer-close")
 N, N_RANDOM, STEPS = 40, 20, 500  # CI size; scripts/manipulation_scripted.py --tasks 100 runs 100
 # v3 numbers: hand_init, object range, goal = object + offset, threshold, joint start, joint range
@@ -214,10 +217,47 @@ def test_drawer_hook_pull_stops_at_limit_with_the_hand():
     assert float(s.q) == pytest.approx(dd.DRAWER_LOW)
     # held by the bar: the TCP did not run past the fully opened handle
     tcp = world.tcp_of(s.hand)
-    assert float(tcp[1]) >= float(dd.drawer_bar(p.obj_init, s.q)[1]) - dd.DRAWER_HOOK_RADIUS - 1e-4
+    assert float(tcp[1]) >= float(dd.drawer_bar(p.obj_init, s.q)[1]) - dd.HOOK_FRONT_OPEN - 1e-4
     assert bool(task.success(s, p))
     # pulling from above the handle does nothing
     s = drive(step, place(task, p, bar + jnp.asarray((0.0, 0.0, 0.1))), p, (0, -1, 0, -1), 20)
+    assert float(s.q) == 0.0
+
+
+# Offsets from the bar's axis, gripper (-1 open, +1 closed), and whether a pull from there opens the drawer,
+# as measured in MuJoCo by scripts/metaworld_drawer_pull_map.py (handle moved 0.15-0.19 m or under 0.01 m).
+PULLS_FROM_ABOVE = [
+    ((0.0, 0.0, -0.04), -1, True),    # the experts' hook: open fingers around the bar
+    ((0.0, 0.01, -0.085), -1, True),  # on the table under the bar (a stuck SAC seed's pose): caught by the hand
+    ((0.04, -0.02, -0.06), -1, True),  # open: the rear pad behind the bar
+    ((0.0, -0.02, -0.06), 1, False),  # closed, in front of the bar
+    ((0.0, 0.03, -0.03), 1, True),    # closed, behind the bar
+    ((0.0, 0.03, 0.02), 1, False),    # over the bar's top
+    ((0.1, 0.0, -0.04), -1, False),   # beside the bar
+]
+
+
+@pytest.mark.parametrize("offset, grip, opens", PULLS_FROM_ABOVE)
+def test_drawer_pull_catches_where_mujoco_does(offset, grip, opens):
+    env, task, step = setup("drawer-open")
+    p = _params(env, "drawer-open", (0.0, 0.9, 0.0))
+    bar = dd.drawer_bar(p.obj_init, jnp.float32(0.0))
+    s = place(task, p, bar + jnp.asarray(offset)).replace(closure=jnp.float32(grip > 0))  # as if lowered from above
+    s = drive(step, s, p, (0, -1, 0, grip), 40)
+    assert (float(s.q) < -0.1) == opens
+
+
+@pytest.mark.parametrize("grip", [-1, 1])
+def test_a_hand_coming_low_from_the_front_stops_at_the_bar_and_cannot_pull(grip):
+    env, task, step = setup("drawer-open")
+    p = _params(env, "drawer-open", (0.0, 0.9, 0.0))
+    bar = dd.drawer_bar(p.obj_init, jnp.float32(0.0))
+    s = place(task, p, bar + jnp.asarray((0.0, -0.12, -0.05))).replace(closure=jnp.float32(grip > 0))
+    s = drive(step, s, p, (0, 1, 0, grip), 30)
+    reach = dd.HOOK_FRONT_OPEN if grip < 0 else dd.HOOK_FRONT_CLOSED
+    assert float(world.tcp_of(s.hand)[1]) < float(bar[1]) - reach  # held in front of the bar
+    assert float(s.q) == 0.0
+    s = drive(step, s, p, (0, -1, 0, grip), 30)
     assert float(s.q) == 0.0
 
 
@@ -263,3 +303,23 @@ def test_expert_solves_noop_and_random_do_not(name):
     assert reward.min() >= 0.0 and reward.max() <= 10.0
     if name in ("door-open", "drawer-close"):
         np.testing.assert_allclose(reward[out["success"]], 10.0)
+
+
+def test_pull_map_script_probes_the_jax_drawer_like_the_unit_tests():
+    """scripts/metaworld_drawer_pull_map.py, JAX side: the grid's cells pull where the hook box says."""
+    spec = importlib.util.spec_from_file_location("pull_map", ROOT / "scripts" / "metaworld_drawer_pull_map.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    grid = [("above", -1.0, 0.0, 0.0, -0.04), ("above", -1.0, 0.0, 0.0, -0.08), ("above", -1.0, 0.0, 0.0, 0.02),
+            ("low-front", -1.0, 0.0, 0.0, -0.04), ("low-front", 1.0, 0.0, 0.02, -0.04)]
+    assert set(grid) <= set(script.cells()) and len(script.cells()) == 384
+    handle = [0.0, 0.73, 0.09]  # where Meta-World's seed-0 reset puts it, up to x
+    ours = script.jax_side([handle] * len(grid), grid)
+    pulled = [row["pulled"] > script.PULLED for row in ours]
+    # the experts' hook (bar axis 1 cm behind the observed handle, 4 cm below) and the table under the bar pull;
+    # over the bar, or coming low from the front (stopped in front of the bar), nothing
+    assert pulled == [True, True, False, False, False]
+    theirs = [{"reached": row["reached"], "pulled": 0.0} for row in ours]
+    text, counts = script.table(ours, theirs, grid)
+    assert counts == {"both pull": 0, "neither": 3, "Meta-World only": 0, "ours only": 2}
+    assert text.count("\n| above |") == 2

@@ -18,18 +18,21 @@ Geometry follows Meta-World v3's assets (``doorlockB.xml``, ``drawer.xml``):
   soft limit lets a hard pull go further, and the hard limit here is
   ``[-0.17, 0]`` (the handle then ends 0.02 from the goal, the reward's bound). Meta-World reads the link's frame
   origin (``get_body_com``) plus ``(0, -0.16, 0)`` (drawer-open) or
-  ``(0, -0.16, 0.05)`` (drawer-close). Contacts: a hook around the handle bar
+  ``(0, -0.16, 0.05)`` (drawer-close). Contacts: a hook behind the handle bar
   (both ways), the bar's front (push) and the drawer's front panel (push).
+  The hook is a box fitted to where a pull catches the bar in MuJoCo
+  (``scripts/metaworld_drawer_pull_map.py``): from the top of the bar down to
+  the table, across the bar's length, and from a little in front of the bar's
+  axis to a little behind it, wider in front with the fingers open.
 * **Walls.** The TCP cannot enter the safe, the drawer case or the drawer box:
   the hand is put back onto the nearest face (not the bottom) while its mocap
   may keep pushing, as a weld would. At a joint limit a touching TCP is held
   by the handle or panel it pushes or pulls.
 
 Simplified: contacts are spheres around a handle point (or the nearest panel
-point) rather than meshes; the hooks do not check the gripper (Meta-World's
-experts straddle the bar with open fingers for the drawer, closed for the
-door); the outer side of the door's handle bar and the open door's panel are
-not walls, only contacts.
+point) or, for the drawer's hook, a box, rather than meshes; the door's hook does
+not check the gripper (Meta-World's expert closes it there); the outer side of the
+door's handle bar and the open door's panel are not walls, only contacts.
 """
 
 from __future__ import annotations
@@ -63,7 +66,18 @@ DRAWER_LINK = (0.0, -0.01, 0.09)  # drawer_link frame in the case body at q = 0
 DRAWER_LOW, DRAWER_HIGH = -0.17, 0.0
 BAR_Y, BAR_HALF_X = -0.15, 0.05  # handle bar in drawer_link
 BAR_RADIUS = 0.03  # bar radius 0.009 + finger
-DRAWER_HOOK_Z, DRAWER_HOOK_RADIUS = -0.04, 0.04  # TCP between the open fingers around the bar
+BAR_PUSH_TOP = 0.01  # a TCP higher above the bar's axis passes over it (MuJoCo: 2 cm above does)
+DRAWER_HOOK_Z = -0.04  # the experts' hook point below the bar's axis: open fingers around the bar
+# The hook box around the bar's axis, fitted to MuJoCo (scripts/metaworld_drawer_pull_map.py). Meta-World's
+# finger pads sit either side of the TCP along y (about 3 cm apart closed, by the gripper reading, wider
+# open): a pull catches when the rear pad is behind the bar, from the table up to the bar's top, 7 cm
+# either side of its centre (caught at 6, not at 8). Along y from the bar's axis: open, caught from 3.5 cm
+# in front (caught at 3; a hand coming from the front is stopped 4 cm in front and cannot pull) to 2 cm
+# behind (at 3 cm behind the rear pad meets the drawer front and the hand cannot get down); closed, from
+# 1.5 cm in front (caught at the axis, not at 3 cm in front; a hand from the front stops 2.3 cm in front)
+# to 6 cm behind, the drawer front.
+HOOK_HALF_X, HOOK_TOP = 0.07, 0.01
+HOOK_FRONT_OPEN, HOOK_FRONT_CLOSED, HOOK_BACK_OPEN, HOOK_BACK_CLOSED = 0.035, 0.015, 0.02, 0.06
 FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
 FRONT_RADIUS = 0.03
 CASE_LO, CASE_HI = (-0.118, -0.1, 0.0), (0.118, 0.1, 0.168)
@@ -100,8 +114,11 @@ def keep_out(prev, state, lo, hi):
     return state.replace(hand=hand, hand_vel=hand - prev.hand)
 
 
-def joint_step(prev, state, q, contacts, low, high):
+def joint_step(prev, state, q, contacts, low, high, moves=()):
     """Move the joint by the contact that drives it most (``world.move_joint`` per contact).
+
+    ``moves`` are ready-made ``(free q, d handle / d q)`` candidates from
+    contacts that are not spheres (the drawer's hook box).
 
     At a joint limit the handle stops and so does the TCP touching it: the part
     of its motion along the joint that the limit cut off is taken back, so the
@@ -109,9 +126,10 @@ def joint_step(prev, state, q, contacts, low, high):
     """
     tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
     best_free, best_tangent = q, jnp.zeros(3, _F)
-    for handle_fn, radius, hook in contacts:
-        free = world.move_joint(q, handle_fn, tcp_prev, tcp, radius=radius, low=-jnp.inf, high=jnp.inf, hook=hook)
-        tangent = jax.jvp(handle_fn, (q,), (jnp.ones_like(q),))[1]
+    candidates = [(world.move_joint(q, handle_fn, tcp_prev, tcp, radius=radius, low=-jnp.inf, high=jnp.inf,
+                                    hook=hook), jax.jvp(handle_fn, (q,), (jnp.ones_like(q),))[1])
+                  for handle_fn, radius, hook in contacts]
+    for free, tangent in [*candidates, *moves]:
         wins = jnp.abs(free - q) > jnp.abs(best_free - q)
         best_free = jnp.where(wins, free, best_free)
         best_tangent = jnp.where(wins, tangent, best_tangent)
@@ -165,20 +183,59 @@ def drawer_bar(case, q):
     return drawer_link(case, q) + _v((0.0, BAR_Y, 0.0))
 
 
+def hook_reach(closure):
+    """How far the hook box reaches in front of and behind the bar's axis at this gripper closure."""
+    closed = jnp.clip(closure, 0.0, 1.0)
+    front = HOOK_FRONT_OPEN + (HOOK_FRONT_CLOSED - HOOK_FRONT_OPEN) * closed
+    return front, HOOK_BACK_OPEN + (HOOK_BACK_CLOSED - HOOK_BACK_OPEN) * closed
+
+
+def under_bar(r):
+    """Whether an offset ``r`` from the bar's axis is across the bar and not above its top."""
+    return (jnp.abs(r[0]) <= HOOK_HALF_X) & (r[2] <= HOOK_TOP)
+
+
+def drawer_hooked(case, q, tcp, closure):
+    """Whether a pull (or push) of the TCP at ``tcp`` carries the drawer's bar along: inside the hook box."""
+    r = tcp - drawer_bar(case, q)
+    front, back = hook_reach(closure)
+    return under_bar(r) & (r[1] >= -front) & (r[1] <= back)
+
+
+def stop_at_bar_front(prev, state):
+    """A hand that comes from the front below the bar's top meets the bar with its rear finger pad.
+
+    It stops at the front of the hook box: the pads get around the bar only
+    when lowered onto it from above (MuJoCo stops that hand, fingers open,
+    4 cm in front of the bar's axis and a pull from there moves nothing).
+    """
+    case = prev.obj
+    front, _ = hook_reach(prev.closure)
+    tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
+    bar = drawer_bar(case, state.q)
+    was_in_front = tcp_prev[1] - drawer_bar(case, prev.q)[1] < -front
+    crosses = was_in_front & under_bar(tcp - bar) & (tcp[1] - bar[1] >= -front)
+    hand = jnp.where(crosses, state.hand.at[1].set(bar[1] - front - 1e-4 - world.TCP_OFFSET[1]), state.hand)
+    return state.replace(hand=hand, hand_vel=hand - prev.hand)
+
+
 def move_drawer(prev, state):
     case, q = prev.obj, prev.q
-    tcp_prev = world.tcp_of(prev.hand)
+    tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
     local = tcp_prev - drawer_link(case, q)
     bar_x = jnp.clip(local[0], -BAR_HALF_X, BAR_HALF_X)
+    bar_z = jnp.where(local[2] > BAR_PUSH_TOP, 1.0, 0.0)  # over the bar's top: push point out of reach
     front_x = jnp.clip(local[0], -FRONT_HALF_X, FRONT_HALF_X)
     front_z = jnp.clip(local[2], -FRONT_HALF_Z, FRONT_HALF_Z)
     on_link = lambda a, p: drawer_link(case, a) + jnp.stack(p).astype(_F)
     contacts = (
-        (lambda a: on_link(a, (bar_x, BAR_Y, DRAWER_HOOK_Z)), DRAWER_HOOK_RADIUS, True),
-        (lambda a: on_link(a, (bar_x, BAR_Y, 0.0)), BAR_RADIUS, False),
+        (lambda a: on_link(a, (bar_x, BAR_Y, bar_z)), BAR_RADIUS, False),
         (lambda a: on_link(a, (front_x, FRONT_Y, front_z)), FRONT_RADIUS, False),
     )
-    state = joint_step(prev, state, q, contacts, DRAWER_LOW, DRAWER_HIGH)
+    # the hook is tested where the TCP starts the step, so a fast pull keeps hold of the bar
+    hooked = drawer_hooked(case, q, tcp_prev, prev.closure)
+    hook = (q + jnp.where(hooked, tcp[1] - tcp_prev[1], 0.0), _v((0.0, 1.0, 0.0)))
+    state = stop_at_bar_front(prev, joint_step(prev, state, q, contacts, DRAWER_LOW, DRAWER_HIGH, moves=(hook,)))
     state = keep_out(prev, state, case + _v(CASE_LO), case + _v(CASE_HI))
     link = drawer_link(case, state.q)
     return keep_out(prev, state, link + _v(BOX_LO), link + _v(BOX_HI))

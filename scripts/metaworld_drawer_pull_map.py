@@ -1,0 +1,168 @@
+"""Where does a pull open the drawer? The same probe in real Meta-World v3 and in the JAX drawer-open.
+
+    METAWORLD_PYTHON=.venv-metaworld/bin/python .venv/bin/python scripts/metaworld_drawer_pull_map.py [--out F]
+
+Each cell of a grid puts the TCP at an offset ``(dx, dy, dz)`` from the
+drawer's handle (the observed handle point, at the bar), then moves it 0.2 m
+toward the robot, and records how far the handle followed. The TCP is driven
+by the same proportional controller in both worlds, along one of two routes:
+
+* ``above``: over the target at 12 cm above the handle, then straight down;
+* ``low-front``: 3 cm above the table, 12 cm in front of the handle, then
+  straight at the target (the way a policy that comes in low meets the bar).
+
+The walls decide where the TCP really ends (reported as the reached offset);
+a cell *pulls* when the handle moved more than 5 cm. The script runs itself
+under ``METAWORLD_PYTHON`` (``make metaworld-venv``) for the MuJoCo side and
+prints one markdown table of the cells where the two worlds disagree, plus the
+agreement counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+ROUTES = ("above", "low-front")
+GRIPS = (-1.0, 1.0)  # open, closed
+DX = (0.0, 0.04, 0.06, 0.08)
+DY = (-0.02, 0.0, 0.02, 0.04)
+DZ = (0.02, 0.0, -0.02, -0.04, -0.06, -0.08)
+PULLED = 0.05  # handle displacement that counts as a pull
+GAIN, APPROACH_STEPS, SETTLE_STEPS, PULL_STEPS = 10.0, 70, 60, 60
+
+
+def cells() -> list[tuple]:
+    return list(itertools.product(ROUTES, GRIPS, DX, DY, DZ))
+
+
+def waypoints(route: str, handle, dx: float, dy: float, dz: float):
+    """The approach point and the target for one cell (absolute positions)."""
+    target = [handle[0] + dx, handle[1] + dy, handle[2] + dz]
+    if route == "above":
+        return [target[0], target[1], handle[2] + 0.12], target
+    return [target[0], handle[1] - 0.12, 0.03], target
+
+
+def metaworld_side() -> list[dict]:
+    """Runs under the metaworld venv (numpy and metaworld only)."""
+    import gymnasium as gym
+    import metaworld  # noqa: F401  (registers the Meta-World/* envs)
+    import numpy as np
+
+    env = gym.make("Meta-World/MT1", env_name="drawer-open-v3", seed=0)
+    unwrapped = env.unwrapped
+
+    def go(target, grip, steps):
+        obs = None
+        for _ in range(steps):
+            move = np.clip((np.asarray(target) - unwrapped.tcp_center) * GAIN, -1.0, 1.0)
+            obs, *_ = env.step(np.r_[move, grip].astype(np.float32))
+        return obs
+
+    out = []
+    for route, grip, dx, dy, dz in cells():
+        obs, _ = env.reset(seed=0)
+        handle = obs[4:7].copy()
+        approach, target = waypoints(route, handle, dx, dy, dz)
+        go(approach, grip, APPROACH_STEPS)
+        obs = go(target, grip, SETTLE_STEPS)
+        reached = (unwrapped.tcp_center - obs[4:7]).tolist()
+        obs = go(unwrapped.tcp_center + np.array([0.0, -0.2, 0.0]), grip, PULL_STEPS)
+        out.append({"handle": handle.tolist(), "reached": reached, "pulled": float(handle[1] - obs[5])})
+    return out
+
+
+def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
+    """The cells of ``grid`` (default: all) with each cell's drawer where Meta-World's reset put it."""
+    grid = cells() if grid is None else grid
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import envs
+    from envs.manipulation import world
+    from envs.manipulation.task_registry import get_task
+
+    env, _ = envs.make("drawer-open-v3")
+    task = get_task("drawer-open")
+    base = env.params_for("drawer-open", obj_init=jnp.zeros(3, jnp.float32))
+    handle_in_case = task.handle(task.reset_state(base))  # the handle with the case at the origin
+    key = jax.random.key(0)
+
+    def go(state, target, grip, steps, params):
+        def body(s, _):
+            move = jnp.clip((target - world.tcp_of(s.hand)) * GAIN, -1.0, 1.0)
+            _, s, *_ = env.step_env(key, s, jnp.append(move, grip), params)
+            return s, None
+        return jax.lax.scan(body, state, None, steps)[0]
+
+    def probe(params, approach, target, grip):
+        handle = task.handle(task.reset_state(params))
+        state = task.reset_state(params)
+        state = go(go(state, approach, grip, APPROACH_STEPS, params), target, grip, SETTLE_STEPS, params)
+        reached = world.tcp_of(state.hand) - task.handle(state)
+        pull = world.tcp_of(state.hand) + jnp.array([0.0, -0.2, 0.0])
+        state = go(state, pull, grip, PULL_STEPS, params)
+        return reached, handle[1] - task.handle(state)[1]
+
+    points = [waypoints(route, h, dx, dy, dz) for (route, _, dx, dy, dz), h in zip(grid, handles)]
+    approach = jnp.asarray([p[0] for p in points], jnp.float32)
+    target = jnp.asarray([p[1] for p in points], jnp.float32)
+    grip = jnp.asarray([c[1] for c in grid], jnp.float32)
+    each = [env.params_for("drawer-open", obj_init=np.asarray(h) - np.asarray(handle_in_case)) for h in handles]
+    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *each)
+    reached, pulled = jax.jit(jax.vmap(probe))(params, approach, target, grip)
+    return [{"reached": r.tolist(), "pulled": float(p)} for r, p in zip(np.asarray(reached), np.asarray(pulled))]
+
+
+def table(ours: list[dict], theirs: list[dict], grid: list[tuple] | None = None) -> tuple[str, dict]:
+    grid = cells() if grid is None else grid
+    counts = {"both pull": 0, "neither": 0, "Meta-World only": 0, "ours only": 0}
+    rows = []
+    for cell, a, b in zip(grid, ours, theirs):
+        pa, pb = a["pulled"] > PULLED, b["pulled"] > PULLED
+        key = "both pull" if pa and pb else "neither" if not (pa or pb) else "ours only" if pa else "Meta-World only"
+        counts[key] += 1
+        if pa != pb:
+            route, grip, dx, dy, dz = cell
+            fmt = lambda v: "(" + ", ".join(f"{x:+.3f}" for x in v) + ")"
+            rows.append(f"| {route} | {'open' if grip < 0 else 'closed'} | ({dx:+.2f}, {dy:+.2f}, {dz:+.2f}) | "
+                        f"{fmt(a['reached'])} / {fmt(b['reached'])} | {a['pulled']:.3f} / {b['pulled']:.3f} |")
+    head = ["| route | gripper | target offset from the handle | reached offset (ours / MW) | handle pulled, m "
+            "(ours / MW) |", "|---|---|---|---|---|"]
+    summary = ", ".join(f"{k}: {v}" for k, v in counts.items())
+    return "\n".join([f"{len(ours)} cells; {summary}.", "", *head, *rows]), counts
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metaworld-side", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args(argv)
+    if args.metaworld_side:
+        print(json.dumps(metaworld_side()))
+        return
+    python = os.environ.get("METAWORLD_PYTHON")
+    if not python:
+        sys.exit("metaworld_drawer_pull_map: error: set METAWORLD_PYTHON to a Python with metaworld installed "
+                 "(make metaworld-venv creates .venv-metaworld)")
+    real = subprocess.run([python, __file__, "--metaworld-side"], capture_output=True, text=True, check=True)
+    theirs = json.loads(real.stdout.strip().splitlines()[-1])
+    import metarl.runtime
+
+    metarl.runtime.configure_cpu()  # before JAX starts
+    ours = jax_side([cell["handle"] for cell in theirs])
+    text, _ = table(ours, theirs)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
