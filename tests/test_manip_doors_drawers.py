@@ -261,6 +261,18 @@ def test_a_hand_coming_low_from_the_front_stops_at_the_bar_and_cannot_pull(grip)
     assert float(s.q) == 0.0
 
 
+def test_opening_the_fingers_against_the_bar_does_not_get_them_around_it():
+    env, task, step = setup("drawer-open")
+    p = _params(env, "drawer-open", (0.0, 0.9, 0.0))
+    bar = dd.drawer_bar(p.obj_init, jnp.float32(0.0))
+    s = place(task, p, bar + jnp.asarray((0.0, -0.12, -0.05))).replace(closure=jnp.float32(1.0))
+    s = drive(step, s, p, (0, 1, 0, 1), 30)  # closed, pressed against the bar's front
+    s = drive(step, s, p, (0, 1, 0, -1), 15)  # open while still pressing
+    assert float(world.tcp_of(s.hand)[1]) < float(bar[1]) - dd.HOOK_FRONT_OPEN  # pushed back by the rear pad
+    s = drive(step, s, p, (0, -1, 0, -1), 30)
+    assert float(s.q) == 0.0
+
+
 def test_drawer_front_is_pushed_not_pulled_and_is_a_wall_when_shut():
     env, task, step = setup("drawer-close")
     p = _params(env, "drawer-close", (0.0, 0.9, 0.0))

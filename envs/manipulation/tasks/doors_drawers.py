@@ -208,12 +208,15 @@ def stop_at_bar_front(prev, state):
     It stops at the front of the hook box: the pads get around the bar only
     when lowered onto it from above (MuJoCo stops that hand, fingers open,
     4 cm in front of the bar's axis and a pull from there moves nothing).
+    Opening the fingers there pushes the hand back, as the rear pad meets
+    the bar, rather than putting the pad behind it.
     """
     case = prev.obj
-    front, _ = hook_reach(prev.closure)
+    front_prev, _ = hook_reach(prev.closure)
+    front, _ = hook_reach(state.closure)
     tcp_prev, tcp = world.tcp_of(prev.hand), world.tcp_of(state.hand)
     bar = drawer_bar(case, state.q)
-    was_in_front = tcp_prev[1] - drawer_bar(case, prev.q)[1] < -front
+    was_in_front = tcp_prev[1] - drawer_bar(case, prev.q)[1] < -front_prev
     crosses = was_in_front & under_bar(tcp - bar) & (tcp[1] - bar[1] >= -front)
     hand = jnp.where(crosses, state.hand.at[1].set(bar[1] - front - 1e-4 - world.TCP_OFFSET[1]), state.hand)
     return state.replace(hand=hand, hand_vel=hand - prev.hand)
