@@ -3,9 +3,10 @@
     METAWORLD_PYTHON=.venv-metaworld/bin/python .venv/bin/python scripts/metaworld_drawer_pull_map.py [--out F]
 
 Each cell of a grid puts the TCP at an offset ``(dx, dy, dz)`` from the
-drawer's handle (the observed handle point, at the bar), then moves it 0.2 m
-toward the robot, and records how far the handle followed. The TCP is driven
-by the same proportional controller in both worlds, along one of two routes:
+drawer's handle (the observed handle point, 1 cm in front of the bar's axis),
+then moves it 0.2 m toward the robot, and records how far the handle followed.
+The TCP is driven by the same proportional controller in both worlds, along
+one of two routes:
 
 * ``above``: over the target at 12 cm above the handle, then straight down;
 * ``low-front``: 3 cm above the table, 12 cm in front of the handle, then
@@ -102,8 +103,8 @@ def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
         return jax.lax.scan(body, state, None, steps)[0]
 
     def probe(params, approach, target, grip):
-        handle = task.handle(task.reset_state(params))
         state = task.reset_state(params)
+        handle = task.handle(state)
         state = go(go(state, approach, grip, APPROACH_STEPS, params), target, grip, SETTLE_STEPS, params)
         reached = world.tcp_of(state.hand) - task.handle(state)
         pull = world.tcp_of(state.hand) + jnp.array([0.0, -0.2, 0.0])
@@ -121,6 +122,7 @@ def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
 
 
 def table(ours: list[dict], theirs: list[dict], grid: list[tuple] | None = None) -> tuple[str, dict]:
+    """The agreement counts and a markdown table of the cells where the two worlds disagree."""
     grid = cells() if grid is None else grid
     counts = {"both pull": 0, "neither": 0, "Meta-World only": 0, "ours only": 0}
     rows = []
@@ -149,8 +151,9 @@ def main(argv=None) -> None:
         return
     python = os.environ.get("METAWORLD_PYTHON")
     if not python:
-        sys.exit("metaworld_drawer_pull_map: error: set METAWORLD_PYTHON to a Python with metaworld installed "
-                 "(make metaworld-venv creates .venv-metaworld)")
+        print("metaworld_drawer_pull_map: error: set METAWORLD_PYTHON to a Python with metaworld installed "
+              "(make metaworld-venv creates .venv-metaworld)", file=sys.stderr)
+        sys.exit(2)
     real = subprocess.run([python, __file__, "--metaworld-side"], capture_output=True, text=True, check=True)
     theirs = json.loads(real.stdout.strip().splitlines()[-1])
     import metarl.runtime
