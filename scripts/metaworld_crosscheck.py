@@ -141,6 +141,17 @@ def compare(ours: dict, theirs: dict) -> list[str]:
             f"{ours['median_first_success']} / {theirs['median_first_success']}", f"{theirs['steps_per_s']:.0f}"]
 
 
+def metaworld_json(script: str, *args: str):
+    """The JSON that ``script --metaworld-side *args`` prints under ``METAWORLD_PYTHON`` (exit 2 if it is unset)."""
+    python = os.environ.get("METAWORLD_PYTHON")
+    if not python:
+        print(f"{os.path.basename(script).removesuffix('.py')}: error: set METAWORLD_PYTHON to a Python with "
+              "metaworld installed (make metaworld-venv creates .venv-metaworld)", file=sys.stderr)
+        sys.exit(2)
+    real = subprocess.run([python, script, "--metaworld-side", *args], capture_output=True, text=True, check=True)
+    return json.loads(real.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="*", help="task names without -v3 (default: every implemented task)")
@@ -151,16 +162,10 @@ def main(argv=None) -> None:
     if args.metaworld_side:
         print(json.dumps(metaworld_side(args.tasks, args.episodes)))
         return
-    python = os.environ.get("METAWORLD_PYTHON")
-    if not python:
-        sys.exit("metaworld_crosscheck: error: set METAWORLD_PYTHON to a Python with metaworld installed "
-                 "(make metaworld-venv creates .venv-metaworld)")
     from envs.manipulation import implemented
 
     tasks = args.tasks or list(implemented())
-    real = subprocess.run([python, __file__, "--metaworld-side", "--episodes", str(args.episodes), "--tasks", *tasks],
-                          capture_output=True, text=True, check=True)
-    theirs = json.loads(real.stdout.strip().splitlines()[-1])
+    theirs = metaworld_json(__file__, "--episodes", str(args.episodes), "--tasks", *tasks)
     ours = jax_side(tasks, args.episodes)
     header = ("| task | hand init | reset ranges (obj ⊕ goal) | gripper at reset | quat at reset | object 2 | "
               "hand x after 1/5/10 steps of a_x=+1 (ours / MW) | episode | scripted success (ours / MW) | "

@@ -25,7 +25,6 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
 
 ROUTES = ("above", "low-front")
@@ -149,13 +148,10 @@ def main(argv=None) -> None:
     if args.metaworld_side:
         print(json.dumps(metaworld_side()))
         return
-    python = os.environ.get("METAWORLD_PYTHON")
-    if not python:
-        print("metaworld_drawer_pull_map: error: set METAWORLD_PYTHON to a Python with metaworld installed "
-              "(make metaworld-venv creates .venv-metaworld)", file=sys.stderr)
-        sys.exit(2)
-    real = subprocess.run([python, __file__, "--metaworld-side"], capture_output=True, text=True, check=True)
-    theirs = json.loads(real.stdout.strip().splitlines()[-1])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from metaworld_crosscheck import metaworld_json
+
+    theirs = metaworld_json(__file__)
     import metarl.runtime
 
     metarl.runtime.configure_cpu()  # before JAX starts
