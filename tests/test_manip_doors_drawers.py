@@ -231,9 +231,15 @@ PULLS_FROM_ABOVE = [
     ((0.0, 0.01, -0.085), -1, True),  # on the table under the bar (a stuck SAC seed's pose): caught by the hand
     ((0.04, -0.02, -0.06), -1, True),  # open: the rear pad behind the bar
     ((0.0, -0.02, -0.06), 1, False),  # closed, in front of the bar
+    ((0.0, -0.03, -0.06), 1, False),  # the same 2 cm above the table
     ((0.0, 0.03, -0.03), 1, True),    # closed, behind the bar
     ((0.0, 0.03, 0.02), 1, False),    # over the bar's top
     ((0.1, 0.0, -0.04), -1, False),   # beside the bar
+    # on the table the wrist is at the bar's height and catches it, whatever the gripper, also outside the hook box
+    ((0.0, -0.03, -0.08), 1, True),   # closed, 3 cm in front of the bar (2 cm higher it does not: above)
+    ((0.08, -0.01, -0.08), -1, True),  # past the bar's end, still under the wrist
+    ((0.0, -0.05, -0.08), 1, False),  # in front of the wrist's reach
+    ((0.11, -0.01, -0.08), -1, False),  # beside it
 ]
 
 
@@ -259,6 +265,19 @@ def test_a_hand_coming_low_from_the_front_stops_at_the_bar_and_cannot_pull(grip)
     assert float(s.q) == 0.0
     s = drive(step, s, p, (0, -1, 0, grip), 30)
     assert float(s.q) == 0.0
+
+
+@pytest.mark.parametrize("grip", [-1, 1])
+def test_a_hand_coming_along_the_table_stops_at_the_bar_and_its_wrist_pulls(grip):
+    env, task, step = setup("drawer-open")
+    p = _params(env, "drawer-open", (0.0, 0.9, 0.0))
+    bar = dd.drawer_bar(p.obj_init, jnp.float32(0.0))
+    s = place(task, p, bar + jnp.asarray((0.0, -0.12, -0.08))).replace(closure=jnp.float32(grip > 0))
+    s = drive(step, s, p, (0, 1, 0, grip), 30)
+    reach = dd.HOOK_FRONT_OPEN if grip < 0 else dd.HOOK_FRONT_CLOSED
+    assert float(world.tcp_of(s.hand)[1]) < float(bar[1]) - reach  # the fingers stopped in front of the bar
+    s = drive(step, s, p, (0, -1, 0, grip), 60)  # the mocap ran ahead while the hand was held
+    assert float(s.q) < -0.1  # MuJoCo: 7-8 cm open, 15 cm closed
 
 
 def test_opening_the_fingers_against_the_bar_does_not_get_them_around_it():

@@ -78,6 +78,12 @@ DRAWER_HOOK_Z = -0.04  # the experts' hook point below the bar's axis: open fing
 # to 6 cm behind, the drawer front.
 HOOK_HALF_X, HOOK_TOP = 0.07, 0.01
 HOOK_FRONT_OPEN, HOOK_FRONT_CLOSED, HOOK_BACK_OPEN, HOOK_BACK_CLOSED = 0.035, 0.015, 0.02, 0.06
+# Near the table the wrist above the fingers (Meta-World's right_hand mesh, its bottom 8.4 cm above the TCP,
+# 10.6 cm deep along y) is at the bar's height and a pull drags the bar with it, whatever the gripper: in
+# MuJoCo a TCP lowered to the table pulls from 3 cm in front of the bar's axis to 1 cm behind it, up to 8 cm
+# either side of its centre (not at 10), and not from 2 cm higher up.
+WRIST_ABOVE_TCP, WRIST_HALF_X, WRIST_FRONT, WRIST_BACK = 0.084, 0.09, 0.04, 0.02
+BAR_THICKNESS = 0.009  # the bar's radius
 FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
 FRONT_RADIUS = 0.03
 CASE_LO, CASE_HI = (-0.118, -0.1, 0.0), (0.118, 0.1, 0.168)
@@ -195,11 +201,18 @@ def under_bar(r):
     return (jnp.abs(r[0]) <= HOOK_HALF_X) & (r[2] <= HOOK_TOP)
 
 
+def wrist_at_bar(r):
+    """Whether the wrist, with the TCP at an offset ``r`` from the bar's axis, is low enough to catch the bar."""
+    low = r[2] <= BAR_THICKNESS - WRIST_ABOVE_TCP
+    return low & (jnp.abs(r[0]) <= WRIST_HALF_X) & (r[1] >= -WRIST_FRONT) & (r[1] <= WRIST_BACK)
+
+
 def drawer_hooked(case, q, tcp, closure):
-    """Whether a pull (or push) of the TCP at ``tcp`` carries the drawer's bar along: inside the hook box."""
+    """Whether a pull (or push) of the TCP at ``tcp`` carries the drawer's bar along: inside the hook box
+    (the finger pads around the bar) or with the wrist at the bar's height."""
     r = tcp - drawer_bar(case, q)
     front, back = hook_reach(closure)
-    return under_bar(r) & (r[1] >= -front) & (r[1] <= back)
+    return (under_bar(r) & (r[1] >= -front) & (r[1] <= back)) | wrist_at_bar(r)
 
 
 def stop_at_bar_front(prev, state):
