@@ -1,6 +1,7 @@
 """Where does a pull open the drawer? The same probe in real Meta-World v3 and in the JAX drawer-open.
 
-    METAWORLD_PYTHON=.venv-metaworld/bin/python .venv/bin/python scripts/metaworld_drawer_pull_map.py [--out F]
+    METAWORLD_PYTHON=.venv-metaworld/bin/python .venv/bin/python scripts/metaworld_drawer_pull_map.py \
+        [--grid standard|table] [--out F]
 
 Each cell of a grid puts the TCP at an offset ``(dx, dy, dz)`` from the
 drawer's handle (the observed handle point, 1 cm in front of the bar's axis),
@@ -13,7 +14,9 @@ one of two routes:
   straight at the target (the way a policy that comes in low meets the bar).
 
 The walls decide where the TCP really ends (reported as the reached offset);
-a cell *pulls* when the handle moved more than 5 cm. The script runs itself
+a cell *pulls* when the handle moved more than 5 cm. ``--grid table`` probes
+the table alone, finer: the TCP lowered from above as far as it goes, 2 cm
+steps up to 16 cm beside the handle's centre and 8 cm in front and behind. The script runs itself
 under ``METAWORLD_PYTHON`` (``make metaworld-venv``) for the MuJoCo side and
 prints one markdown table of the cells where the two worlds disagree, plus the
 agreement counts.
@@ -32,12 +35,18 @@ GRIPS = (-1.0, 1.0)  # open, closed
 DX = (0.0, 0.04, 0.06, 0.08)
 DY = (-0.02, 0.0, 0.02, 0.04)
 DZ = (0.02, 0.0, -0.02, -0.04, -0.06, -0.08)
+TABLE_DX = tuple(0.02 * i for i in range(9))
+TABLE_DY = tuple(0.02 * i for i in range(-4, 5))
+GRIDS = {
+    "standard": (ROUTES, GRIPS, DX, DY, DZ),
+    "table": (("above",), GRIPS, TABLE_DX, TABLE_DY, (-0.09,)),  # below the reach of the TCP in both worlds
+}
 PULLED = 0.05  # handle displacement that counts as a pull
 GAIN, APPROACH_STEPS, SETTLE_STEPS, PULL_STEPS = 10.0, 70, 60, 60
 
 
-def cells() -> list[tuple]:
-    return list(itertools.product(ROUTES, GRIPS, DX, DY, DZ))
+def cells(grid: str = "standard") -> list[tuple]:
+    return list(itertools.product(*GRIDS[grid]))
 
 
 def waypoints(route: str, handle, dx: float, dy: float, dz: float):
@@ -48,7 +57,7 @@ def waypoints(route: str, handle, dx: float, dy: float, dz: float):
     return [target[0], handle[1] - 0.12, 0.03], target
 
 
-def metaworld_side() -> list[dict]:
+def metaworld_side(grid: str = "standard") -> list[dict]:
     """Runs under the metaworld venv (numpy and metaworld only)."""
     import gymnasium as gym
     import metaworld  # noqa: F401  (registers the Meta-World/* envs)
@@ -65,7 +74,7 @@ def metaworld_side() -> list[dict]:
         return obs
 
     out = []
-    for route, grip, dx, dy, dz in cells():
+    for route, grip, dx, dy, dz in cells(grid):
         obs, _ = env.reset(seed=0)
         handle = obs[4:7].copy()
         approach, target = waypoints(route, handle, dx, dy, dz)
@@ -143,20 +152,23 @@ def table(ours: list[dict], theirs: list[dict], grid: list[tuple] | None = None)
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metaworld-side", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
+                        help="standard: 384 cells around the handle; table: the TCP on the table, finer")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     if args.metaworld_side:
-        print(json.dumps(metaworld_side()))
+        print(json.dumps(metaworld_side(args.grid)))
         return
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from metaworld_crosscheck import metaworld_json
 
-    theirs = metaworld_json(__file__)
+    theirs = metaworld_json(__file__, "--grid", args.grid)
     import metarl.runtime
 
     metarl.runtime.configure_cpu()  # before JAX starts
-    ours = jax_side([cell["handle"] for cell in theirs])
-    text, _ = table(ours, theirs)
+    grid = cells(args.grid)
+    ours = jax_side([cell["handle"] for cell in theirs], grid)
+    text, _ = table(ours, theirs, grid)
     print(text)
     if args.out:
         with open(args.out, "w") as handle:

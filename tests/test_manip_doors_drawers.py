@@ -354,3 +354,9 @@ def test_pull_map_script_probes_the_jax_drawer_like_the_unit_tests():
     text, counts = script.table(ours, theirs, grid)
     assert counts == {"both pull": 0, "neither": 3, "Meta-World only": 0, "ours only": 2}
     assert text.count("\n| above |") == 2
+    # the table grid: on the table the wrist catches the bar from 3 cm in front of its axis, not beside it
+    table = [("above", 1.0, 0.0, -0.02, -0.09), ("above", -1.0, 0.08, 0.0, -0.09), ("above", 1.0, 0.1, 0.0, -0.09),
+             ("above", 1.0, 0.0, -0.04, -0.09)]
+    assert set(table) <= set(script.cells("table")) and len(script.cells("table")) == 162
+    ours = script.jax_side([handle] * len(table), table)
+    assert [row["pulled"] > script.PULLED for row in ours] == [True, True, False, False]
