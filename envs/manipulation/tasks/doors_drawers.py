@@ -80,8 +80,9 @@ HOOK_HALF_X, HOOK_TOP = 0.07, 0.01
 HOOK_FRONT_OPEN, HOOK_FRONT_CLOSED, HOOK_BACK_OPEN, HOOK_BACK_CLOSED = 0.035, 0.015, 0.02, 0.06
 # Near the table the wrist above the fingers (Meta-World's right_hand mesh, its bottom 8.4 cm above the TCP,
 # 10.6 cm deep along y) is at the bar's height and a pull drags the bar with it, whatever the gripper: in
-# MuJoCo a TCP lowered to the table pulls from 3 cm in front of the bar's axis to 1 cm behind it, up to 8 cm
-# either side of its centre (not at 10), and not from 2 cm higher up.
+# MuJoCo a TCP lowered to the table pulls from 3 cm in front of the bar's axis to 1 cm behind it (a hand that
+# comes along the table, its open pads stopped 4 cm in front, still drags it 7-8 cm), up to 8 cm either side
+# of its centre (not at 10), and not from 2 cm higher up (scripts/metaworld_drawer_pull_map.py --grid table).
 WRIST_ABOVE_TCP, WRIST_HALF_X, WRIST_FRONT, WRIST_BACK = 0.084, 0.09, 0.04, 0.02
 BAR_THICKNESS = 0.009  # the bar's radius
 FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
