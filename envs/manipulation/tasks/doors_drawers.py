@@ -65,7 +65,8 @@ SAFE_LO, SAFE_HI = (-0.22, -0.11, -0.15), (0.22, 0.106, 0.15)  # incl. the close
 DRAWER_LINK = (0.0, -0.01, 0.09)  # drawer_link frame in the case body at q = 0
 DRAWER_LOW, DRAWER_HIGH = -0.17, 0.0
 BAR_Y, BAR_HALF_X = -0.15, 0.05  # handle bar in drawer_link
-BAR_RADIUS = 0.03  # bar radius 0.009 + finger
+BAR_GEOM_RADIUS = 0.009  # the bar capsule's radius in drawer.xml
+BAR_RADIUS = 0.03  # push contact: the bar's radius + a finger
 BAR_PUSH_TOP = 0.01  # a TCP higher above the bar's axis passes over it (MuJoCo: 2 cm above does)
 DRAWER_HOOK_Z = -0.04  # the experts' hook point below the bar's axis: open fingers around the bar
 # The hook box around the bar's axis, fitted to MuJoCo (scripts/metaworld_drawer_pull_map.py). Meta-World's
@@ -84,7 +85,6 @@ HOOK_FRONT_OPEN, HOOK_FRONT_CLOSED, HOOK_BACK_OPEN, HOOK_BACK_CLOSED = 0.035, 0.
 # comes along the table, its open pads stopped 4 cm in front, still drags it 7-8 cm), up to 8 cm either side
 # of its centre (not at 10), and not from 2 cm higher up (scripts/metaworld_drawer_pull_map.py --grid table).
 WRIST_ABOVE_TCP, WRIST_HALF_X, WRIST_FRONT, WRIST_BACK = 0.084, 0.09, 0.04, 0.02
-BAR_THICKNESS = 0.009  # the bar's radius
 FRONT_Y, FRONT_HALF_X, FRONT_HALF_Z = -0.09, 0.1, 0.06
 FRONT_RADIUS = 0.03
 CASE_LO, CASE_HI = (-0.118, -0.1, 0.0), (0.118, 0.1, 0.168)
@@ -204,7 +204,7 @@ def under_bar(r):
 
 def wrist_at_bar(r):
     """Whether the wrist, with the TCP at an offset ``r`` from the bar's axis, is low enough to catch the bar."""
-    low = r[2] <= BAR_THICKNESS - WRIST_ABOVE_TCP
+    low = r[2] <= BAR_GEOM_RADIUS - WRIST_ABOVE_TCP
     return low & (jnp.abs(r[0]) <= WRIST_HALF_X) & (r[1] >= -WRIST_FRONT) & (r[1] <= WRIST_BACK)
 
 
