@@ -1,6 +1,7 @@
 """Tables and figures of SAC on the manipulation tasks from ``metarl-train agent=sac`` run directories.
 
     python scripts/manipulation_sac_report.py <run dir> [<run dir> ...] [--out docs/results/figures]
+    python scripts/manipulation_sac_report.py <run dir> <run dir> ... --compare <name>
 
 For each run (5 vmapped seeds): the held-out success curve (the job's greedy
 evaluations every ``agent.eval_every`` updates, success at any step of a
@@ -10,6 +11,11 @@ evaluation of every seed's final actor on the run's ``env.eval_tasks`` — one
 greedy episode per task, and per class for a multi-class env (MT10). Prints
 markdown tables: mean success over seeds with a 95% bootstrap CI, steps and
 wall time (from the run's log when given as ``<run dir>.log``).
+
+``--compare <name>`` is for runs of one class with different settings (the
+update-to-data ratio, say): rows are labelled by run directory and ratio, and
+one figure ``manipulation_sac_<name>.png`` puts every run's curve against
+environment steps and against gradient steps (the compute a run spent).
 """
 
 from __future__ import annotations
@@ -32,21 +38,31 @@ from envs.wrappers import AnyStepSuccess
 from metarl.agents.policy import evaluate_policy
 from metarl.agents.sac_networks import actor_mean_log_std
 from metarl.eval.report import plot_learning_curve
-from metarl.io.outputs import load_checkpoint
+from metarl.io.outputs import load_checkpoint, pyplot
 from metarl.stats import bootstrap_ci
 
 
-def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(env steps [points], eval_success [seeds, points], env steps of the run)`` from ``metrics.jsonl``."""
+def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(env steps [points], gradient steps [points], eval_success [seeds, points], env steps of the run)`` from
+    ``metrics.jsonl``; gradient steps count every update's up to and including the evaluated one (none before
+    ``learning_starts``)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     total = max(r["timesteps"] for r in rows)
+    first_seed = min(r["seed"] for r in rows)
+    spent = np.cumsum([r["gradient_steps"] for r in sorted((r for r in rows if r["seed"] == first_seed),
+                                                            key=lambda r: r["update"])])
     rows = [r for r in rows if r.get("eval_success") is not None]
     updates = sorted({r["update"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     table = {(r["seed"], r["update"]): r for r in rows}
     steps = np.array([table[(seeds[0], u)]["timesteps"] for u in updates])
     success = np.array([[table[(s, u)]["eval_success"] for u in updates] for s in seeds])
-    return steps, success, total
+    return steps, spent[updates], success, total
+
+
+def update_to_data(cfg) -> float:
+    """Gradient steps per environment step: ``gradient_steps / (num_envs * steps_per_update)``."""
+    return cfg.agent.gradient_steps / (cfg.agent.num_envs * cfg.agent.steps_per_update)
 
 
 def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -72,16 +88,37 @@ def final_success(run: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
 
 
 def wall_time(run: Path) -> str:
-    """Sum of the wall times in ``<run dir>.log`` and ``<run dir>.*.log`` (a run and its resumptions): the
-    shell's ``real`` line, else the job's own "steps in <s>s incl. compile"."""
+    """Sum of the wall times in ``<run dir>.log`` and ``<run dir>.*.log`` (a run and its resumptions, one or more
+    stages per log): the shell's ``real`` lines, else the job's own "steps in <s>s incl. compile" lines."""
     logs = [run.with_suffix(".log"), *sorted(run.parent.glob(run.name + ".*.log"))]
     seconds = 0.0
     for log in (path for path in logs if path.exists()):
         text = log.read_text()
-        real = re.search(r"real\s+(\d+)m([\d.]+)s", text)
-        job = re.search(r"steps in ([\d.]+)s incl\. compile", text)
-        seconds += 60 * int(real.group(1)) + float(real.group(2)) if real else float(job.group(1)) if job else 0.0
+        real = re.findall(r"real\s+(\d+)m([\d.]+)s", text)
+        job = re.findall(r"steps in ([\d.]+)s incl\. compile", text)
+        seconds += sum(60 * int(m) + float(s) for m, s in real) if real else sum(map(float, job))
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s" if seconds else "?"
+
+
+def plot_comparison(path: Path, curves: dict) -> Path:
+    """Each run's mean success with its 95% bootstrap band, against env steps (left) and gradient steps (right)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for label, (steps, spent, curve, _) in curves.items():
+        mean, low, high = bootstrap_ci(curve)
+        for ax, x in zip(axes, (steps, spent)):
+            ax.plot(x, mean, label=f"{label} (n={curve.shape[0]})")
+            ax.fill_between(x, low, high, alpha=0.2)
+    axes[0].set(xlabel="environment steps", ylabel="held-out success rate")
+    axes[1].set(xlabel="gradient steps (per seed)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="best", fontsize=8)
+    fig.suptitle("SAC, greedy success on held-out tasks (mean over seeds, 95% CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def fmt(mean: float, low: float, high: float) -> str:
@@ -92,6 +129,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/results/figures"))
+    parser.add_argument("--compare", metavar="NAME", help="one figure of every run's curve, labelled by run and "
+                        "update-to-data ratio, instead of a figure per class")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print("| env | held-out tasks | seeds | env steps | wall time | final greedy success [95% CI] | mean of the last "
@@ -101,11 +140,11 @@ def main(argv=None) -> None:
     curves = {}
     for run in args.runs:
         cfg = OmegaConf.load(run / "config.yaml")
-        steps, curve, total = eval_curve(run)
+        steps, spent, curve, total = eval_curve(run)
         overall, classes, per_class = final_success(run)
         recent = curve[:, -3:].mean(1)
-        label = cfg.env.name
-        curves[label] = (steps, curve, cfg.env.eval_tasks != cfg.env.tasks)  # MT10 evaluates on its training tasks
+        label = f"{cfg.env.name} ({run.name}, UTD {update_to_data(cfg):g})" if args.compare else cfg.env.name
+        curves[label] = (steps, spent, curve, cfg.env.eval_tasks != cfg.env.tasks)  # MT10 evaluates on its training tasks
         print(f"| {label} | {cfg.env.eval_tasks} | {len(overall)} | {total:,} | {wall_time(run)} | "
               f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(recent))} |", flush=True)
         if len(classes) > 1:
@@ -115,7 +154,10 @@ def main(argv=None) -> None:
         print("| class | success [95% CI] |\n|---|---|")
         for i, name in enumerate(classes):
             print(f"| {name} | {fmt(*bootstrap_ci(per_class[:, i]))} |")
-    for label, (steps, curve, held_out) in curves.items():
+    if args.compare:
+        plot_comparison(args.out / f"manipulation_sac_{args.compare}.png", curves)
+        return
+    for label, (steps, _, curve, held_out) in curves.items():
         legend = "SAC (greedy, held-out)" if held_out else "SAC (greedy, training tasks)"
         plot_learning_curve(args.out / f"manipulation_sac_{label}.png", steps, {legend: curve},
                             ylabel="success rate", title=f"SAC on {label}: {curve.shape[0]} seeds, 95% CI")
