@@ -56,7 +56,7 @@ def test_curves_gradient_steps_and_wall_time_come_from_the_run(report, tmp_path)
     np.testing.assert_array_equal(success, np.array(list(EVAL_SUCCESS.values())).T)
     assert report.wall_time(run) == "3 min 30 s"
     assert report.update_to_data(OmegaConf.load(run / "config.yaml")) == 3 / 8
-    no_shell = _write_run(tmp_path / "b", 3, "1000 steps in 12.5s incl. compile\n2000 steps in 20.0s incl. compile\n")
+    no_shell = _write_run(tmp_path / "b", 3, "1000 steps in 12.0s incl. compile\n2000 steps in 20.0s incl. compile\n")
     assert report.wall_time(no_shell) == "0 min 32 s"  # without `time`, the job's own lines
 
 
