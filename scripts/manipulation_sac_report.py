@@ -48,12 +48,11 @@ def eval_curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     ``learning_starts``)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     total = max(r["timesteps"] for r in rows)
-    first_seed = min(r["seed"] for r in rows)
-    spent = np.cumsum([r["gradient_steps"] for r in sorted((r for r in rows if r["seed"] == first_seed),
+    seeds = sorted({r["seed"] for r in rows})
+    spent = np.cumsum([r["gradient_steps"] for r in sorted((r for r in rows if r["seed"] == seeds[0]),
                                                             key=lambda r: r["update"])])
     rows = [r for r in rows if r.get("eval_success") is not None]
     updates = sorted({r["update"] for r in rows})
-    seeds = sorted({r["seed"] for r in rows})
     table = {(r["seed"], r["update"]): r for r in rows}
     steps = np.array([table[(seeds[0], u)]["timesteps"] for u in updates])
     success = np.array([[table[(s, u)]["eval_success"] for u in updates] for s in seeds])
