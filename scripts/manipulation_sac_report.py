@@ -1,7 +1,7 @@
 """Tables and figures of SAC on the manipulation tasks from ``metarl-train agent=sac`` run directories.
 
     python scripts/manipulation_sac_report.py <run dir> [<run dir> ...] [--out docs/results/figures]
-    python scripts/manipulation_sac_report.py <run dir> <run dir> ... --compare <name>
+    python scripts/manipulation_sac_report.py <run dir> <run dir> ... --compare <name> [--pool]
 
 For each run (5 vmapped seeds): the held-out success curve (the job's greedy
 evaluations every ``agent.eval_every`` updates, success at any step of a
@@ -16,6 +16,11 @@ wall time (from the run's log when given as ``<run dir>.log``).
 update-to-data ratio, say): rows are labelled by run directory and ratio, and
 one figure ``manipulation_sac_<name>.png`` puts every run's curve against
 environment steps and against gradient steps (the compute a run spent).
+
+``--pool`` adds one row (and, with ``--compare``, one curve) that takes the
+seeds of all the runs as one sample: for runs of one config launched with
+different ``seed`` values, i.e. more seeds of the same experiment. Runs whose
+configs differ in anything else, or that share a ``seed``, are refused.
 """
 
 from __future__ import annotations
@@ -99,6 +104,30 @@ def wall_time(run: Path) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:.0f} s" if seconds else "?"
 
 
+# config keys that may differ between pooled runs: where a run was written and how it was resumed or shown
+POOL_FREE = ("seed", "run_dir", "resume", "allow_changes", "progress")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+
+
+def check_poolable(cfgs: list) -> None:
+    """Refuses runs that are not more seeds of one experiment: a config key other than ``POOL_FREE`` differs,
+    or two runs share a ``seed`` (their seeds would repeat)."""
+    flat = [{k: v for k, v in _flat(OmegaConf.to_container(cfg)).items() if k.rstrip(".") not in POOL_FREE}
+            for cfg in cfgs]
+    for other in flat[1:]:
+        differ = sorted(k.rstrip(".") for k in flat[0].keys() | other.keys() if flat[0].get(k) != other.get(k))
+        if differ:
+            raise ValueError(f"--pool: the runs' configs differ in {differ[0]} (pool only runs that differ in seed)")
+    seeds = [cfg.seed for cfg in cfgs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"--pool: two runs share seed={max(seeds, key=seeds.count)} (their seeds would repeat)")
+
+
 def plot_comparison(path: Path, curves: dict) -> Path:
     """Each run's mean success with its 95% bootstrap band, against env steps (left) and gradient steps (right)."""
     plt = pyplot()
@@ -130,24 +159,46 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/figures"))
     parser.add_argument("--compare", metavar="NAME", help="one figure of every run's curve, labelled by run and "
                         "update-to-data ratio, instead of a figure per class")
+    parser.add_argument("--pool", action="store_true", help="also one row taking the seeds of all the runs (one "
+                        "config, different seed values) as one sample")
     args = parser.parse_args(argv)
+    cfgs = [OmegaConf.load(run / "config.yaml") for run in args.runs]
+    if args.pool:
+        try:
+            check_poolable(cfgs)
+        except ValueError as error:
+            parser.exit(2, f"{error}\n")
     args.out.mkdir(parents=True, exist_ok=True)
     print("| env | held-out tasks | seeds | env steps | wall time | final greedy success [95% CI] | mean of the last "
           "3 evaluations during training [95% CI] |")
     print("|---|---|---|---|---|---|---|")
     per_class_tables = []
     curves = {}
-    for run in args.runs:
-        cfg = OmegaConf.load(run / "config.yaml")
+    finals, recents, runs = [], [], []  # runs: each run's curve (same-class labels collide in curves)
+    for run, cfg in zip(args.runs, cfgs):
         steps, spent, curve, total = eval_curve(run)
         overall, classes, per_class = final_success(run)
         recent = curve[:, -3:].mean(1)
         label = f"{cfg.env.name} ({run.name}, UTD {update_to_data(cfg):g})" if args.compare else cfg.env.name
         curves[label] = (steps, spent, curve, cfg.env.eval_tasks != cfg.env.tasks)  # MT10 evaluates on its training tasks
+        runs.append((*curves[label], total))
         print(f"| {label} | {cfg.env.eval_tasks} | {len(overall)} | {total:,} | {wall_time(run)} | "
               f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(recent))} |", flush=True)
+        finals.append(overall)
+        recents.append(recent)
         if len(classes) > 1:
             per_class_tables.append((label, classes, per_class))
+    if args.pool:
+        overall, recent = np.concatenate(finals), np.concatenate(recents)
+        label = f"{cfgs[0].env.name} (pooled: {' + '.join(run.name for run in args.runs)})"
+        print(f"| {label} | {cfgs[0].env.eval_tasks} | {len(overall)} | {min(r[4] for r in runs):,} | - | "
+              f"{fmt(*bootstrap_ci(overall))} | {fmt(*bootstrap_ci(recent))} |")
+        points = min(r[2].shape[1] for r in runs)  # a run cut short has fewer evaluations
+        steps, spent, _, held_out, _ = runs[0]
+        pooled = np.concatenate([r[2][:, :points] for r in runs])
+        if not args.compare:  # the figure per class is the pooled one
+            curves, label = {}, cfgs[0].env.name
+        curves[label] = (steps[:points], spent[:points], pooled, held_out)
     for label, classes, per_class in per_class_tables:
         print(f"\n{label}, final greedy success per class (50 goals each, {per_class.shape[0]} seeds):\n")
         print("| class | success [95% CI] |\n|---|---|")

@@ -28,12 +28,12 @@ def report():
     return module
 
 
-def _write_run(run: Path, gradient_steps: int, log: str) -> Path:
+def _write_run(run: Path, gradient_steps: int, log: str, seed: int = 0) -> Path:
     """A 6-update reach-v3 run of 2 envs x 4 steps per update, ``gradient_steps`` per update from update 2."""
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         cfg = compose("train", overrides=["agent=sac", "env=manipulation", "env.name=reach-v3", "agent.num_envs=2",
                                           "agent.steps_per_update=4", f"agent.gradient_steps={gradient_steps}",
-                                          "agent.hidden_sizes=[8,8]", f"seeds={SEEDS}"])
+                                          "agent.hidden_sizes=[8,8]", f"seeds={SEEDS}", f"seed={seed}"])
     run.mkdir()
     OmegaConf.save(cfg, run / "config.yaml", resolve=True)
     rows = [{"seed": s, "update": u, "timesteps": 8 * (u + 1), "gradient_steps": gradient_steps if u >= 2 else 0,
@@ -76,3 +76,21 @@ def test_table_and_figures_one_per_class_or_one_comparison(report, tmp_path, cap
     out = capsys.readouterr().out
     assert "| reach-v3 (utd_low, UTD 0.25) |" in out and "| reach-v3 (utd_high, UTD 1) |" in out
     assert [p.name for p in (tmp_path / "cmp").iterdir()] == ["manipulation_sac_utd.png"]
+
+
+def test_pool_takes_the_seeds_of_runs_of_one_config_and_refuses_other_runs(report, tmp_path, capsys):
+    a, b = (_write_run(tmp_path / name, 2, "real\t0m10.000s\n", seed=seed) for name, seed in (("a", 0), ("b", 1)))
+    report.main([str(a), str(b), "--pool", "--out", str(tmp_path / "figs")])
+    row = next(line for line in capsys.readouterr().out.splitlines() if "pooled" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:4] == ["reach-v3 (pooled: a + b)", "MT1:reach-v3:test", str(2 * SEEDS), "48"]
+    assert cells[6].startswith("0.37 [")  # the four seeds' last three evaluations, two of each value
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["manipulation_sac_reach-v3.png"]
+
+    other_setting = _write_run(tmp_path / "c", 8, "", seed=2)
+    same_seed = _write_run(tmp_path / "d", 2, "", seed=0)
+    for run, problem in ((other_setting, "differ in agent.gradient_steps"), (same_seed, "share seed=0")):
+        with pytest.raises(SystemExit) as exit_:
+            report.main([str(a), str(run), "--pool", "--out", str(tmp_path / "no")])
+        assert exit_.value.code == 2 and problem in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()  # refused before anything is computed or written
