@@ -44,6 +44,7 @@ from metarl.agents.policy import evaluate_policy
 from metarl.agents.sac_networks import actor_mean_log_std
 from metarl.eval.report import plot_learning_curve
 from metarl.io.outputs import load_checkpoint, pyplot
+from metarl.io.run_dir import config_differences
 from metarl.stats import bootstrap_ci
 
 
@@ -108,19 +109,13 @@ def wall_time(run: Path) -> str:
 POOL_FREE = ("seed", "run_dir", "resume", "allow_changes", "progress")
 
 
-def _flat(tree, prefix: str = "") -> dict:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
-
-
 def check_poolable(cfgs: list) -> None:
     """Refuses runs that are not more seeds of one experiment: a config key other than ``POOL_FREE`` differs,
     or two runs share a ``seed`` (their seeds would repeat)."""
-    flat = [{k: v for k, v in _flat(OmegaConf.to_container(cfg)).items() if k.rstrip(".") not in POOL_FREE}
-            for cfg in cfgs]
-    for other in flat[1:]:
-        differ = sorted(k.rstrip(".") for k in flat[0].keys() | other.keys() if flat[0].get(k) != other.get(k))
+    first = OmegaConf.to_container(cfgs[0])
+    for cfg in cfgs[1:]:
+        differ = [path for path in config_differences(first, OmegaConf.to_container(cfg))
+                  if path.split(".")[0] not in POOL_FREE]
         if differ:
             raise ValueError(f"--pool: the runs' configs differ in {differ[0]} (pool only runs that differ in seed)")
     seeds = [cfg.seed for cfg in cfgs]
