@@ -76,6 +76,9 @@ def test_refuses_action_spaces_it_cannot_store():
     wide = WideTabletop()
     with pytest.raises(ValueError, match="Box action space in \\[-1, 1\\]"):
         SACAgent(_cfg(), wide, wide.default_params)
+    tabletop = Tabletop()
+    with pytest.raises(ValueError, match="agent.reset_every=5: the reset-free SAC agent has no periodic resets"):
+        SACAgent(_cfg(reset_every=5), tabletop, tabletop.default_params)
 
 
 def test_interface_attributes(agent):

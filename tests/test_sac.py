@@ -23,6 +23,7 @@ from envs.wrappers import Wrapper
 from metarl.agents.policy import evaluate_policy
 from metarl.agents.pytrees import strongly_typed
 from metarl.agents.sac import SAC, SACConfig, policy_params
+from metarl.agents import sac as sac_module
 from envs.wrappers import AnyStepSuccess
 from metarl.agents.sac_eval import evaluate_on_tasks
 from metarl.agents.sac_loss import actor_loss, alpha_loss, critic_loss, polyak, soft_target
@@ -232,6 +233,36 @@ def test_an_update_on_its_own_output_compiles_once(tiny):
     assert float(strong["x"]) == 0.5 and strong["n"].dtype == jnp.int32
 
 
+def test_periodic_reset_restarts_the_whole_learner_and_keeps_the_buffer(pendulum):
+    """reset_every=3: updates 1 and 2 are plain SAC (update 0 only collects); after update 3 the learner is a fresh
+    draw from that update's reset key, with the initial temperature and zeroed optimizers; update 4 learns again."""
+    plain = SAC(SACConfig(**TINY), *pendulum)
+    resetting = SAC(SACConfig(**{**TINY, "reset_every": 3}), *pendulum)
+    init, step, step_plain = jax.jit(resetting.init), jax.jit(resetting.update), jax.jit(plain.update)
+    state = init(jax.random.key(3))
+    for _ in range(2):
+        state, _ = step(state)
+    same = step_plain(state)[0]
+    for _ in range(2):
+        same, _ = step_plain(same)  # no reset: two more plain updates
+    before = state
+    state, _ = step(state)
+    key_learn = jax.random.split(before.key, 3)[2]
+    draw = jax.jit(lambda k: resetting.init_params(*jax.random.split(jax.random.fold_in(k, sac_module._RESET_STREAM))))
+    fresh = draw(key_learn)  # under jit, as in the update (eager XLA may differ in the last bit)
+    assert _leaves_equal(state.params, fresh) and _leaves_equal(state.target_critic, fresh["critic"])
+    assert float(state.log_alpha) == 0.0  # log(init_alpha = 1)
+    for net in ("actor", "critic", "alpha"):
+        assert all(not np.any(_numpy(x)) for x in jax.tree.leaves(state.opt_state[net])), net  # counts and moments 0
+    plain_third = step_plain(before)[0]
+    assert _leaves_equal(state.buffer, plain_third.buffer) and _leaves_equal(state.env_state, plain_third.env_state)
+    assert not _leaves_equal(plain_third.params, fresh)
+    state, metrics = step(state)  # update 4: learns from the fresh learner and the old buffer
+    assert int(metrics["gradient_steps"]) == 4 and not _leaves_equal(state.params, fresh)
+    assert int(state.opt_state["critic"][0].count) == 4
+    assert not _leaves_equal(state.params, same.params)
+
+
 def test_task_set_draws_a_uniform_task_at_every_reset(pendulum):
     env, params = pendulum
     tasks = envs.stack_tasks([params.replace(max_steps_in_episode=5), params.replace(max_steps_in_episode=15)])
@@ -324,6 +355,7 @@ def test_config_checks_one_line_each(pendulum):
         (lambda: build_dataclass(SACConfig, {"taus": 0.1}, "agent"), "agent.taus is not a setting (did you mean tau"),
         (lambda: build_dataclass(SACConfig, {"layer_norm": 1}, "agent"), "agent.layer_norm must be true or false"),
         (lambda: SACConfig(tau=0.0), "SACConfig.tau must be in (0, 1]"),
+        (lambda: build_dataclass(SACConfig, {"reset_every": -5}, "agent"), "agent.reset_every must be"),
     ]
     for make, message in rows:
         with pytest.raises(ValueError) as info:

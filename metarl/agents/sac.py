@@ -14,6 +14,9 @@ then). Each gradient step updates the twin critics, then the actor against
 the updated critics, then the temperature, then Polyak-averages the target
 critics (:mod:`.sac_loss`). Bootstrapping stops only on ``terminated``; a
 time limit still bootstraps from ``info["final_observation"]``.
+With ``reset_every = U > 0`` the learner (networks, targets, temperature,
+optimizers) is re-initialised after every U-th update, the buffer kept
+(primacy-bias resets, Nikishin et al. 2022).
 
 Tasks: ``env_params`` is one task or a per-env batch ``[num_envs]``; with
 ``task_set`` (a batched params pytree ``[K]``) every env draws a uniformly
@@ -88,6 +91,7 @@ _EVAL_STREAM = 0x5AC_E7A1  # folded into the state's key for evaluation episodes
 _MEMORY_STREAM = 0xA6E_3  # folded into a gradient step's key for the episodic-memory batch
 _AFTER_LEARN_STREAM = 0x5EC_1C1E  # folded into an update's learning key for the after-learn hook
 _RESERVOIR_STREAM = 0x2E5E_2B0  # folded into an update's collection key for reservoir insertion
+_RESET_STREAM = 0x2E5E7  # folded into an update's learning key for the periodic reset's fresh draw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,6 +412,19 @@ class SAC:
     def _skip(self, learner: tuple, buffer: replay.ReplayBuffer, key: jax.Array) -> tuple[tuple, dict]:
         return learner, {name: jnp.full((), jnp.nan, jnp.float32) for name in LEARN_METRICS}
 
+    def _reset_if(self, due: jax.Array, learner: tuple, key: jax.Array) -> tuple:
+        """The learner re-initialised where ``due`` (a select, not a cond: under a vmap over seeds ``due`` differs).
+
+        Fresh networks, target critics equal to the fresh critics, the initial temperature and fresh optimizer
+        states; other ``opt_state`` entries (memory, after-learn bookkeeping) are kept."""
+        params, _, _, opt_state = learner
+        fresh = self.init_params(*jax.random.split(key))
+        log_alpha = jnp.log(jnp.asarray(self.config.init_alpha, jnp.float32))
+        fresh_opt = {**opt_state, "actor": self.tx["actor"].init(fresh["actor"]),
+                     "critic": self.tx["critic"].init(fresh["critic"]), "alpha": self.tx["alpha"].init(log_alpha)}
+        restart = (fresh, fresh["critic"], log_alpha, fresh_opt)
+        return jax.tree.map(lambda new, old: jnp.where(due, new, old), restart, learner)
+
     # --- update --------------------------------------------------------------
     def update(self, state: SACState) -> tuple[SACState, dict]:
         """Collect ``num_envs x steps_per_update`` transitions, then ``gradient_steps`` SAC steps."""
@@ -433,6 +450,9 @@ class SAC:
                 learning, lambda lr: self.after_learn.apply(lr, batch, k_hook, state.update_step),
                 lambda lr: (lr, jnp.zeros((), jnp.float32)), learner)
             hook = {"units_recycled": units}
+        if cfg.reset_every > 0:
+            due = learning & ((state.update_step + 1) % cfg.reset_every == 0)
+            learner = self._reset_if(due, learner, jax.random.fold_in(k_learn, _RESET_STREAM))
         params, target, log_alpha, opt_state = learner
 
         last_episode = last_episode_stats(traj, state.last_episode)

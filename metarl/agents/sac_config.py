@@ -58,6 +58,10 @@ class SACConfig:
     # H > 0: the observation ends with an H-way one-hot task id that picks the actor's and critics' output
     # head and is not a network input (Continual World's multi-head SAC); 0: one head
     task_heads: int = option(0, ge=0)
+    # U > 0: after every U-th update (once learning has started) the whole learner starts afresh — actor, critics,
+    # target critics, temperature and their optimizers — while the replay buffer and the envs carry on (Nikishin et
+    # al. 2022, "The Primacy Bias in Deep RL", which re-creates the SAC agent); 0: never
+    reset_every: int = option(0, ge=0)
     eval_every: int = option(0, ge=0)  # updates between greedy evaluations; 0 disables
     eval_episodes: int = option(10, gt=0)  # greedy episodes per evaluation task
 

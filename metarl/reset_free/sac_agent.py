@@ -78,6 +78,9 @@ class SACAgent:
         if not _unit_box(space):
             raise ValueError(f"SACAgent needs a flat Box action space in [-1, 1] (the runner stores the action it "
                              f"passes to the env); {env_name(env)} has {space!r}")
+        if cfg.reset_every:
+            raise ValueError(f"agent.reset_every={cfg.reset_every}: the reset-free SAC agent has no periodic resets "
+                             "(set it to 0)")
         if critic_samples < 1:
             raise ValueError(f"SACAgent: critic_samples must be at least 1, got {critic_samples}")
         self.sac = SAC(cfg, env, env_params)
