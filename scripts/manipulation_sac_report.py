@@ -36,6 +36,7 @@ metarl.runtime.configure_cpu()
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.ticker import EngFormatter
 from omegaconf import OmegaConf
 
 import envs
@@ -136,6 +137,7 @@ def plot_comparison(path: Path, curves: dict) -> Path:
     axes[1].set(xlabel="gradient steps (per seed)")
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_formatter(EngFormatter())  # 100k, not 100000: six-digit ticks run into each other
     axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("SAC, greedy success on held-out tasks (mean over seeds, 95% CI)")
     fig.tight_layout()
