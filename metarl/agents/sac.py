@@ -57,6 +57,7 @@ from flax import struct
 
 from envs.wrappers import LogWrapper, TaskResetWrapper
 from metarl.agents import replay
+from metarl.agents.colored_noise import colored_noise
 from metarl.agents.env_spec import EnvSpec, batched_params, env_name, per_env_params
 from metarl.agents.policy import ActFn
 from metarl.agents.ppo_policy import flat_obs
@@ -92,6 +93,7 @@ _MEMORY_STREAM = 0xA6E_3  # folded into a gradient step's key for the episodic-m
 _AFTER_LEARN_STREAM = 0x5EC_1C1E  # folded into an update's learning key for the after-learn hook
 _RESERVOIR_STREAM = 0x2E5E_2B0  # folded into an update's collection key for reservoir insertion
 _RESET_STREAM = 0x2E5E7  # folded into an update's learning key for the periodic reset's fresh draw
+_NOISE_STREAM = 0xC010_2ED  # folded into the run key (init) and each env step's key for fresh acting-noise sequences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,10 @@ class SACState:
     key: jax.Array
     update_step: jax.Array  # int32, updates done so far
     last_episode: jax.Array  # [3] latest (return, length, success) means; NaN before any episode ends
+    # colored acting noise (config.noise_exponent > 0; else None): [num_envs, action_dim, horizon] sequences and
+    # [num_envs] int32, the step each env reads next
+    noise: Any = None
+    noise_step: Any = None
 
 
 def policy_params(state: Any) -> dict[str, Any]:
@@ -226,6 +232,7 @@ class SAC:
         self.eval_tasks = eval_tasks
         self.log_env = LogWrapper(TaskResetWrapper(env) if task_set is not None else env)
         self.target_entropy = float(-self.action_dim if config.target_entropy is None else config.target_entropy)
+        self.noise_horizon = config.resolved_noise_horizon(self.env_params)
         actor_tx = _adam(config.resolved("actor"), config.max_grad_norm)
         if actor_grad_transform is not None:
             actor_tx = optax.chain(actor_grad_transform, actor_tx)
@@ -288,6 +295,10 @@ class SAC:
             opt_state["after_learn"] = self.after_learn.init(params)
         env_params = self.env_params if self.task_set is None else self.draw_tasks(k_task)
         obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(k_env, cfg.num_envs), env_params)
+        noise = noise_step = None
+        if cfg.colored_noise:
+            noise = self.fresh_noise(jax.random.fold_in(k_run, _NOISE_STREAM))
+            noise_step = jnp.zeros((cfg.num_envs,), jnp.int32)
         return strongly_typed(SACState(
             params=params,
             target_critic=params["critic"],
@@ -300,24 +311,37 @@ class SAC:
             key=k_run,
             update_step=jnp.zeros((), jnp.int32),
             last_episode=jnp.full((3,), jnp.nan, jnp.float32),
+            noise=noise,
+            noise_step=noise_step,
         ))
 
+    def fresh_noise(self, key: jax.Array) -> jax.Array:
+        """New acting-noise sequences for every env: ``[num_envs, action_dim, noise_horizon]``."""
+        return colored_noise(key, self.config.noise_exponent, (self.config.num_envs, self.action_dim),
+                             self.noise_horizon)
+
     # --- collect -------------------------------------------------------------
-    def collect(self, state: SACState, key: jax.Array, explore: jax.Array) -> tuple[dict, Any, jax.Array]:
-        """``(trajectory [steps_per_update, num_envs, ...], env_state, obs)`` under the current actor.
+    def collect(self, state: SACState, key: jax.Array, explore: jax.Array) -> tuple[dict, Any, jax.Array, tuple]:
+        """``(trajectory [steps_per_update, num_envs, ...], env_state, obs, (noise, noise_step))`` under the
+        current actor.
 
         ``explore`` (a bool, may be traced): uniform actions in [-1, 1] instead of the policy's samples.
-        ``next_obs`` is the observation the step reached, before any auto-reset.
+        ``next_obs`` is the observation the step reached, before any auto-reset. With colored noise each env
+        reads its sequence at its own step and draws a new one when its episode ends or the sequence runs out.
         """
         cfg, n = self.config, self.config.num_envs
         step_env = jax.vmap(self.log_env.step)
         actor = state.params["actor"]
 
         def body(carry, step_key):
-            env_state, obs = carry
+            env_state, obs, noise, noise_step = carry
             k_noise, k_uniform, k_env, k_task = jax.random.split(step_key, 4)
             mean, log_std = actor_mean_log_std(actor, obs, cfg.activation, cfg.task_heads)
-            sampled, _ = sample_action(mean, log_std, jax.random.normal(k_noise, mean.shape))
+            if cfg.colored_noise:
+                eps = jnp.take_along_axis(noise, noise_step[:, None, None], axis=-1)[..., 0]  # [n, action_dim]
+            else:
+                eps = jax.random.normal(k_noise, mean.shape)
+            sampled, _ = sample_action(mean, log_std, eps)
             uniform = jax.random.uniform(k_uniform, mean.shape, jnp.float32, -1.0, 1.0)
             action = jnp.where(explore, uniform, sampled)
             next_params = state.env_params if self.task_set is None else self.draw_tasks(k_task)
@@ -334,11 +358,17 @@ class SAC:
                 "episode_length": info["returned_episode_length"].astype(jnp.float32),
                 "episode_success": info["returned_episode_success"].astype(jnp.float32),
             }
-            return (env_state, flat_obs(next_obs, self.obs_dim)), record
+            if cfg.colored_noise:
+                renew = info["returned_episode"].astype(bool) | (noise_step + 1 >= self.noise_horizon)
+                fresh = self.fresh_noise(jax.random.fold_in(step_key, _NOISE_STREAM))
+                noise = jnp.where(renew[:, None, None], fresh, noise)
+                noise_step = jnp.where(renew, 0, noise_step + 1)
+            return (env_state, flat_obs(next_obs, self.obs_dim), noise, noise_step), record
 
         keys = jax.random.split(key, cfg.steps_per_update)
-        (env_state, obs), traj = jax.lax.scan(body, (state.env_state, state.obs), keys)
-        return traj, env_state, obs
+        carry = (state.env_state, state.obs, state.noise, state.noise_step)
+        (env_state, obs, noise, noise_step), traj = jax.lax.scan(body, carry, keys)
+        return traj, env_state, obs, (noise, noise_step)
 
     # --- learn ---------------------------------------------------------------
     def _critic_grads(self, params: Any, target: Any, alpha: jax.Array, batch: dict, key: jax.Array):
@@ -431,7 +461,7 @@ class SAC:
         cfg = self.config
         k_next, k_collect, k_learn = jax.random.split(state.key, 3)
         explore = state.update_step * cfg.steps_per_iteration < cfg.learning_starts
-        traj, env_state, obs = self.collect(state, k_collect, explore)
+        traj, env_state, obs, (noise, noise_step) = self.collect(state, k_collect, explore)
         flat = lambda x: x.reshape((cfg.steps_per_iteration,) + x.shape[2:])  # noqa: E731
         new = {k: flat(traj[k]) for k in ("obs", "action", "reward", "next_obs", "terminated")}
         if self.reservoir:
@@ -480,6 +510,8 @@ class SAC:
             key=k_next,
             update_step=update_step,
             last_episode=last_episode,
+            noise=noise,
+            noise_step=noise_step,
         )
         return new_state, metrics
 

@@ -62,6 +62,12 @@ class SACConfig:
     # target critics, temperature and their optimizers — while the replay buffer and the envs carry on (Nikishin et
     # al. 2022, "The Primacy Bias in Deep RL", which re-creates the SAC agent); 0: never
     reset_every: int = option(0, ge=0)
+    # acting noise: the policy's N(0, 1) draws while it collects data come from sequences with power spectrum
+    # 1/f^noise_exponent (metarl.agents.colored_noise): 0 i.i.d. (the paper's SAC), 1 pink (Eberhard et al. 2023),
+    # 2 red; one sequence per env and action entry, drawn afresh when the env's episode ends or after noise_horizon
+    # steps. Learning and greedy evaluation are unchanged.
+    noise_exponent: float = option(0.0, ge=0)
+    noise_horizon: int | None = option(None, ge=2)  # null: the env's max_steps_in_episode (1000 if it has none)
     eval_every: int = option(0, ge=0)  # updates between greedy evaluations; 0 disables
     eval_episodes: int = option(10, gt=0)  # greedy episodes per evaluation task
 
@@ -88,6 +94,18 @@ class SACConfig:
     def learning_starts_update(self) -> int:
         """Index of the first update that takes gradient steps (its data brings the count to ``learning_starts``)."""
         return max(0, math.ceil(self.learning_starts / self.steps_per_iteration) - 1)
+
+    @property
+    def colored_noise(self) -> bool:
+        """Whether acting draws temporally correlated noise (``noise_exponent > 0``)."""
+        return self.noise_exponent > 0
+
+    def resolved_noise_horizon(self, env_params: Any = None) -> int:
+        """Length of one acting-noise sequence: ``noise_horizon``, else the env's episode length, else 1000."""
+        if self.noise_horizon is not None:
+            return self.noise_horizon
+        steps = getattr(env_params, "max_steps_in_episode", None)
+        return max(2, int(np.max(np.asarray(steps)))) if steps is not None else 1000
 
     def resolved(self, lr_of: str) -> float:
         """The learning rate of ``"actor"``, ``"critic"`` or ``"alpha"``."""

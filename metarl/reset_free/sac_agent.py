@@ -81,6 +81,9 @@ class SACAgent:
         if cfg.reset_every:
             raise ValueError(f"agent.reset_every={cfg.reset_every}: the reset-free SAC agent has no periodic resets "
                              "(set it to 0)")
+        if cfg.colored_noise:
+            raise ValueError(f"agent.noise_exponent={cfg.noise_exponent}: the reset-free SAC agent acts with i.i.d. "
+                             "noise only (set it to 0)")
         if critic_samples < 1:
             raise ValueError(f"SACAgent: critic_samples must be at least 1, got {critic_samples}")
         self.sac = SAC(cfg, env, env_params)
