@@ -3,6 +3,8 @@ continual runner (switch resets, the plan, learning across a stream) and the job
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -194,6 +196,17 @@ def test_a_switch_resets_buffer_optimizers_temperature_and_counter_but_keeps_the
                               SwitchConfig(reset_buffer=False, reset_optimizer=False, reset_alpha=False))
     kept = jax.jit(keep._switch_fn)(state, jnp.int32(1))
     assert int(kept.buffer.size) == int(state.buffer.size) and float(kept.log_alpha) == float(state.log_alpha)
+
+
+def test_a_switch_starts_new_pink_noise_sequences(tiny_runner):
+    pink = SACContinualRunner(tiny_runner.stream, dataclasses.replace(TINY, noise_exponent=1.0),
+                              MethodConfig("finetune"), tiny_runner.run_cfg)
+    state = jax.jit(pink.agent.init)(jax.random.key(0))
+    state, _ = jax.jit(lambda s: pink.agent.run(s, 3))(state)
+    assert np.all(np.asarray(state.noise_step) == 24)
+    new = jax.jit(pink._switch_fn)(state, jnp.int32(1))
+    assert np.all(np.asarray(new.noise_step) == 0) and new.noise.shape == state.noise.shape
+    assert not np.allclose(np.asarray(new.noise), np.asarray(state.noise))
 
 
 def test_packnet_learns_each_task_and_keeps_the_first_one_in_one_program(pendulum_runner):

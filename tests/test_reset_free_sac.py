@@ -79,6 +79,8 @@ def test_refuses_action_spaces_it_cannot_store():
     tabletop = Tabletop()
     with pytest.raises(ValueError, match="agent.reset_every=5: the reset-free SAC agent has no periodic resets"):
         SACAgent(_cfg(reset_every=5), tabletop, tabletop.default_params)
+    with pytest.raises(ValueError, match="agent.noise_exponent=1.0: the reset-free SAC agent acts with i.i.d."):
+        SACAgent(_cfg(noise_exponent=1.0), tabletop, tabletop.default_params)
 
 
 def test_interface_attributes(agent):

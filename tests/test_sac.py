@@ -153,7 +153,7 @@ def test_time_limit_keeps_bootstrapping_from_the_final_observation():
     env, params = envs.make("Pendulum-v1", max_steps_in_episode=10)
     agent = SAC(SACConfig(**{**TINY, "num_envs": 1, "steps_per_update": 12, "total_timesteps": 240}), env, params)
     state = agent.init(jax.random.key(3))
-    traj, _, _ = jax.jit(agent.collect)(state, jax.random.key(4), jnp.asarray(True))
+    traj, *_ = jax.jit(agent.collect)(state, jax.random.key(4), jnp.asarray(True))
     ends = np.flatnonzero(np.asarray(traj["episode_end"][:, 0]))
     assert ends.tolist() == [9]  # the 10th step hits the time limit
     assert not np.asarray(traj["terminated"]).any()  # a time limit is a truncation: the target bootstraps
@@ -261,6 +261,52 @@ def test_periodic_reset_restarts_the_whole_learner_and_keeps_the_buffer(pendulum
     assert int(state.opt_state["critic"][0].count) == 4
 
 
+def test_pink_noise_drives_the_acting_samples_and_is_renewed_at_each_episode_end(pendulum):
+    """noise_exponent=1: each env's action is tanh(mean + std * its sequence at its step); a sequence is read one
+    step per env step and replaced when the episode ends (Pendulum-v1: 200 steps) or the horizon runs out."""
+    env, params = pendulum
+    config = SACConfig(**{**TINY, "num_envs": 3, "steps_per_update": 50, "noise_exponent": 1.0})
+    agent = SAC(config, env, params)
+    assert agent.noise_horizon == 200  # Pendulum's episode length
+    state = jax.jit(agent.init)(jax.random.key(0))
+    assert state.noise.shape == (3, 1, 200) and np.all(np.asarray(state.noise_step) == 0)
+    collect = jax.jit(agent.collect)
+    traj, env_state, obs, (noise, step) = collect(state, jax.random.key(1), jnp.asarray(False))
+    mean, log_std = jax.vmap(lambda o: sac_module.actor_mean_log_std(state.params["actor"], o, "relu", 0))(traj["obs"])
+    want = jnp.tanh(mean + jnp.exp(log_std) * jnp.moveaxis(state.noise[:, :, :50], -1, 0))
+    np.testing.assert_allclose(np.asarray(traj["action"]), np.asarray(want), atol=1e-5)
+    assert np.all(np.asarray(step) == 50) and _leaves_equal(noise, state.noise)
+    ended_before = False
+    for i in range(4):  # steps 50..249: the episodes end after step 200
+        traj, env_state, obs, (noise, step) = collect(
+            state.replace(env_state=env_state, obs=obs, noise=noise, noise_step=step), jax.random.key(2 + i),
+            jnp.asarray(False))
+        ended_before |= bool(np.any(np.asarray(traj["episode_end"])))
+    assert ended_before and np.all(np.asarray(step) == 50)  # 200 steps, renewed, 50 more
+    assert not np.allclose(np.asarray(noise), np.asarray(state.noise))
+    short = SAC(SACConfig(**{**TINY, "num_envs": 3, "steps_per_update": 50, "noise_exponent": 2.0,
+                             "noise_horizon": 30}), env, params)
+    _, _, _, (_, step) = jax.jit(short.collect)(jax.jit(short.init)(jax.random.key(0)), jax.random.key(1),
+                                                 jnp.asarray(False))
+    assert np.all(np.asarray(step) == 20)  # 50 steps = one 30-step sequence, then 20 of the next
+
+
+def test_pink_noise_runs_are_deterministic_and_white_noise_keeps_no_noise_state(tiny, pendulum):
+    pink = SAC(SACConfig(**{**TINY, "noise_exponent": 1.0}), *pendulum)
+    init, update = jax.jit(pink.init), jax.jit(pink.update)
+
+    def run(key):
+        state = init(key)
+        for _ in range(3):
+            state, _ = update(state)
+        return state
+
+    a, b = run(jax.random.key(5)), run(jax.random.key(5))
+    assert _leaves_equal(a, b) and a.noise is not None
+    white = tiny[1](jax.random.key(5))
+    assert white.noise is None and white.noise_step is None
+
+
 def test_task_set_draws_a_uniform_task_at_every_reset(pendulum):
     env, params = pendulum
     tasks = envs.stack_tasks([params.replace(max_steps_in_episode=5), params.replace(max_steps_in_episode=15)])
@@ -270,7 +316,7 @@ def test_task_set_draws_a_uniform_task_at_every_reset(pendulum):
     drawn = jax.jit(jax.vmap(agent.draw_tasks))(jax.random.split(jax.random.key(0), 100))  # [100 draws, 8 envs]
     assert set(np.unique(drawn.max_steps_in_episode)) == {5, 15}
     assert abs(np.mean(np.asarray(drawn.max_steps_in_episode) == 5) - 0.5) < 0.06
-    traj, _, _ = jax.jit(agent.collect)(jax.jit(agent.init)(jax.random.key(1)), jax.random.key(2), jnp.asarray(True))
+    traj, *_ = jax.jit(agent.collect)(jax.jit(agent.init)(jax.random.key(1)), jax.random.key(2), jnp.asarray(True))
     ended = np.asarray(traj["episode_end"])
     lengths = np.asarray(traj["episode_length"])[ended]
     assert set(np.unique(lengths)) == {5, 15}  # every episode runs one task's time limit
@@ -354,6 +400,10 @@ def test_config_checks_one_line_each(pendulum):
         (lambda: build_dataclass(SACConfig, {"layer_norm": 1}, "agent"), "agent.layer_norm must be true or false"),
         (lambda: SACConfig(tau=0.0), "SACConfig.tau must be in (0, 1]"),
         (lambda: build_dataclass(SACConfig, {"reset_every": -5}, "agent"), "agent.reset_every must be"),
+        (lambda: build_dataclass(SACConfig, {"noise_exponent": -1.0}, "agent"), "agent.noise_exponent must be"),
+        (lambda: build_dataclass(SACConfig, {"noise_exponent": float("nan")}, "agent"),
+         "agent.noise_exponent must be a finite number"),
+        (lambda: build_dataclass(SACConfig, {"noise_horizon": 1}, "agent"), "agent.noise_horizon must be"),
     ]
     for make, message in rows:
         with pytest.raises(ValueError) as info:
