@@ -4,7 +4,6 @@ continual runner (switch resets, the plan, learning across a stream) and the job
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 
