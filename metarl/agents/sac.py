@@ -93,7 +93,7 @@ _MEMORY_STREAM = 0xA6E_3  # folded into a gradient step's key for the episodic-m
 _AFTER_LEARN_STREAM = 0x5EC_1C1E  # folded into an update's learning key for the after-learn hook
 _RESERVOIR_STREAM = 0x2E5E_2B0  # folded into an update's collection key for reservoir insertion
 _RESET_STREAM = 0x2E5E7  # folded into an update's learning key for the periodic reset's fresh draw
-_NOISE_STREAM = 0xC010_2ED  # folded into the run key (init) and each env step's key for fresh acting-noise sequences
+_NOISE_STREAM = 0xC010_2ED  # folded into every key fresh_noise gets (run key, env step's key, continual switch's key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,7 +297,7 @@ class SAC:
         obs, env_state = jax.vmap(self.log_env.reset)(jax.random.split(k_env, cfg.num_envs), env_params)
         noise = noise_step = None
         if cfg.colored_noise:
-            noise = self.fresh_noise(jax.random.fold_in(k_run, _NOISE_STREAM))
+            noise = self.fresh_noise(k_run)
             noise_step = jnp.zeros((cfg.num_envs,), jnp.int32)
         return strongly_typed(SACState(
             params=params,
@@ -316,9 +316,12 @@ class SAC:
         ))
 
     def fresh_noise(self, key: jax.Array) -> jax.Array:
-        """New acting-noise sequences for every env: ``[num_envs, action_dim, noise_horizon]``."""
-        return colored_noise(key, self.config.noise_exponent, (self.config.num_envs, self.action_dim),
-                             self.noise_horizon)
+        """New acting-noise sequences for every env: ``[num_envs, action_dim, noise_horizon]``.
+
+        ``key`` may be one the caller also uses for other draws: the noise stream is folded in here.
+        """
+        return colored_noise(jax.random.fold_in(key, _NOISE_STREAM), self.config.noise_exponent,
+                             (self.config.num_envs, self.action_dim), self.noise_horizon)
 
     # --- collect -------------------------------------------------------------
     def collect(self, state: SACState, key: jax.Array, explore: jax.Array) -> tuple[dict, Any, jax.Array, tuple]:
@@ -360,7 +363,7 @@ class SAC:
             }
             if cfg.colored_noise:
                 renew = info["returned_episode"].astype(bool) | (noise_step + 1 >= self.noise_horizon)
-                fresh = self.fresh_noise(jax.random.fold_in(step_key, _NOISE_STREAM))
+                fresh = self.fresh_noise(step_key)
                 noise = jnp.where(renew[:, None, None], fresh, noise)
                 noise_step = jnp.where(renew, 0, noise_step + 1)
             return (env_state, flat_obs(next_obs, self.obs_dim), noise, noise_step), record

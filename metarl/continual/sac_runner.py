@@ -224,7 +224,7 @@ class SACContinualRunner:
                               update_step=jnp.zeros_like(state.update_step),
                               last_episode=jnp.full_like(state.last_episode, jnp.nan))
         if state.noise is not None:  # colored acting noise: the envs start new episodes, so new sequences
-            state = state.replace(noise=agent.fresh_noise(jax.random.fold_in(k_reset, 1)),
+            state = state.replace(noise=agent.fresh_noise(k_reset),
                                   noise_step=jnp.zeros_like(state.noise_step))
         if sw.reset_buffer:
             state = state.replace(buffer=state.buffer.replace(position=jnp.zeros_like(state.buffer.position),
