@@ -11,7 +11,10 @@ one of two routes:
 
 * ``above``: over the target at 12 cm above the handle, then straight down;
 * ``low-front``: 3 cm above the table, 12 cm in front of the handle, then
-  straight at the target (the way a policy that comes in low meets the bar).
+  straight at the target (the way a policy that comes in low meets the bar);
+* ``open-in-place`` (``--grid parked``): ``low-front`` with the fingers
+  closed, then, still pressing at the target, the fingers open for 30 steps
+  before the pull (open): can a hand parked against the bar hook it that way?
 
 The walls decide where the TCP really ends (reported as the reached offset);
 a cell *pulls* when the handle moved more than 5 cm. ``--grid table`` probes
@@ -40,9 +43,17 @@ TABLE_DY = tuple(0.02 * i for i in range(-4, 5))
 GRIDS = {
     "standard": (ROUTES, GRIPS, DX, DY, DZ),
     "table": (("above",), GRIPS, TABLE_DX, TABLE_DY, (-0.09,)),  # below the reach of the TCP in both worlds
+    # where SAC's stuck seeds park (in front of the bar, at and under its height), fingers opened there
+    "parked": (("open-in-place",), (-1.0,), (0.0, 0.04), DY, (0.0, -0.02, -0.04, -0.06)),
 }
 PULLED = 0.05  # handle displacement that counts as a pull
-GAIN, APPROACH_STEPS, SETTLE_STEPS, PULL_STEPS = 10.0, 70, 60, 60
+GAIN, APPROACH_STEPS, SETTLE_STEPS, OPEN_STEPS, PULL_STEPS = 10.0, 70, 60, 30, 60
+CLOSED = 1.0
+
+
+def approach_grip(route: str, grip: float) -> float:
+    """The gripper command on the way in: ``open-in-place`` comes in closed and opens at the target."""
+    return CLOSED if route == "open-in-place" else grip
 
 
 def cells(grid: str = "standard") -> list[tuple]:
@@ -78,8 +89,10 @@ def metaworld_side(grid: str = "standard") -> list[dict]:
         obs, _ = env.reset(seed=0)
         handle = obs[4:7].copy()
         approach, target = waypoints(route, handle, dx, dy, dz)
-        go(approach, grip, APPROACH_STEPS)
-        obs = go(target, grip, SETTLE_STEPS)
+        go(approach, approach_grip(route, grip), APPROACH_STEPS)
+        obs = go(target, approach_grip(route, grip), SETTLE_STEPS)
+        if route == "open-in-place":
+            obs = go(target, grip, OPEN_STEPS)
         reached = (unwrapped.tcp_center - obs[4:7]).tolist()
         obs = go(unwrapped.tcp_center + np.array([0.0, -0.2, 0.0]), grip, PULL_STEPS)
         out.append({"handle": handle.tolist(), "reached": reached, "pulled": float(handle[1] - obs[5])})
@@ -110,10 +123,17 @@ def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
             return s, None
         return jax.lax.scan(body, state, None, steps)[0]
 
-    def probe(params, approach, target, grip):
+    opens = {route == "open-in-place" for route, *_ in grid}
+    if len(opens) > 1:
+        raise ValueError("the open-in-place route runs on a grid of its own (--grid parked)")
+    open_phase = opens.pop()
+
+    def probe(params, approach, target, come_in, grip):
         state = task.reset_state(params)
         handle = task.handle(state)
-        state = go(go(state, approach, grip, APPROACH_STEPS, params), target, grip, SETTLE_STEPS, params)
+        state = go(go(state, approach, come_in, APPROACH_STEPS, params), target, come_in, SETTLE_STEPS, params)
+        if open_phase:
+            state = go(state, target, grip, OPEN_STEPS, params)
         reached = world.tcp_of(state.hand) - task.handle(state)
         pull = world.tcp_of(state.hand) + jnp.array([0.0, -0.2, 0.0])
         state = go(state, pull, grip, PULL_STEPS, params)
@@ -123,9 +143,10 @@ def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
     approach = jnp.asarray([p[0] for p in points], jnp.float32)
     target = jnp.asarray([p[1] for p in points], jnp.float32)
     grip = jnp.asarray([c[1] for c in grid], jnp.float32)
+    come_in = jnp.asarray([approach_grip(c[0], c[1]) for c in grid], jnp.float32)
     each = [env.params_for("drawer-open", obj_init=np.asarray(h) - np.asarray(handle_in_case)) for h in handles]
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *each)
-    reached, pulled = jax.jit(jax.vmap(probe))(params, approach, target, grip)
+    reached, pulled = jax.jit(jax.vmap(probe))(params, approach, target, come_in, grip)
     return [{"reached": r.tolist(), "pulled": float(p)} for r, p in zip(np.asarray(reached), np.asarray(pulled))]
 
 
@@ -153,7 +174,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metaworld-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
-                        help="standard: 384 cells around the handle; table: the TCP on the table, finer")
+                        help="standard: 384 cells around the handle; table: the TCP on the table, finer; "
+                             "parked: a closed hand stopped in front of the bar opens its fingers there")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     if args.metaworld_side:

@@ -352,3 +352,11 @@ def test_pull_map_script_probes_the_jax_drawer_like_the_unit_tests():
     assert set(table) <= set(script.cells("table")) and len(script.cells("table")) == 162
     ours = script.jax_side([handle] * len(table), table)
     assert [row["pulled"] > script.PULLED for row in ours] == [True, True, False, False]
+    # the parked grid: a closed hand stopped in front of the bar, under it, opens its fingers and is pushed back
+    parked = [("open-in-place", -1.0, 0.0, 0.02, -0.04), ("open-in-place", -1.0, 0.04, 0.0, -0.06)]
+    assert set(parked) <= set(script.cells("parked")) and len(script.cells("parked")) == 32
+    ours = script.jax_side([handle] * len(parked), parked)
+    assert [row["pulled"] > script.PULLED for row in ours] == [False, False]
+    assert all(row["reached"][1] <= -0.02 for row in ours)  # pushed back, not round the bar
+    with pytest.raises(ValueError, match="grid of its own"):
+        script.jax_side([handle] * 2, [parked[0], grid[0]])
