@@ -1,5 +1,5 @@
 """scripts/manipulation_sac_report.py on hand-written run directories: the curves, compute axis, wall time and
-tables it reports are the ones the runs hold."""
+tables it reports are the ones the runs hold; scripts/manipulation_sac_probe.py's rollouts show the mocap."""
 
 import importlib.util
 import json
@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from envs.manipulation import world
 from metarl.agents.sac_networks import init_actor
 from metarl.io.outputs import save_checkpoint
 
@@ -23,6 +24,14 @@ EVAL_SUCCESS = {1: [0.0, 0.0], 3: [0.2, 0.4], 5: [0.6, 1.0]}
 @pytest.fixture(scope="module")
 def report():
     spec = importlib.util.spec_from_file_location("sac_report", ROOT / "scripts" / "manipulation_sac_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("sac_probe", ROOT / "scripts" / "manipulation_sac_probe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,3 +103,20 @@ def test_pool_takes_the_seeds_of_runs_of_one_config_and_refuses_other_runs(repor
             report.main([str(a), str(run), "--pool", "--out", str(tmp_path / "no")])
         assert exit_.value.code == 2 and problem in capsys.readouterr().err
     assert not (tmp_path / "no").exists()  # refused before anything is computed or written
+
+
+def test_probe_shows_the_mocap_the_actions_wound_up(probe, tmp_path, capsys):
+    run = _write_run(tmp_path / "a", 3, "")
+    out = probe.greedy_rollouts(run, 1, 2)
+    assert out["obs"].shape == (2, 500, 39) and out["mocap"].shape == (2, 500, 3)
+    # Meta-World's set_xyz_action: the mocap starts at the hand and adds action / 100 each step, clipped to the
+    # hand bounds (reach has no wall to hold the hand, so only the clip and the hand's lag separate them)
+    before = np.concatenate([out["obs"][:, :1, :3], out["mocap"][:, :-1]], axis=1)
+    step = world.ACTION_SCALE * np.clip(out["action"][..., :3], -1, 1)
+    np.testing.assert_allclose(out["mocap"], np.clip(before + step, world.HAND_LOW, world.HAND_HIGH), atol=1e-6)
+    assert np.abs(out["mocap"][:, -1] - out["obs"][:, -1, :3]).max() < 0.05  # the unblocked hand follows it
+    probe.main([str(run), "--seeds", "1", "--tasks", "1", "--steps", "0", "499"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].startswith("  t=  0") and "mocap-hand [0. 0. 0.]" in printed[1]
+    gap = out["mocap"][0, 498] - out["obs"][0, 499, :3]
+    assert f"mocap-hand {np.array2string(gap, precision=3, suppress_small=True)}" in printed[2]
