@@ -1,13 +1,13 @@
 """Where does a pull open the drawer? The same probe in real Meta-World v3 and in the JAX drawer-open.
 
     METAWORLD_PYTHON=.venv-metaworld/bin/python .venv/bin/python scripts/metaworld_drawer_pull_map.py \
-        [--grid standard|table] [--out F]
+        [--grid standard|table|parked|wound-up] [--out F]
 
 Each cell of a grid puts the TCP at an offset ``(dx, dy, dz)`` from the
 drawer's handle (the observed handle point, 1 cm in front of the bar's axis),
 then moves it 0.2 m toward the robot, and records how far the handle followed.
 The TCP is driven by the same proportional controller in both worlds, along
-one of two routes:
+one of these routes:
 
 * ``above``: over the target at 12 cm above the handle, then straight down;
 * ``low-front``: 3 cm above the table, 12 cm in front of the handle, then
@@ -15,6 +15,13 @@ one of two routes:
 * ``open-in-place`` (``--grid parked``): ``low-front`` with the fingers
   closed, then, still pressing at the target, the fingers open for 30 steps
   before the pull (open): can a hand parked against the bar hook it that way?
+* ``wound-up 30`` / ``wound-up 60`` (``--grid wound-up``): ``low-front`` with
+  the fingers closed, then 250 steps of a steady push toward the drawer
+  (action y = 0.3, as SAC's parked seeds do), which the bar stops while the
+  mocap runs on to the hand bound; then, instead of the controller's pull, 30
+  or 60 steps of a full-speed pull down and back (action (0, -1, -1)): how
+  long before a wound-up hand moves the drawer? The mocap's lead over the hand
+  after the push is printed for both worlds.
 
 The walls decide where the TCP really ends (reported as the reached offset);
 a cell *pulls* when the handle moved more than 5 cm. ``--grid table`` probes
@@ -46,6 +53,10 @@ GRIDS = {
     # where SAC's stuck seeds park (in front of the bar, at and under its height), fingers opened there
     "parked": (("open-in-place",), (-1.0,), (0.0, 0.04), DY, (0.0, -0.02, -0.04, -0.06)),
 }
+PUSH_Y, PUSH_STEPS = 0.3, 250  # wound-up routes: the steady push toward the drawer
+WOUND_PULLS = {"wound-up 30": 30, "wound-up 60": 60}  # then this many steps of a full-speed pull, down and back
+# where SAC's parked seeds stand: 0.5 cm in front of the observed handle, 2.5 / 4.5 / 6.9 cm under it
+GRIDS["wound-up"] = (tuple(WOUND_PULLS), (1.0,), (0.0,), (-0.005,), (-0.025, -0.045, -0.069))
 PULLED = 0.05  # handle displacement that counts as a pull
 GAIN, APPROACH_STEPS, SETTLE_STEPS, OPEN_STEPS, PULL_STEPS = 10.0, 70, 60, 30, 60
 CLOSED = 1.0
@@ -54,6 +65,11 @@ CLOSED = 1.0
 def approach_grip(route: str, grip: float) -> float:
     """The gripper command on the way in: ``open-in-place`` comes in closed and opens at the target."""
     return CLOSED if route == "open-in-place" else grip
+
+
+def phase_of(route: str) -> str:
+    """What a route does between reaching its target and the pull: nothing, open the fingers, or push on."""
+    return "open" if route == "open-in-place" else "wound" if route in WOUND_PULLS else "plain"
 
 
 def cells(grid: str = "standard") -> list[tuple]:
@@ -84,6 +100,12 @@ def metaworld_side(grid: str = "standard") -> list[dict]:
             obs, *_ = env.step(np.r_[move, grip].astype(np.float32))
         return obs
 
+    def hold(action, steps):
+        obs = None
+        for _ in range(steps):
+            obs, *_ = env.step(np.asarray(action, np.float32))
+        return obs
+
     out = []
     for route, grip, dx, dy, dz in cells(grid):
         obs, _ = env.reset(seed=0)
@@ -91,11 +113,17 @@ def metaworld_side(grid: str = "standard") -> list[dict]:
         approach, target = waypoints(route, handle, dx, dy, dz)
         go(approach, approach_grip(route, grip), APPROACH_STEPS)
         obs = go(target, approach_grip(route, grip), SETTLE_STEPS)
-        if route == "open-in-place":
+        if phase_of(route) == "open":
             obs = go(target, grip, OPEN_STEPS)
+        if phase_of(route) == "wound":
+            obs = hold([0.0, PUSH_Y, 0.0, grip], PUSH_STEPS)
         reached = (unwrapped.tcp_center - obs[4:7]).tolist()
-        obs = go(unwrapped.tcp_center + np.array([0.0, -0.2, 0.0]), grip, PULL_STEPS)
-        out.append({"handle": handle.tolist(), "reached": reached, "pulled": float(handle[1] - obs[5])})
+        ahead = (unwrapped.data.mocap_pos[0] - obs[:3]).tolist()  # the observed hand is the end effector
+        if phase_of(route) == "wound":
+            obs = hold([0.0, -1.0, -1.0, grip], WOUND_PULLS[route])
+        else:
+            obs = go(unwrapped.tcp_center + np.array([0.0, -0.2, 0.0]), grip, PULL_STEPS)
+        out.append({"handle": handle.tolist(), "reached": reached, "ahead": ahead, "pulled": float(handle[1] - obs[5])})
     return out
 
 
@@ -123,31 +151,47 @@ def jax_side(handles, grid: list[tuple] | None = None) -> list[dict]:
             return s, None
         return jax.lax.scan(body, state, None, steps)[0]
 
-    opens = {route == "open-in-place" for route, *_ in grid}
-    if len(opens) > 1:
-        raise ValueError("the open-in-place route runs on a grid of its own (--grid parked)")
-    open_phase = opens.pop()
+    def hold(state, action, steps, params, most):
+        """``steps`` (at most ``most``) steps of one fixed action."""
+        def body(s, t):
+            _, moved, *_ = env.step_env(key, s, action, params)
+            return jax.tree.map(lambda a, b: jnp.where(t < steps, a, b), moved, s), None
+        return jax.lax.scan(body, state, jnp.arange(most))[0]
 
-    def probe(params, approach, target, come_in, grip):
+    phases = {phase_of(route) for route, *_ in grid}
+    if len(phases) > 1:
+        raise ValueError("the open-in-place and wound-up routes each run on a grid of its own "
+                         "(--grid parked, --grid wound-up)")
+    phase = phases.pop()
+    longest_pull = max(WOUND_PULLS.values())
+
+    def probe(params, approach, target, come_in, grip, pull_steps):
         state = task.reset_state(params)
         handle = task.handle(state)
         state = go(go(state, approach, come_in, APPROACH_STEPS, params), target, come_in, SETTLE_STEPS, params)
-        if open_phase:
+        if phase == "open":
             state = go(state, target, grip, OPEN_STEPS, params)
+        if phase == "wound":
+            state = hold(state, jnp.array([0.0, PUSH_Y, 0.0, 0.0]).at[3].set(grip), PUSH_STEPS, params, PUSH_STEPS)
         reached = world.tcp_of(state.hand) - task.handle(state)
-        pull = world.tcp_of(state.hand) + jnp.array([0.0, -0.2, 0.0])
-        state = go(state, pull, grip, PULL_STEPS, params)
-        return reached, handle[1] - task.handle(state)[1]
+        ahead = state.mocap - state.hand
+        if phase == "wound":
+            state = hold(state, jnp.array([0.0, -1.0, -1.0, 0.0]).at[3].set(grip), pull_steps, params, longest_pull)
+        else:
+            state = go(state, world.tcp_of(state.hand) + jnp.array([0.0, -0.2, 0.0]), grip, PULL_STEPS, params)
+        return reached, ahead, handle[1] - task.handle(state)[1]
 
     points = [waypoints(route, h, dx, dy, dz) for (route, _, dx, dy, dz), h in zip(grid, handles)]
     approach = jnp.asarray([p[0] for p in points], jnp.float32)
     target = jnp.asarray([p[1] for p in points], jnp.float32)
     grip = jnp.asarray([c[1] for c in grid], jnp.float32)
     come_in = jnp.asarray([approach_grip(c[0], c[1]) for c in grid], jnp.float32)
+    pull_steps = jnp.asarray([WOUND_PULLS.get(c[0], 0) for c in grid], jnp.int32)
     each = [env.params_for("drawer-open", obj_init=np.asarray(h) - np.asarray(handle_in_case)) for h in handles]
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *each)
-    reached, pulled = jax.jit(jax.vmap(probe))(params, approach, target, come_in, grip)
-    return [{"reached": r.tolist(), "pulled": float(p)} for r, p in zip(np.asarray(reached), np.asarray(pulled))]
+    reached, ahead, pulled = jax.jit(jax.vmap(probe))(params, approach, target, come_in, grip, pull_steps)
+    return [{"reached": r.tolist(), "ahead": a.tolist(), "pulled": float(p)}
+            for r, a, p in zip(np.asarray(reached), np.asarray(ahead), np.asarray(pulled))]
 
 
 def table(ours: list[dict], theirs: list[dict], grid: list[tuple] | None = None) -> tuple[str, dict]:
@@ -175,7 +219,8 @@ def main(argv=None) -> None:
     parser.add_argument("--metaworld-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grid", choices=sorted(GRIDS), default="standard",
                         help="standard: 384 cells around the handle; table: the TCP on the table, finer; "
-                             "parked: a closed hand stopped in front of the bar opens its fingers there")
+                             "parked: a closed hand stopped in front of the bar opens its fingers there; "
+                             "wound-up: it pushes on for 250 steps, then pulls at full speed for 30 or 60")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     if args.metaworld_side:
@@ -191,6 +236,18 @@ def main(argv=None) -> None:
     grid = cells(args.grid)
     ours = jax_side([cell["handle"] for cell in theirs], grid)
     text, _ = table(ours, theirs, grid)
+    if args.grid == "wound-up":
+        def cm(rows, read):
+            return ", ".join(f"{100 * read(row):.1f}" for row in rows)
+
+        def offsets(rows):
+            return "; ".join("(" + ", ".join(f"{100 * x:.1f}" for x in row["reached"]) + ")" for row in rows)
+
+        lead, pulled = (lambda row: row["ahead"][1]), (lambda row: row["pulled"])
+        text += (f"\n\nMocap ahead of the hand along y after the push, cm, per cell (ours / MW): "
+                 f"{cm(ours, lead)} / {cm(theirs, lead)}.\n"
+                 f"TCP from the handle after the push, cm (ours / MW): {offsets(ours)} / {offsets(theirs)}.\n"
+                 f"Handle pulled per cell, cm (ours / MW): {cm(ours, pulled)} / {cm(theirs, pulled)}.")
     print(text)
     if args.out:
         with open(args.out, "w") as handle:

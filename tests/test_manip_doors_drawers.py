@@ -360,3 +360,14 @@ def test_pull_map_script_probes_the_jax_drawer_like_the_unit_tests():
     assert all(row["reached"][1] <= -0.02 for row in ours)  # pushed back, not round the bar
     with pytest.raises(ValueError, match="grid of its own"):
         script.jax_side([handle] * 2, [parked[0], grid[0]])
+    # the wound-up grid: a closed hand that keeps pushing against the bar lets its mocap run on to the hand bound
+    # (y = 1.0, as Meta-World clips it: 27.5-27.9 cm ahead there), so 30 steps of a full-speed pull only bring the
+    # mocap back and open nothing; 60 open the drawer (MuJoCo: 0.0 and 15.6-15.8 cm, the same script)
+    wound = [("wound-up 30", 1.0, 0.0, -0.005, -0.069), ("wound-up 60", 1.0, 0.0, -0.005, -0.069)]
+    assert set(wound) <= set(script.cells("wound-up")) and len(script.cells("wound-up")) == 6
+    ours = script.jax_side([handle] * len(wound), wound)
+    assert [row["pulled"] > script.PULLED for row in ours] == [False, True]
+    assert ours[0]["pulled"] < 0.01
+    np.testing.assert_allclose([row["ahead"][1] for row in ours], 1.0 - (handle[1] - 0.005), atol=1e-4)
+    with pytest.raises(ValueError, match="grid of its own"):
+        script.jax_side([handle] * 2, [wound[0], parked[0]])
