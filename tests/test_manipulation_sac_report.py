@@ -21,20 +21,21 @@ SEEDS = 2
 EVAL_SUCCESS = {1: [0.0, 0.0], 3: [0.2, 0.4], 5: [0.6, 1.0]}
 
 
-@pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location("sac_report", ROOT / "scripts" / "manipulation_sac_report.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def report():
+    return _script("manipulation_sac_report")
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("sac_probe", ROOT / "scripts" / "manipulation_sac_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _script("manipulation_sac_probe")
 
 
 def _write_run(run: Path, gradient_steps: int, log: str, seed: int = 0) -> Path:
